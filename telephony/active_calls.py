@@ -1,0 +1,53 @@
+"""Counts the calls this pod is carrying, from the moment the webhook admits one.
+
+A call is reserved when the webhook answers it (so a burst of webhooks cannot all be admitted
+before any stream connects), becomes active when its stream starts, and is released when the
+stream ends. A reservation whose stream never arrives expires with the call token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class ActiveCalls:
+    def __init__(self, limit: int, reservation_ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self._reservation_ttl = reservation_ttl
+        self._clock = clock
+        self._reserved: dict[str, float] = {}
+        self._active: set[str] = set()
+
+    def _expire(self) -> None:
+        now = self._clock()
+        for sid in [sid for sid, deadline in self._reserved.items() if deadline < now]:
+            del self._reserved[sid]
+
+    @property
+    def count(self) -> int:
+        """Reserved plus active calls."""
+        self._expire()
+        return len(self._reserved) + len(self._active)
+
+    @property
+    def active(self) -> int:
+        return len(self._active)
+
+    def try_reserve(self, call_sid: str) -> bool:
+        """Hold a place for a call the webhook is about to answer; False when full."""
+        if call_sid in self._reserved or call_sid in self._active:
+            return True  # Twilio retried the webhook
+        if self.count >= self.limit:
+            return False
+        self._reserved[call_sid] = self._clock() + self._reservation_ttl
+        return True
+
+    def start(self, call_sid: str) -> None:
+        """The call's stream started (on this pod, with or without a reservation here)."""
+        self._reserved.pop(call_sid, None)
+        self._active.add(call_sid)
+
+    def release(self, call_sid: str) -> None:
+        self._reserved.pop(call_sid, None)
+        self._active.discard(call_sid)

@@ -1,0 +1,81 @@
+"""Audio conversion at the edge: G.711 mu-law <-> PCM16, and stateful stream resampling.
+
+Twilio carries 8 kHz mu-law; the pipeline works in PCM16 at 16 kHz and TTS engines speak at
+their own rate. Resamplers keep filter state per call and direction, so 20 ms frames join up
+without clicks. soxr holds a few milliseconds back depending on quality; `flush()` releases that
+tail at the end of a chunk of speech.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+import soxr
+
+if sys.version_info < (3, 13):
+    with warnings.catch_warnings():  # stdlib audioop: deprecated in 3.11-3.12, C-fast, exact G.711
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+else:  # pragma: no cover - audioop-lts provides the same module from 3.13 on
+    import audioop
+
+TWILIO_SAMPLE_RATE = 8000
+FRAME_MS = 20
+MULAW_FRAME_BYTES = TWILIO_SAMPLE_RATE * FRAME_MS // 1000  # 160 bytes = 20 ms
+MULAW_SILENCE = b"\xff"
+
+
+def mulaw_to_pcm16(data: bytes) -> bytes:
+    """Decode G.711 mu-law to PCM16 little-endian."""
+    return audioop.ulaw2lin(data, 2)
+
+
+def pcm16_to_mulaw(data: bytes) -> bytes:
+    """Encode PCM16 little-endian to G.711 mu-law (an odd trailing byte is dropped)."""
+    return audioop.lin2ulaw(data[: len(data) & ~1], 2)
+
+
+def pcm16_duration_ms(data: bytes, sample_rate: int) -> float:
+    return len(data) / 2 / sample_rate * 1000
+
+
+class StreamResampler:
+    """Resamples a PCM16 mono stream chunk by chunk, keeping filter state between chunks."""
+
+    def __init__(self, in_rate: int, out_rate: int, quality: str = "HQ") -> None:
+        if in_rate <= 0 or out_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        self.quality = quality
+        self._stream = (
+            None if in_rate == out_rate else soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality=quality)
+        )
+        self._odd_byte = b""
+
+    def process(self, pcm: bytes) -> bytes:
+        """Resample the next chunk; output may lag input by the filter's delay."""
+        pcm = self._odd_byte + pcm
+        usable = len(pcm) & ~1
+        self._odd_byte = pcm[usable:]
+        if self._stream is None:
+            return pcm[:usable]
+        samples = np.frombuffer(pcm, dtype=np.int16, count=usable // 2)
+        return self._stream.resample_chunk(samples).tobytes()
+
+    def flush(self) -> bytes:
+        """Release the samples held in the filter and start afresh (end of a chunk of speech)."""
+        self._odd_byte = b""
+        if self._stream is None:
+            return b""
+        tail = self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True).tobytes()
+        self._stream.clear()
+        return tail
+
+    def reset(self) -> None:
+        """Forget buffered input without emitting it (after a barge-in `clear`)."""
+        self._odd_byte = b""
+        if self._stream is not None:
+            self._stream.clear()

@@ -1,0 +1,222 @@
+"""`WS /twilio/media`: one Twilio Media Stream, from `connected` to `stop`.
+
+The stream waits for `start`, verifies the call token Twilio hands back in `customParameters`
+(close 1008 if missing, forged, expired or for another call), then runs the agent's session
+against a `TwilioCallPort` while this handler reads Twilio's messages. A malformed, unknown or
+oversized message is logged and dropped; only `stop`, a disconnect, or the session ending the
+call ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from agents.port import AudioIn, CallInfo, CallOutcome, DtmfIn, MarkHeard
+from telephony import call_token
+from telephony.audio import TWILIO_SAMPLE_RATE, StreamResampler, mulaw_to_pcm16
+from telephony.edge import CallEdge
+from telephony.logs import call_sid_var
+from telephony.playout import Playout
+from telephony.protocol import Connected, Dtmf, Mark, Media, ProtocolError, Start, Stop, parse_inbound
+from telephony.twilio_port import TwilioCallPort
+
+log = logging.getLogger(__name__)
+
+POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
+TOKEN_PARAMETER = "token"
+START_TIMEOUT_SECONDS = 10.0
+SESSION_GRACE_SECONDS = 2.0
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def media_stream(websocket: WebSocket) -> None:
+    edge: CallEdge = websocket.app.state.edge
+    await websocket.accept()
+    try:
+        await _serve(websocket, edge)
+    except _Disconnected:
+        pass
+    except Exception:  # never let one call's failure escape into the server
+        log.exception("media stream failed")
+        await _close(websocket, INTERNAL_ERROR, "internal error")
+
+
+async def _receive(websocket: WebSocket, edge: CallEdge) -> Connected | Start | Media | Dtmf | Mark | Stop | None:
+    """The next usable message, None for one that was dropped; raises `_Disconnected` at the end."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise _Disconnected
+    raw = message.get("text")
+    if raw is None:
+        raw = message.get("bytes") or b""
+    try:
+        return parse_inbound(raw, edge.settings.ws_max_message_bytes)
+    except ProtocolError as exc:
+        edge.count("stream_messages_dropped")
+        log.warning("dropped media-stream message", extra={"reason": str(exc), "size": len(raw)})
+        return None
+
+
+async def _await_start(websocket: WebSocket, edge: CallEdge) -> Start:
+    async with asyncio.timeout(START_TIMEOUT_SECONDS):
+        while True:
+            message = await _receive(websocket, edge)
+            if isinstance(message, Start):
+                return message
+            if message is not None and not isinstance(message, Connected):
+                edge.count("stream_messages_dropped")
+                log.warning("dropped message before start", extra={"event": message.event})
+
+
+async def _serve(websocket: WebSocket, edge: CallEdge) -> None:
+    settings = edge.settings
+    try:
+        start = await _await_start(websocket, edge)
+    except TimeoutError:
+        await _close(websocket, POLICY_VIOLATION, "no start message")
+        return
+    meta = start.start
+    try:
+        claims = call_token.verify(settings.call_token_key(), meta.custom_parameters.get(TOKEN_PARAMETER))
+        if claims.call_sid != meta.call_sid:
+            raise call_token.CallTokenError("call token is for another call")
+        if settings.twilio_account_sid and meta.account_sid != settings.twilio_account_sid:
+            raise call_token.CallTokenError("stream from another account")
+    except call_token.CallTokenError as exc:
+        edge.count("streams_refused")
+        log.warning("refused media stream", extra={"reason": str(exc), "call_sid_claimed": meta.call_sid})
+        await _close(websocket, POLICY_VIOLATION, str(exc))
+        return
+    agent = edge.agents.get(claims.agent_id)
+    if agent is None:
+        log.error("call token names an unknown agent", extra={"agent_id": claims.agent_id})
+        await _close(websocket, INTERNAL_ERROR, "unknown agent")
+        return
+
+    call_sid_var.set(meta.call_sid)
+    info = CallInfo(
+        call_sid=meta.call_sid,
+        stream_sid=meta.stream_sid,
+        agent_id=claims.agent_id,
+        from_number=claims.from_number,
+        to_number=claims.to_number,
+        direction=claims.direction,
+        sample_rate=settings.pipeline_sample_rate,
+    )
+    await _run_call(websocket, edge, info)
+
+
+async def _run_call(websocket: WebSocket, edge: CallEdge, info: CallInfo) -> None:
+    settings = edge.settings
+    send_lock = asyncio.Lock()
+
+    async def send(text: str) -> None:
+        async with send_lock:
+            await websocket.send_text(text)
+
+    async def end_call(outcome: CallOutcome) -> None:
+        edge.outcomes.put(info.call_sid, outcome)
+        await _close(websocket, 1000, outcome.reason)
+
+    playout = Playout(
+        send,
+        info.stream_sid,
+        lead_ms=settings.playout_lead_ms,
+        max_frames=settings.playout_queue_frames,
+        max_pending_marks=settings.pending_marks,
+    )
+    port = TwilioCallPort(
+        info,
+        playout,
+        end_call,
+        max_queued_events=settings.inbound_queue_frames,
+        outbound_quality=settings.outbound_resample_quality,
+        end_wait_seconds=settings.playout_queue_frames * 0.02,
+    )
+    inbound = StreamResampler(TWILIO_SAMPLE_RATE, settings.pipeline_sample_rate, settings.inbound_resample_quality)
+    agent = edge.agents.get(info.agent_id)
+    assert agent is not None
+
+    edge.calls.start(info.call_sid)
+    edge.count("calls_started")
+    started = time.monotonic()
+    log.info("call started", extra={"agent_id": info.agent_id, "stream_sid": info.stream_sid})
+    playout_task = asyncio.create_task(playout.run(), name=f"playout-{info.call_sid}")
+    session_task = asyncio.create_task(_run_session(agent, port), name=f"session-{info.call_sid}")
+    ended_by = "caller"
+    try:
+        while True:
+            try:
+                message = await _receive(websocket, edge)
+            except _Disconnected:
+                ended_by = "session" if port.outcome is not None else "disconnect"
+                break
+            if isinstance(message, Media):
+                if message.media.track in ("inbound", "inbound_track"):
+                    pcm = inbound.process(mulaw_to_pcm16(message.media.payload))
+                    if pcm:
+                        port.push(AudioIn(pcm, message.media.timestamp))
+            elif isinstance(message, Mark):
+                if playout.mark_echoed(message.mark.name):
+                    port.push(MarkHeard(message.mark.name, heard=True))
+            elif isinstance(message, Dtmf):
+                port.push(DtmfIn(message.dtmf.digit))
+            elif isinstance(message, Stop):
+                break
+            elif isinstance(message, Start):
+                log.warning("dropped a second start message")
+    finally:
+        port.close()
+        playout.close()
+        await _finish_session(session_task)
+        playout_task.cancel()
+        await asyncio.gather(playout_task, return_exceptions=True)
+        edge.calls.release(info.call_sid)
+        edge.count("calls_ended")
+        log.info(
+            "call ended",
+            extra={
+                "ended_by": ended_by,
+                "duration_s": round(time.monotonic() - started, 3),
+                "frames_sent": playout.frames_sent,
+                "dropped_audio_frames": port.dropped_audio_frames,
+            },
+        )
+        await _close(websocket, 1000, "call ended")
+
+
+async def _run_session(agent, port: TwilioCallPort) -> None:  # type: ignore[no-untyped-def]
+    try:
+        await agent.run(port)
+        if not port.closed:  # the agent is done talking: end the call rather than leave silence
+            await port.hang_up("agent finished")
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("session failed; ending the call")
+        await port.hang_up("session error")
+
+
+async def _finish_session(task: asyncio.Task[None]) -> None:
+    """Give the session a moment to notice the end of events, then cancel it."""
+    done, _ = await asyncio.wait({task}, timeout=SESSION_GRACE_SECONDS)
+    if not done:
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    if websocket.application_state == WebSocketState.DISCONNECTED:
+        return
+    try:
+        await websocket.close(code, reason[:120])
+    except Exception:  # already closing from the other side
+        pass

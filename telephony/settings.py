@@ -1,0 +1,127 @@
+"""One settings object for the pod, read from `SWITCHBOARD_*` environment variables.
+
+Every knob has a default that works on a laptop; the only required value is the Twilio auth
+token, because without it no webhook can be trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Annotated, Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ResampleQuality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
+
+
+class Settings(BaseSettings):
+    """Pod configuration. Each field is `SWITCHBOARD_<FIELD NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore", frozen=True)
+
+    # -- serving -----------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    """Address `switchboard serve` binds."""
+    port: int = Field(8000, ge=0, le=65535)
+    """Port `switchboard serve` binds (0 picks a free one)."""
+
+    # -- Twilio ------------------------------------------------------------------------
+    twilio_auth_token: SecretStr
+    """Auth token that Twilio signs webhooks with (required)."""
+    twilio_account_sid: str | None = None
+    """When set, webhooks and streams from any other account are refused."""
+    public_url: AnyHttpUrl | None = None
+    """Base URL Twilio uses to reach this service, e.g. `https://calls.example.com`.
+    Signatures are checked against it. When unset, the URL is rebuilt from the request,
+    honouring `X-Forwarded-Proto`/`X-Forwarded-Host` only if `trust_forwarded_headers`."""
+    trust_forwarded_headers: bool = False
+    """Trust `X-Forwarded-Proto` and `X-Forwarded-Host` (only behind a proxy that sets them)."""
+    webhook_max_body_bytes: int = Field(64 * 1024, ge=1024)
+    """Bound on a webhook body; larger requests get 413 before any parsing."""
+
+    # -- call token --------------------------------------------------------------------
+    call_token_secret: SecretStr | None = None
+    """HMAC key for the token handed from the webhook to the media stream. Defaults to a key
+    derived from the auth token, so every pod sharing the token accepts each other's calls."""
+    call_token_ttl_seconds: int = Field(60, ge=5, le=3600)
+    """How long after the webhook the stream may connect."""
+
+    # -- routing -----------------------------------------------------------------------
+    numbers: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """Called number -> agent id, as JSON (`{"+15550100": "echo"}`). Replaced by the database
+    once it lands."""
+    busy_response: Literal["say", "reject"] = "say"
+    """How a refused call is answered: a polite `<Say>` then hang-up, or `<Reject reason="busy">`."""
+    busy_message: str = "Sorry, all of our agents are busy right now. Please call again in a few minutes."
+    unknown_number_message: str = "Sorry, this number is not in service. Goodbye."
+
+    max_concurrent_calls: int = Field(20, ge=1)
+    """Calls this pod carries at once (reserved at the webhook, released when the stream ends);
+    the webhook answers busy past it. The memory-guard issue derives the default from measured
+    per-call cost."""
+
+    # -- media stream bounds -----------------------------------------------------------
+    ws_max_message_bytes: int = Field(64 * 1024, ge=4096)
+    """Largest media-stream message we parse; bigger ones are logged and dropped. A Twilio
+    20 ms media message is ~0.3 KB and `start` ~2 KB."""
+    ws_max_frame_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
+    """Largest WebSocket frame the server reads at all (uvicorn `ws_max_size`); above it the
+    connection is closed with 1009. Must exceed `ws_max_message_bytes`."""
+    inbound_queue_frames: int = Field(250, ge=10)
+    """Caller audio frames (20 ms each) waiting for the session; the oldest are dropped past
+    this (250 = 5 s)."""
+    playout_queue_frames: int = Field(1500, ge=50)
+    """Agent audio frames (20 ms each) queued for the caller; `play` waits past this (1500 = 30 s)."""
+    playout_lead_ms: int = Field(200, ge=0, le=2000)
+    """How far ahead of real time agent audio is sent to Twilio: jitter cover, and the most
+    audio a `clear` has to drop on Twilio's side."""
+    pending_marks: int = Field(256, ge=8)
+    """Marks sent and not yet echoed; past this the oldest are forgotten (logged)."""
+
+    # -- audio -------------------------------------------------------------------------
+    pipeline_sample_rate: int = 16000
+    """Rate of the PCM16 frames the session receives."""
+    inbound_resample_quality: ResampleQuality = "MQ"
+    """soxr quality for 8 kHz -> pipeline rate. MQ holds back ~26 ms, HQ ~66 ms for the same
+    pass-band fidelity (see benchmarks/audio_path.py)."""
+    outbound_resample_quality: ResampleQuality = "HQ"
+    """soxr quality for TTS rate -> 8 kHz; downsampling needs the stronger anti-alias filter."""
+
+    # -- built-in agent ----------------------------------------------------------------
+    transfer_number: str | None = None
+    """Where the built-in agent transfers a caller who presses 0 (unset: no transfer)."""
+    call_outcome_ttl_seconds: int = Field(300, ge=10)
+    """How long a hang-up/transfer decision waits for Twilio's `<Connect action>` request."""
+    call_outcomes_max: int = Field(10_000, ge=100)
+    """Bound on remembered call outcomes (oldest evicted)."""
+
+    # -- logging -----------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("numbers", mode="before")
+    @classmethod
+    def _parse_numbers(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f'must be a JSON object like {{"+15550100": "echo"}}: {exc}') from None
+        return value
+
+    @field_validator("ws_max_frame_bytes")
+    @classmethod
+    def _frame_above_message(cls, value: int, info) -> int:  # type: ignore[no-untyped-def]
+        message = info.data.get("ws_max_message_bytes")
+        if message is not None and value <= message:
+            raise ValueError("must be larger than ws_max_message_bytes")
+        return value
+
+    def call_token_key(self) -> bytes:
+        """The HMAC key for call tokens (explicit, or derived from the auth token)."""
+        if self.call_token_secret is not None:
+            return self.call_token_secret.get_secret_value().encode()
+        token = self.twilio_auth_token.get_secret_value().encode()
+        return hmac.new(token, b"switchboard call token v1", hashlib.sha256).digest()
