@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
 TOKEN_PARAMETER = "token"
-START_TIMEOUT_SECONDS = 10.0
 SESSION_GRACE_SECONDS = 2.0
 
 
@@ -66,7 +65,7 @@ async def _receive(websocket: WebSocket, edge: CallEdge) -> Connected | Start | 
 
 
 async def _await_start(websocket: WebSocket, edge: CallEdge) -> Start:
-    async with asyncio.timeout(START_TIMEOUT_SECONDS):
+    async with asyncio.timeout(edge.settings.stream_start_timeout_seconds):
         while True:
             message = await _receive(websocket, edge)
             if isinstance(message, Start):

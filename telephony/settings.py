@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
     """Largest WebSocket frame the server reads at all (uvicorn `ws_max_size`); above it the
     connection is closed with 1009. Must exceed `ws_max_message_bytes`."""
+    stream_start_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    """A stream that has not sent a valid `start` by then is closed (1008)."""
     inbound_queue_frames: int = Field(250, ge=10)
     """Caller audio frames (20 ms each) waiting for the session; the oldest are dropped past
     this (250 = 5 s)."""

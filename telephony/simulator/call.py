@@ -66,6 +66,7 @@ class SimulatedCall:
         self.max_ticks = int(max_seconds / TICK_S)
         self.report = CallReport(self.call_sid)
         self._t0 = 0.0
+        self._cleared_since_audio = False
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -188,11 +189,13 @@ class SimulatedCall:
                         self.report.add(self._now(), "stream", f"server sent an invalid message: {exc}")
                         continue
                     if isinstance(message, OutboundMedia):
+                        self._cleared_since_audio = False
                         player.add_audio(message.media.payload)
                     elif isinstance(message, OutboundMark):
                         player.add_mark(message.mark.name)
                     elif isinstance(message, Clear):
                         dropped_ms, marks = player.clear()
+                        self._cleared_since_audio = True
                         at = self._now()
                         self.report.clears.append(at)
                         self.report.add(at, "clear", f"dropped {dropped_ms:.0f} ms of queued audio")
@@ -284,6 +287,8 @@ class SimulatedCall:
             self.report.caller_mulaw.extend(frame)
 
             played, marks_due = player.play_frame()
+            if played and self._cleared_since_audio:
+                self.report.frames_played_after_clear += 1
             self.report.agent_mulaw.extend(played.ljust(len(frame), b"\xff"))
             if played and speaking_since is None:
                 speaking_since = now

@@ -34,6 +34,9 @@ class CallReport:
     close_code: int | None = None
     close_reason: str = ""
     max_buffered_ms: float = 0.0
+    frames_played_after_clear: int = 0
+    """Agent frames played after a `clear` arrived and before new audio did: Twilio drops its
+    buffer at once, so this must stay 0."""
     caller_mulaw: bytearray = field(default_factory=bytearray)
     agent_mulaw: bytearray = field(default_factory=bytearray)
 
