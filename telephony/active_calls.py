@@ -36,6 +36,7 @@ class ActiveCalls:
 
     def try_reserve(self, call_sid: str) -> bool:
         """Hold a place for a call the webhook is about to answer; False when full."""
+        self._expire()
         if call_sid in self._reserved or call_sid in self._active:
             return True  # Twilio retried the webhook
         if self.count >= self.limit:

@@ -81,6 +81,8 @@ def verify(key: bytes, token: str | None, *, now: float | None = None) -> CallCl
         raise CallTokenError("call token missing")
     if len(token) > MAX_TOKEN_CHARS:
         raise CallTokenError("call token too long")
+    if not token.isascii():
+        raise CallTokenError("call token malformed")
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != _VERSION:
         raise CallTokenError("call token malformed")

@@ -15,7 +15,7 @@ import time
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from agents.port import AudioIn, CallInfo, CallOutcome, DtmfIn, MarkHeard
+from agents.port import Agent, AudioIn, CallInfo, CallOutcome, DtmfIn, MarkHeard
 from telephony import call_token
 from telephony.audio import TWILIO_SAMPLE_RATE, StreamResampler, mulaw_to_pcm16
 from telephony.edge import CallEdge
@@ -48,37 +48,51 @@ async def media_stream(websocket: WebSocket) -> None:
         await _close(websocket, INTERNAL_ERROR, "internal error")
 
 
-async def _receive(websocket: WebSocket, edge: CallEdge) -> Connected | Start | Media | Dtmf | Mark | Stop | None:
-    """The next usable message, None for one that was dropped; raises `_Disconnected` at the end."""
-    message = await websocket.receive()
-    if message["type"] == "websocket.disconnect":
-        raise _Disconnected
-    raw = message.get("text")
-    if raw is None:
-        raw = message.get("bytes") or b""
-    try:
-        return parse_inbound(raw, edge.settings.ws_max_message_bytes)
-    except ProtocolError as exc:
-        edge.count("stream_messages_dropped")
-        log.warning("dropped media-stream message", extra={"reason": str(exc), "size": len(raw)})
-        return None
+class _Reader:
+    """Reads one stream's messages; drops the unusable ones (logging the first few, then every
+    hundredth, so a stream spewing garbage cannot flood the logs)."""
 
+    def __init__(self, websocket: WebSocket, edge: CallEdge) -> None:
+        self.websocket = websocket
+        self.edge = edge
+        self.dropped = 0
 
-async def _await_start(websocket: WebSocket, edge: CallEdge) -> Start:
-    async with asyncio.timeout(edge.settings.stream_start_timeout_seconds):
-        while True:
-            message = await _receive(websocket, edge)
-            if isinstance(message, Start):
-                return message
-            if message is not None and not isinstance(message, Connected):
-                edge.count("stream_messages_dropped")
-                log.warning("dropped message before start", extra={"event": message.event})
+    def drop(self, reason: str, size: int) -> None:
+        self.dropped += 1
+        self.edge.count("stream_messages_dropped")
+        if self.dropped <= 10 or self.dropped % 100 == 0:
+            log.warning("dropped media-stream message", extra={"reason": reason, "size": size, "dropped": self.dropped})
+
+    async def next(self) -> Connected | Start | Media | Dtmf | Mark | Stop | None:
+        """The next usable message, None for one that was dropped; `_Disconnected` at the end."""
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise _Disconnected
+        raw = message.get("text")
+        if raw is None:
+            raw = message.get("bytes") or b""
+        try:
+            return parse_inbound(raw, self.edge.settings.ws_max_message_bytes)
+        except ProtocolError as exc:
+            self.drop(str(exc), len(raw))
+            return None
+
+    async def start(self) -> Start:
+        """Wait for `start`, dropping anything else but `connected`."""
+        async with asyncio.timeout(self.edge.settings.stream_start_timeout_seconds):
+            while True:
+                message = await self.next()
+                if isinstance(message, Start):
+                    return message
+                if message is not None and not isinstance(message, Connected):
+                    self.drop(f"{message.event} before start", 0)
 
 
 async def _serve(websocket: WebSocket, edge: CallEdge) -> None:
     settings = edge.settings
+    reader = _Reader(websocket, edge)
     try:
-        start = await _await_start(websocket, edge)
+        start = await reader.start()
     except TimeoutError:
         await _close(websocket, POLICY_VIOLATION, "no start message")
         return
@@ -110,10 +124,11 @@ async def _serve(websocket: WebSocket, edge: CallEdge) -> None:
         direction=claims.direction,
         sample_rate=settings.pipeline_sample_rate,
     )
-    await _run_call(websocket, edge, info)
+    await _run_call(reader, info)
 
 
-async def _run_call(websocket: WebSocket, edge: CallEdge, info: CallInfo) -> None:
+async def _run_call(reader: _Reader, info: CallInfo) -> None:
+    websocket, edge = reader.websocket, reader.edge
     settings = edge.settings
     send_lock = asyncio.Lock()
 
@@ -154,7 +169,7 @@ async def _run_call(websocket: WebSocket, edge: CallEdge, info: CallInfo) -> Non
     try:
         while True:
             try:
-                message = await _receive(websocket, edge)
+                message = await reader.next()
             except _Disconnected:
                 ended_by = "session" if port.outcome is not None else "disconnect"
                 break
@@ -171,7 +186,7 @@ async def _run_call(websocket: WebSocket, edge: CallEdge, info: CallInfo) -> Non
             elif isinstance(message, Stop):
                 break
             elif isinstance(message, Start):
-                log.warning("dropped a second start message")
+                reader.drop("second start message", 0)
     finally:
         port.close()
         playout.close()
@@ -192,7 +207,7 @@ async def _run_call(websocket: WebSocket, edge: CallEdge, info: CallInfo) -> Non
         await _close(websocket, 1000, "call ended")
 
 
-async def _run_session(agent, port: TwilioCallPort) -> None:  # type: ignore[no-untyped-def]
+async def _run_session(agent: Agent, port: TwilioCallPort) -> None:
     try:
         await agent.run(port)
         if not port.closed:  # the agent is done talking: end the call rather than leave silence

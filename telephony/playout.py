@@ -61,6 +61,8 @@ class Playout:
         self._has_space.set()
         self._generation = 0
         self._closed = False
+        self._holding = False
+        """`run()` has taken a frame off the queue and is waiting for its time to send it."""
         self._play_end = 0.0
         """Clock time at which Twilio will have played everything sent so far."""
         self.frames_sent = 0
@@ -68,7 +70,9 @@ class Playout:
     # -- producer side ------------------------------------------------------------------
 
     async def enqueue_audio(self, mulaw: bytes) -> None:
-        """Queue mu-law audio; waits while `max_frames` are already queued."""
+        """Queue mu-law audio; waits while `max_frames` are already queued. A `clear()` while
+        waiting drops the rest of this audio too (it belongs to the reply being cut off)."""
+        generation = self._generation
         data = self._partial + mulaw
         whole = len(data) - len(data) % MULAW_FRAME_BYTES
         self._partial = data[whole:]
@@ -76,7 +80,7 @@ class Playout:
             while self._frames_queued >= self._max_frames and not self._closed:
                 self._has_space.clear()
                 await self._has_space.wait()
-            if self._closed:
+            if self._closed or generation != self._generation:
                 return
             self._queue.append(data[start : start + MULAW_FRAME_BYTES])
             self._frames_queued += 1
@@ -103,6 +107,7 @@ class Playout:
         self._queue.clear()
         self._frames_queued = 0
         self._partial = b""
+        self._holding = False  # the frame `run()` holds is dropped when it wakes
         self._has_items.clear()
         self._has_space.set()
         self._play_end = self._clock()
@@ -133,13 +138,13 @@ class Playout:
     @property
     def idle(self) -> bool:
         """Nothing queued here and everything sent has finished playing."""
-        return not self._queue and not self._partial and self._clock() >= self._play_end
+        return not (self._queue or self._partial or self._holding) and self._clock() >= self._play_end
 
     @property
     def buffered_ms(self) -> float:
         """Audio queued here plus audio sent and not yet played at Twilio, in milliseconds."""
         ahead = max(0.0, self._play_end - self._clock())
-        return self._frames_queued * 20 + ahead * 1000
+        return (self._frames_queued + self._holding) * 20 + ahead * 1000
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until queued audio has played (for hang-up after a goodbye); False on timeout."""
@@ -173,11 +178,14 @@ class Playout:
             self._has_space.set()
             generation = self._generation
             now = self._clock()
-            if self._play_end < now:  # idle gap: playback restarts now
-                self._play_end = now
+            self._play_end = max(self._play_end, now)  # after an idle gap, playback restarts now
             wait = self._play_end + len(item) / TWILIO_SAMPLE_RATE - self._lead - now
             if wait > 0:
-                await asyncio.sleep(wait)
+                self._holding = True
+                try:
+                    await asyncio.sleep(wait)
+                finally:
+                    self._holding = False
                 if generation != self._generation:  # cleared while we waited: drop this frame
                     continue
             await self._send(media_message(self._stream_sid, item))

@@ -125,16 +125,17 @@ INBOUND_EVENTS = frozenset({"connected", "start", "media", "dtmf", "mark", "stop
 
 
 def _parse(raw: str | bytes, max_bytes: int, events: frozenset[str], adapter: TypeAdapter[Any]) -> Any:
-    if len(raw) > max_bytes:
-        raise ProtocolError(f"message of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
+    size = len(raw) if isinstance(raw, bytes) or raw.isascii() else len(raw.encode("utf-8", "replace"))
+    if size > max_bytes:
+        raise ProtocolError(f"message of {size} bytes exceeds the {max_bytes}-byte limit")
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # also too-deep nesting and over-long integers
         raise ProtocolError(f"malformed JSON: {exc.__class__.__name__}") from None
     if not isinstance(data, dict):
         raise ProtocolError("message is not a JSON object")
     event = data.get("event")
-    if event not in events:
+    if not isinstance(event, str) or event not in events:
         raise ProtocolError(f"unknown event {str(event)[:40]!r}")
     try:
         return adapter.validate_python(data)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from types import TracebackType
 
 import uvicorn
 from starlette.applications import Starlette
@@ -54,7 +53,7 @@ class BackgroundServer:
             threading.Event().wait(0.01)
         return self.url
 
-    def __exit__(self, *exc: tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()

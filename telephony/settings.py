@@ -55,8 +55,12 @@ class Settings(BaseSettings):
     once it lands."""
     busy_response: Literal["say", "reject"] = "say"
     """How a refused call is answered: a polite `<Say>` then hang-up, or `<Reject reason="busy">`."""
-    busy_message: str = "Sorry, all of our agents are busy right now. Please call again in a few minutes."
-    unknown_number_message: str = "Sorry, this number is not in service. Goodbye."
+    busy_message: str = Field(
+        "Sorry, all of our agents are busy right now. Please call again in a few minutes.", max_length=1000
+    )
+    """Spoken to a caller refused by admission when `busy_response` is `say`."""
+    unknown_number_message: str = Field("Sorry, this number is not in service. Goodbye.", max_length=1000)
+    """Spoken to a caller of a number no agent answers."""
 
     max_concurrent_calls: int = Field(20, ge=1)
     """Calls this pod carries at once (reserved at the webhook, released when the stream ends);
@@ -84,7 +88,7 @@ class Settings(BaseSettings):
     """Marks sent and not yet echoed; past this the oldest are forgotten (logged)."""
 
     # -- audio -------------------------------------------------------------------------
-    pipeline_sample_rate: int = 16000
+    pipeline_sample_rate: int = Field(16000, ge=8000, le=48000)
     """Rate of the PCM16 frames the session receives."""
     inbound_resample_quality: ResampleQuality = "MQ"
     """soxr quality for 8 kHz -> pipeline rate. MQ holds back ~26 ms, HQ ~66 ms for the same
@@ -102,6 +106,7 @@ class Settings(BaseSettings):
 
     # -- logging -----------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Threshold for the JSON log lines written to stderr."""
 
     @field_validator("numbers", mode="before")
     @classmethod

@@ -36,6 +36,8 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         chunk_id, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
         body = data[pos + 8 : pos + 8 + size]
         if chunk_id == b"fmt ":
+            if len(body) < 16:
+                raise WavError(f"{path}: fmt chunk too short")
             tag, channels, rate = struct.unpack("<HHI", body[:8])
             bits = struct.unpack("<H", body[14:16])[0]
             if tag == _EXTENSIBLE and len(body) >= 26:

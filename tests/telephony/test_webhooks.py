@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -98,7 +99,7 @@ class TestPublicUrl:
 
 
 class TestForwardedHeaders:
-    PROXY_HEADERS = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "edge.example.com"}
+    PROXY_HEADERS: ClassVar[dict[str, str]] = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "edge.example.com"}
     PUBLIC = "https://edge.example.com/twilio/voice"
 
     @pytest.fixture
