@@ -3,6 +3,7 @@
     switchboard serve                       run the server (settings from SWITCHBOARD_* env vars)
     switchboard call --to +15550100 --say hello.wav --pause 1 --dtmf 0 --record call.wav
     switchboard demo                        a whole call against a local server, start to finish
+    switchboard config                      every setting, its default and meaning
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--dtmf", dest="dtmf", action=_Step, metavar="DIGITS", help="press keys")
     call.add_argument("--tail", type=float, default=3.0, help="silence after the script before hanging up")
     call.add_argument("--record", metavar="WAV", help="write the call (caller left, agent right)")
+
+    commands.add_parser("config", help="print every setting (environment variable, default, meaning)")
 
     demo = commands.add_parser("demo", help="start a local server and place a demo call")
     demo.add_argument("--record", default="demo-call.wav", metavar="WAV", help="where to write the recording")
@@ -138,6 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "call":
             return _call(args)
+        if args.command == "config":
+            from telephony.settings import settings_table
+
+            print(settings_table())
+            return 0
         return _demo(args)
     except ValidationError as exc:
         print(f"error: invalid configuration:\n{exc}", file=sys.stderr)

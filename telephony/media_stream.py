@@ -152,10 +152,10 @@ async def _run_call(reader: _Reader, info: CallInfo) -> None:
         playout,
         end_call,
         max_queued_events=settings.inbound_queue_frames,
-        outbound_quality=settings.outbound_resample_quality,
+        outbound_resampler=settings.outbound_resampler,
         end_wait_seconds=settings.playout_queue_frames * 0.02,
     )
-    inbound = StreamResampler(TWILIO_SAMPLE_RATE, settings.pipeline_sample_rate, settings.inbound_resample_quality)
+    inbound = StreamResampler(TWILIO_SAMPLE_RATE, settings.pipeline_sample_rate, settings.inbound_resampler)
     agent = edge.agents.get(info.agent_id)
     assert agent is not None
 

@@ -14,13 +14,15 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ResampleQuality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
+Resampler = Literal["fir", "QQ", "LQ", "MQ", "HQ", "VHQ"]
 
 
 class Settings(BaseSettings):
     """Pod configuration. Each field is `SWITCHBOARD_<FIELD NAME>` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHBOARD_", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
 
     # -- serving -----------------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -90,11 +92,13 @@ class Settings(BaseSettings):
     # -- audio -------------------------------------------------------------------------
     pipeline_sample_rate: int = Field(16000, ge=8000, le=48000)
     """Rate of the PCM16 frames the session receives."""
-    inbound_resample_quality: ResampleQuality = "MQ"
-    """soxr quality for 8 kHz -> pipeline rate. MQ holds back ~26 ms, HQ ~66 ms for the same
-    pass-band fidelity (see benchmarks/audio_path.py)."""
-    outbound_resample_quality: ResampleQuality = "HQ"
-    """soxr quality for TTS rate -> 8 kHz; downsampling needs the stronger anti-alias filter."""
+    inbound_resampler: Resampler = "fir"
+    """8 kHz -> pipeline rate: "fir" (polyphase FIR, 4 ms delay) or a soxr quality ("MQ", "HQ"…,
+    which hold back 63 ms on average and emit nothing for the first 120 ms; see
+    benchmarks/audio_path.py)."""
+    outbound_resampler: Resampler = "fir"
+    """TTS rate -> 8 kHz: "fir" for simple ratios (24k, 16k, 48k; soxr HQ otherwise) or a soxr
+    quality."""
 
     # -- built-in agent ----------------------------------------------------------------
     transfer_number: str | None = None
@@ -132,3 +136,18 @@ class Settings(BaseSettings):
             return self.call_token_secret.get_secret_value().encode()
         token = self.twilio_auth_token.get_secret_value().encode()
         return hmac.new(token, b"switchboard call token v1", hashlib.sha256).digest()
+
+
+def settings_table() -> str:
+    """Every setting as a Markdown table row: variable, default, meaning (the README's table)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        if field.is_required():
+            default = "(required)"
+        elif field.default_factory is not None:
+            default = repr(field.default_factory())  # type: ignore[call-arg]
+        else:
+            default = "(unset)" if field.default is None else str(field.default)
+        meaning = " ".join((field.description or "").split()).replace("|", "/")
+        rows.append(f"| `SWITCHBOARD_{name.upper()}` | `{default}` | {meaning} |")
+    return "\n".join(rows)

@@ -28,14 +28,14 @@ class TwilioCallPort:
         end_call: EndCall,
         *,
         max_queued_events: int = 250,
-        outbound_quality: str = "HQ",
+        outbound_resampler: str = "fir",
         end_wait_seconds: float = 30.0,
     ) -> None:
         self._info = info
         self._playout = playout
         self._end_call = end_call
         self._max_queued = max_queued_events
-        self._outbound_quality = outbound_quality
+        self._outbound_resampler = outbound_resampler
         self._end_wait = end_wait_seconds
         self._events: deque[CallEvent] = deque()
         self._ready = asyncio.Event()
@@ -96,7 +96,7 @@ class TwilioCallPort:
             return
         if self._resampler is None or self._resampler.in_rate != sample_rate:
             await self._flush_resampler()
-            self._resampler = StreamResampler(sample_rate, TWILIO_SAMPLE_RATE, self._outbound_quality)
+            self._resampler = StreamResampler(sample_rate, TWILIO_SAMPLE_RATE, self._outbound_resampler)
         await self._playout.enqueue_audio(pcm16_to_mulaw(self._resampler.process(pcm)))
 
     async def _flush_resampler(self) -> None:
