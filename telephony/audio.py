@@ -57,15 +57,18 @@ class StreamResampler:
         self.out_rate = out_rate
         self._fir: FirResampler | None = None
         self._soxr: soxr.ResampleStream | None = None
+        self.method = "passthrough"
+        """What actually runs: "passthrough", "fir" or "soxr-<quality>"."""
         if in_rate != out_rate:
             try:
                 if method != "fir":
                     raise UnsupportedRatio(method)
                 self._fir = FirResampler(in_rate, out_rate)
+                self.method = "fir"
             except UnsupportedRatio:
                 quality = "HQ" if method == "fir" else method
                 self._soxr = soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality=quality)
-        self.method = "fir" if self._fir else ("passthrough" if in_rate == out_rate else f"soxr-{method}")
+                self.method = f"soxr-{quality}"
         self._odd_byte = b""
 
     def process(self, pcm: bytes) -> bytes:

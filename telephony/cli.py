@@ -1,9 +1,9 @@
 """`switchboard`: serve calls, place a simulated call, or run the demo.
 
-    switchboard serve                       run the server (settings from SWITCHBOARD_* env vars)
-    switchboard call --to +15550100 --say hello.wav --pause 1 --dtmf 0 --record call.wav
-    switchboard demo                        a whole call against a local server, start to finish
-    switchboard config                      every setting, its default and meaning
+switchboard serve                       run the server (settings from SWITCHBOARD_* env vars)
+switchboard call --to +15550100 --say hello.wav --pause 1 --dtmf 0 --record call.wav
+switchboard demo                        a whole call against a local server, start to finish
+switchboard config                      every setting, its default and meaning
 """
 
 from __future__ import annotations
@@ -44,13 +44,22 @@ def _parser() -> argparse.ArgumentParser:
     call = commands.add_parser("call", help="place a simulated Twilio call against a server")
     call.add_argument("--url", default="http://127.0.0.1:8000", help="where the server listens")
     call.add_argument("--public-url", help="URL Twilio would sign (if the server sets SWITCHBOARD_PUBLIC_URL)")
-    call.add_argument("--auth-token", default=os.environ.get("SWITCHBOARD_TWILIO_AUTH_TOKEN"),
-                      help="Twilio auth token to sign with (default: SWITCHBOARD_TWILIO_AUTH_TOKEN)")
+    call.add_argument(
+        "--auth-token",
+        default=os.environ.get("SWITCHBOARD_TWILIO_AUTH_TOKEN"),
+        help="Twilio auth token to sign with (default: SWITCHBOARD_TWILIO_AUTH_TOKEN)",
+    )
     call.add_argument("--to", required=True, help="the called number, E.164")
     call.add_argument("--from", dest="from_", default="+15005550006", help="the caller's number")
     call.add_argument("--say", dest="say", action=_Step, metavar="WAV", help="speak a WAV file (any rate)")
-    call.add_argument("--say-synthetic", dest="synthetic", action=_Step, type=float, metavar="SECONDS",
-                      help="speak a synthetic voice-like sound")
+    call.add_argument(
+        "--say-synthetic",
+        dest="synthetic",
+        action=_Step,
+        type=float,
+        metavar="SECONDS",
+        help="speak a synthetic voice-like sound",
+    )
     call.add_argument("--pause", dest="pause", action=_Step, type=float, metavar="SECONDS", help="stay silent")
     call.add_argument("--dtmf", dest="dtmf", action=_Step, metavar="DIGITS", help="press keys")
     call.add_argument("--tail", type=float, default=3.0, help="silence after the script before hanging up")
@@ -103,8 +112,15 @@ def _call(args: argparse.Namespace) -> int:
         print("error: --auth-token or SWITCHBOARD_TWILIO_AUTH_TOKEN is required to sign the webhook", file=sys.stderr)
         return 2
     steps = _steps(getattr(args, "steps", None) or [])
-    call = SimulatedCall(args.url, args.auth_token, to=args.to, from_=args.from_, script=steps,
-                         public_url=args.public_url, tail_s=args.tail)
+    call = SimulatedCall(
+        args.url,
+        args.auth_token,
+        to=args.to,
+        from_=args.from_,
+        script=steps,
+        public_url=args.public_url,
+        tail_s=args.tail,
+    )
     return _finish(asyncio.run(call.run()), args.record)
 
 
@@ -115,8 +131,9 @@ def _demo(args: argparse.Namespace) -> int:
     from telephony.settings import Settings
 
     token = secrets.token_hex(16)
-    settings = Settings(twilio_auth_token=token, numbers={DEMO_NUMBER: "echo"}, transfer_number=DEMO_TRANSFER,
-                        log_level="WARNING")
+    settings = Settings(
+        twilio_auth_token=token, numbers={DEMO_NUMBER: "echo"}, transfer_number=DEMO_TRANSFER, log_level="WARNING"
+    )
     configure_logging(settings.log_level)
     script: list[Step] = [
         Say(synthetic_utterance(1.6), "caller speaks (synthetic voice, 1.6 s)"),

@@ -124,10 +124,10 @@ async def _serve(websocket: WebSocket, edge: CallEdge) -> None:
         direction=claims.direction,
         sample_rate=settings.pipeline_sample_rate,
     )
-    await _run_call(reader, info)
+    await _run_call(reader, agent, info)
 
 
-async def _run_call(reader: _Reader, info: CallInfo) -> None:
+async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
     websocket, edge = reader.websocket, reader.edge
     settings = edge.settings
     send_lock = asyncio.Lock()
@@ -156,8 +156,6 @@ async def _run_call(reader: _Reader, info: CallInfo) -> None:
         end_wait_seconds=settings.playout_queue_frames * 0.02,
     )
     inbound = StreamResampler(TWILIO_SAMPLE_RATE, settings.pipeline_sample_rate, settings.inbound_resampler)
-    agent = edge.agents.get(info.agent_id)
-    assert agent is not None
 
     edge.calls.start(info.call_sid)
     edge.count("calls_started")

@@ -72,7 +72,9 @@ class TwilioCallPort:
             self._events.popleft()
         self.dropped_audio_frames += 1
         if self.dropped_audio_frames in (1, 10, 100) or self.dropped_audio_frames % 1000 == 0:
-            log.warning("session is not keeping up; dropping caller audio", extra={"dropped": self.dropped_audio_frames})
+            log.warning(
+                "session is not keeping up; dropping caller audio", extra={"dropped": self.dropped_audio_frames}
+            )
 
     def close(self) -> None:
         """The call is over: `events()` ends once the queued events are read."""

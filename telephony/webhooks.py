@@ -9,6 +9,7 @@ with `<Connect><Stream>` carrying a short-lived call token.
 from __future__ import annotations
 
 import logging
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -38,6 +39,9 @@ _SID = r"^[A-Za-z0-9]{2,64}$"
 
 class _BodyTooLarge(Exception):
     pass
+
+
+_Form = TypeVar("_Form", bound=BaseModel)
 
 
 class VoiceWebhook(BaseModel):
@@ -100,21 +104,24 @@ async def _signed_form(request: Request, edge: CallEdge) -> ImmutableMultiDict[s
     return params
 
 
-def _invalid(exc: ValidationError) -> Response:
-    fields = ", ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-    return PlainTextResponse(f"invalid webhook parameters: {fields}", status_code=400)
+async def _signed_model(request: Request, edge: CallEdge, model: type[_Form]) -> _Form | Response:
+    """The request's form as `model` if Twilio signed it and it is complete, else the error."""
+    form = await _signed_form(request, edge)
+    if isinstance(form, Response):
+        return form
+    try:
+        return model.model_validate(dict(form))
+    except ValidationError as exc:
+        fields = ", ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        return PlainTextResponse(f"invalid webhook parameters: {fields}", status_code=400)
 
 
 async def voice(request: Request) -> Response:
     edge: CallEdge = request.app.state.edge
     settings = edge.settings
-    form = await _signed_form(request, edge)
-    if isinstance(form, Response):
-        return form
-    try:
-        call = VoiceWebhook.model_validate(dict(form))
-    except ValidationError as exc:
-        return _invalid(exc)
+    call = await _signed_model(request, edge, VoiceWebhook)
+    if isinstance(call, Response):
+        return call
     if settings.twilio_account_sid and call.AccountSid != settings.twilio_account_sid:
         return PlainTextResponse("webhook from another account", status_code=403)
 
@@ -154,13 +161,9 @@ async def voice(request: Request) -> Response:
 
 async def connect_action(request: Request) -> Response:
     edge: CallEdge = request.app.state.edge
-    form = await _signed_form(request, edge)
-    if isinstance(form, Response):
-        return form
-    try:
-        action = ConnectActionWebhook.model_validate(dict(form))
-    except ValidationError as exc:
-        return _invalid(exc)
+    action = await _signed_model(request, edge, ConnectActionWebhook)
+    if isinstance(action, Response):
+        return action
     outcome = edge.outcomes.take(action.CallSid)
     log.info("stream ended", extra={"call_sid_ended": action.CallSid, "outcome": repr(outcome)})
     return xml(twiml.after_stream(outcome))

@@ -42,3 +42,18 @@ def server(app: Starlette, settings: Settings) -> Iterator[str]:
     base URL. Tests needing other settings override the `settings` fixture."""
     with BackgroundServer(app, settings) as url:
         yield url
+
+
+class FakeClock:
+    """A clock that moves only when the test says (`clock.now += 61`)."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

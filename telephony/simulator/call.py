@@ -236,7 +236,9 @@ class SimulatedCall:
                 server_ended = await self._tick(ws, send, player, closed)
             finally:
                 if not closed.is_set():
-                    await send(ws, {"event": "stop", "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})
+                    await send(
+                        ws, {"event": "stop", "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}}
+                    )
                     await ws.close()
                 await asyncio.wait_for(receiver, timeout=5)
         self.report.close_code = ws.close_code

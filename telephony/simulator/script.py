@@ -60,7 +60,9 @@ def lay_out(steps: list[Step] | tuple[Step, ...], lead_in_s: float, tail_s: floa
         if isinstance(step, Say):
             first = track.ticks
             for start in range(0, len(step.audio), MULAW_FRAME_BYTES):
-                track.frames.append(step.audio[start : start + MULAW_FRAME_BYTES].ljust(MULAW_FRAME_BYTES, MULAW_SILENCE))
+                track.frames.append(
+                    step.audio[start : start + MULAW_FRAME_BYTES].ljust(MULAW_FRAME_BYTES, MULAW_SILENCE)
+                )
             track.utterances.append((first, track.ticks, step.label))
         elif isinstance(step, Pause):
             silence(step.seconds)

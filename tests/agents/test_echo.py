@@ -93,7 +93,9 @@ async def test_caller_speech_during_reply_clears_it() -> None:
     await task
 
 
-@pytest.mark.parametrize(("digit", "action"), [("*", ("hang_up", "caller pressed *")), ("0", ("transfer", "+15550199"))])
+@pytest.mark.parametrize(
+    ("digit", "action"), [("*", ("hang_up", "caller pressed *")), ("0", ("transfer", "+15550199"))]
+)
 async def test_keys_end_the_call(digit: str, action: tuple[str, str]) -> None:
     port = MemoryPort()
     task = await run_agent(EchoAgent(transfer_number="+15550199", tuning=FAST), port)

@@ -91,7 +91,9 @@ def test_smaller_lead_is_honoured() -> None:
 def test_caller_barge_in_clears_the_agent_within_one_frame(server: str) -> None:
     """The caller talks over the echo agent's reply: the agent asks for `clear`, and the
     simulator (as Twilio) stops playing at once."""
-    report = place(server, Say(synthetic_utterance(3.0)), Pause(1.5), Say(synthetic_utterance(0.8), "interruption"), Pause(3.0))
+    report = place(
+        server, Say(synthetic_utterance(3.0)), Pause(1.5), Say(synthetic_utterance(0.8), "interruption"), Pause(3.0)
+    )
     assert len(report.clears) == 1
     reply_start = report.agent_spans[1][0]
     interruption_start = report.utterances[1][0]

@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from telephony.active_calls import ActiveCalls
-
-
-class FakeClock:
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+from tests.conftest import FakeClock
 
 
 def test_limit_is_enforced(clock: FakeClock) -> None:

@@ -207,3 +207,27 @@ def test_resampled_sine_keeps_its_frequency(in_rate: int, out_rate: int) -> None
 def test_invalid_rates_raise(in_rate: int, out_rate: int) -> None:
     with pytest.raises(ValueError, match="sample rates must be positive"):
         StreamResampler(in_rate, out_rate)
+
+
+# -- method choice ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate", "method"), [(8000, 16000, "fir"), (24000, 8000, "fir"), (8000, 8000, "passthrough")]
+)
+def test_simple_ratios_use_the_low_latency_fir(in_rate: int, out_rate: int, method: str) -> None:
+    assert StreamResampler(in_rate, out_rate).method == method
+
+
+def test_awkward_ratio_falls_back_to_soxr_and_still_streams() -> None:
+    """A 22.05 kHz TTS voice: the FIR does not cover 160/441, soxr HQ takes over."""
+    resampler = StreamResampler(22050, 8000)
+    assert resampler.method == "soxr-HQ"
+    t = np.arange(22050) / 22050
+    pcm = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16).tobytes()
+    out = b"".join(resampler.process(pcm[i : i + 882]) for i in range(0, len(pcm), 882)) + resampler.flush()
+    assert len(out) // 2 == pytest.approx(8000, abs=2)
+
+
+def test_soxr_quality_can_be_forced() -> None:
+    assert StreamResampler(8000, 16000, "MQ").method == "soxr-MQ"

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from agents.port import Hangup, Transfer
 from telephony.call_outcomes import CallOutcomes
-
-
-class FakeClock:
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+from tests.conftest import FakeClock
 
 
 def test_put_then_take(clock: FakeClock) -> None:

@@ -20,8 +20,25 @@ def test_call_places_a_simulated_call(server: str, tmp_path: Path, capsys: pytes
     write_wav(caller, (np.sin(2 * np.pi * 220 * t) * 9000).astype(np.int16), 22050)  # any rate works
     recording = tmp_path / "call.wav"
     code = main(
-        ["call", "--url", server, "--auth-token", AUTH_TOKEN, "--to", AGENT_NUMBER, "--say", str(caller),
-         "--pause", "2", "--dtmf", "*", "--tail", "1.5", "--record", str(recording)]
+        [
+            "call",
+            "--url",
+            server,
+            "--auth-token",
+            AUTH_TOKEN,
+            "--to",
+            AGENT_NUMBER,
+            "--say",
+            str(caller),
+            "--pause",
+            "2",
+            "--dtmf",
+            "*",
+            "--tail",
+            "1.5",
+            "--record",
+            str(recording),
+        ]
     )
     out = capsys.readouterr().out
     assert code == 0
@@ -42,7 +59,9 @@ def test_call_with_wrong_token_fails(server: str, capsys: pytest.CaptureFixture[
     assert "HTTP 403" in capsys.readouterr().out
 
 
-def test_call_without_token_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_call_without_token_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("SWITCHBOARD_TWILIO_AUTH_TOKEN", raising=False)
     assert main(["call", "--to", AGENT_NUMBER]) == 2
     assert "auth-token" in capsys.readouterr().err
@@ -55,13 +74,17 @@ def test_call_with_unreadable_wav_is_a_clear_error(tmp_path: Path, capsys: pytes
     assert "not a RIFF/WAVE file" in capsys.readouterr().err
 
 
-def test_serve_without_auth_token_explains_what_is_missing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_without_auth_token_explains_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("SWITCHBOARD_TWILIO_AUTH_TOKEN", raising=False)
     assert main(["serve"]) == 2
     assert "twilio_auth_token" in capsys.readouterr().err
 
 
-def test_serve_with_invalid_env_explains_the_field(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_with_invalid_env_explains_the_field(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("SWITCHBOARD_TWILIO_AUTH_TOKEN", "x")
     monkeypatch.setenv("SWITCHBOARD_NUMBERS", "{not json")
     assert main(["serve"]) == 2
@@ -73,7 +96,10 @@ def test_demo_runs_a_whole_call(tmp_path: Path) -> None:
     recording = tmp_path / "demo.wav"
     result = subprocess.run(
         [sys.executable, "-m", "telephony.cli", "demo", "--record", str(recording)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "agent hung up (caller pressed *)" in result.stdout

@@ -36,7 +36,9 @@ class RawStream:
 
     async def send(self, event: str, **body: Any) -> None:
         self.sequence += 1
-        await self.ws.send(json.dumps({"event": event, "sequenceNumber": str(self.sequence), "streamSid": self.stream_sid, **body}))
+        await self.ws.send(
+            json.dumps({"event": event, "sequenceNumber": str(self.sequence), "streamSid": self.stream_sid, **body})
+        )
 
     async def start(self, token: str | None, call_sid: str | None = None) -> None:
         await self.ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
@@ -54,7 +56,9 @@ class RawStream:
         )
 
     async def media(self, payload: str = SILENCE) -> None:
-        await self.send("media", media={"track": "inbound", "chunk": str(self.sequence), "timestamp": "0", "payload": payload})
+        await self.send(
+            "media", media={"track": "inbound", "chunk": str(self.sequence), "timestamp": "0", "payload": payload}
+        )
 
     async def receive_until(self, event: str, timeout: float = 5.0) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
@@ -142,11 +146,21 @@ BAD_MESSAGES: list[tuple[str, str | bytes]] = [
     ("JSON array", "[1, 2, 3]"),
     ("unknown event", '{"event": "teleport", "streamSid": "MZ1"}'),
     ("no event", '{"streamSid": "MZ1"}'),
-    ("bad base64", json.dumps({"event": "media", "sequenceNumber": "9", "streamSid": "MZ1", "media": {"payload": "%%%not-base64%%%"}})),
+    (
+        "bad base64",
+        json.dumps(
+            {"event": "media", "sequenceNumber": "9", "streamSid": "MZ1", "media": {"payload": "%%%not-base64%%%"}}
+        ),
+    ),
     ("media without payload", json.dumps({"event": "media", "sequenceNumber": "9", "streamSid": "MZ1", "media": {}})),
     ("wrong types", json.dumps({"event": "dtmf", "sequenceNumber": "x", "streamSid": "MZ1", "dtmf": {"digit": ["1"]}})),
     ("binary garbage", bytes(range(256)) * 4),
-    ("1 MB frame", json.dumps({"event": "media", "sequenceNumber": "9", "streamSid": "MZ1", "media": {"payload": "A" * 1024 * 1024}})),
+    (
+        "1 MB frame",
+        json.dumps(
+            {"event": "media", "sequenceNumber": "9", "streamSid": "MZ1", "media": {"payload": "A" * 1024 * 1024}}
+        ),
+    ),
 ]
 
 
@@ -185,7 +199,9 @@ class TestOversizedFrame:
 
 async def test_a_misbehaving_stream_does_not_disturb_another_call(server: str) -> None:
     """A good call placed by the simulator runs while another stream spews garbage."""
-    call = SimulatedCall(server, AUTH_TOKEN, to=AGENT_NUMBER, script=[Say(synthetic_utterance(1.0)), Pause(1.8)], tail_s=0.5)
+    call = SimulatedCall(
+        server, AUTH_TOKEN, to=AGENT_NUMBER, script=[Say(synthetic_utterance(1.0)), Pause(1.8)], tail_s=0.5
+    )
 
     async def misbehave() -> None:
         stream = await open_stream(server, max_size=None)

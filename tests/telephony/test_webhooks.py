@@ -108,7 +108,9 @@ class TestForwardedHeaders:
 
     def test_trusted_proxy_headers_rebuild_the_public_url(self, server: str) -> None:
         params = voice_params()
-        document = twiml(post_signed(server, "/twilio/voice", params, signed_url=self.PUBLIC, headers=self.PROXY_HEADERS))
+        document = twiml(
+            post_signed(server, "/twilio/voice", params, signed_url=self.PUBLIC, headers=self.PROXY_HEADERS)
+        )
         stream = document.find("Connect/Stream")
         assert stream is not None and stream.get("url") == "wss://edge.example.com/twilio/media"
 
@@ -116,7 +118,11 @@ class TestForwardedHeaders:
 def test_forwarded_headers_ignored_unless_trusted(server: str) -> None:
     params = voice_params()
     response = post_signed(
-        server, "/twilio/voice", params, signed_url=TestForwardedHeaders.PUBLIC, headers=TestForwardedHeaders.PROXY_HEADERS
+        server,
+        "/twilio/voice",
+        params,
+        signed_url=TestForwardedHeaders.PUBLIC,
+        headers=TestForwardedHeaders.PROXY_HEADERS,
     )
     assert response.status_code == 403
 
