@@ -1,36 +1,45 @@
-"""Per-frame cost of a call's audio path, and the evidence behind the resampler qualities.
+"""Per-frame cost of a call's audio path, and the evidence behind the resampler choice.
 
 Why: every call moves one 20 ms frame each way every 20 ms. Inbound, the server parses Twilio's
 media JSON, decodes G.711 mu-law and resamples 8 kHz -> 16 kHz; outbound, it resamples the TTS
 rate (Kokoro speaks at 24 kHz) -> 8 kHz, encodes mu-law and builds the media JSON. This script
 measures what that costs per frame (so how many calls one core could carry for audio alone) and,
-for each soxr quality and audioop.ratecv, what the resampler holds back and how faithful it is.
-`Settings.inbound_resample_quality` / `outbound_resample_quality` are chosen from these figures.
+for each resampler -- "fir" (telephony.fir_resampler's polyphase FIR), each soxr quality, and
+audioop.ratecv as the no-dependency comparison -- what it holds back and how faithful it is.
+`Settings.inbound_resampler` / `outbound_resampler` are chosen from these figures; the defaults
+are read from Settings (both "fir" at the time of writing) and marked * in the tables.
 
-Run from the repository root (needs scipy, a test extra; about 10 s on 2 cores):
+Run from the repository root (needs scipy, a test extra; about 12 s on 2 cores):
 
     .venv/bin/python benchmarks/audio_path.py            # or: make bench
     .venv/bin/python benchmarks/audio_path.py --frames 4000   # quicker, noisier
 
 Method:
 - Timing: time.perf_counter_ns around each step of every frame; each option runs in a few
-  repetitions with a fresh resampler (as a new call would) after warm-up frames, repetitions
-  interleaved across options so drift hits all of them alike. soxr works in blocks: most frames
-  only buffer and every few frames one does the filtering, so the median frame is the cheap one;
-  step columns are therefore means (they add up to the mean total) and the budget uses the mean.
+  repetitions with a fresh StreamResampler(in, out, option) (as a new call would) after warm-up
+  frames, repetitions interleaved across options so drift hits all of them alike. soxr works in
+  blocks: most frames only buffer and every few frames one does the filtering, so the median
+  frame is the cheap one; the FIR filters every frame. Step columns are therefore means (they
+  add up to the mean total) and the budget uses the mean.
 - Delay: 20 ms chunks are streamed without flushing; held back = expected - produced output,
-  in ms, after each chunk. Reported at 1 s (one snapshot), and its mean and max over a 3 s
-  stream once output has started: soxr's block cadence makes it a sawtooth, and its mean is the
-  mean wait of a sample (Little's law). soxr aligns its output with its input, so this is all
-  of its delay.
+  in ms, after each chunk; first output = input streamed before the first chunk that gives any
+  output (20 ms = the first chunk). Held back is reported at 1 s (one snapshot), and its mean
+  and max over a 3 s stream once output has started: soxr's block cadence makes it a sawtooth,
+  and its mean is the mean wait of a sample (Little's law). The FIR emits every chunk and holds
+  back its fixed group delay (FirResampler.delay_seconds, 4 ms). soxr and the FIR both align
+  their output with their input (checked: best lag ~0), so held back is all of their delay.
 - Test signals are Gaussian noise band-limited in the FFT (exactly zero outside the band, fixed
   seed) at -20 dBFS RMS, rather than a Butterworth-filtered one, whose skirts would leak into a
   resampler's transition band and measure the test filter instead of the resampler.
 - Pass-band SNR: 300-3400 Hz noise streamed in 20 ms chunks versus scipy.signal.resample_poly
   with a 140 dB Kaiser FIR (400 taps per phase), aligned (best fractional lag), error energy
   counted within 300-3400 Hz only. 'call' is StreamResampler's int16 output, what a call gets;
-  soxr adds TPDF dither to int16, which caps it. 'filter' reruns the same soxr quality in float64
-  on float input, to show the filter's own margin.
+  soxr adds TPDF dither to int16, which caps it; the FIR rounds (no dither). 'filter' reruns the
+  same soxr quality in float64 on float input, streamed in 20 ms chunks, to show the filter's own
+  margin; for "fir" it runs telephony.fir_resampler.design's taps in float64 in one pass
+  (scipy.signal.upfirdn; a FIR is linear and time-invariant, so chunking changes only rounding),
+  aligned and cut as the unflushed stream is -- not a rerun of the int16 output. The script
+  checks that the streamed int16 FIR output is this float output rounded (within 1 LSB).
 - Alias rejection (downsampling): noise in 4.5-11 kHz (4.5-7.5 kHz at 16 kHz in), all of which
   must go; output power over input power. Image rejection (8 -> 16 kHz): output energy above
   4.2 kHz over total, with the 300-3400 Hz signal as input. Both use the float64 path; the int16
@@ -69,6 +78,7 @@ with warnings.catch_warnings():  # stdlib audioop is deprecated in 3.11-3.12 (au
     import audioop
 
 from telephony.audio import StreamResampler, mulaw_to_pcm16, pcm16_to_mulaw
+from telephony.fir_resampler import FirResampler, design
 from telephony.protocol import media_message, parse_inbound
 from telephony.settings import Settings
 
@@ -76,7 +86,8 @@ FRAME_MS = 20
 TWILIO_RATE = 8000
 PIPELINE_RATE = 16000
 TTS_RATE = 24000
-OPTIONS = ("QQ", "LQ", "MQ", "HQ", "VHQ", "ratecv")
+SOXR = ("QQ", "LQ", "MQ", "HQ", "VHQ")
+OPTIONS = ("fir", *SOXR, "ratecv")
 PASS_BAND = (300.0, 3400.0)
 IMAGE_EDGE_HZ = 4200.0
 LEVEL_DBFS = -20.0
@@ -104,7 +115,11 @@ class RatecvResampler:
 def make_resampler(option: str, in_rate: int, out_rate: int) -> Resampler:
     if option == "ratecv":
         return RatecvResampler(in_rate, out_rate)
-    return StreamResampler(in_rate, out_rate, option)
+    rs = StreamResampler(in_rate, out_rate, option)
+    expected = "fir" if option == "fir" else f"soxr-{option}"
+    if rs.method != expected:  # e.g. the FIR fell back to soxr HQ for this ratio: the figures would lie
+        raise RuntimeError(f"StreamResampler({in_rate}, {out_rate}, {option!r}) runs {rs.method}, not {expected}")
+    return rs
 
 
 # -- signals -----------------------------------------------------------------------------
@@ -306,11 +321,30 @@ def image_rejection_db(y: np.ndarray, rate: int) -> float:
     return float(10 * np.log10(band_energy(seg, rate, IMAGE_EDGE_HZ, rate / 2) / band_energy(seg, rate, 0, rate / 2)))
 
 
+def fir_float(x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
+    """telephony.fir_resampler.design's filter in float64, in one pass (scipy.signal.upfirdn).
+
+    Aligned as FirResampler aligns (its `half` warm-up samples skipped) and cut to what a stream
+    of len(x) samples has emitted before a flush, so it lines up sample for sample with the
+    streamed int16 output. A FIR is linear and time-invariant: 20 ms chunking changes only rounding."""
+    up, down, phases, half = design(in_rate, out_rate)
+    h = np.empty(phases.size)
+    for p in range(up):
+        h[p::up] = phases[p][::-1]  # undo design()'s per-phase reversal: the prototype low-pass
+    y = signal.upfirdn(h, x.astype(np.float64), up, down)
+    n = len(x) * up // down - half // down
+    return y[half // down : half // down + n]
+
+
 def stream_filter(option: str, x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
-    """The same soxr quality in float64, 20 ms chunks: the filter itself, without int16 dither.
+    """The filter itself in float64, without int16 rounding or dither: the same soxr quality
+    streamed in 20 ms chunks, or the FIR's design in one pass (fir_float).
     ratecv only works on int16, so it keeps its int16 output."""
     if option == "ratecv":
         return stream(option, to_int16(x), in_rate, out_rate)[0]
+    if option == "fir":
+        step = in_rate * FRAME_MS // 1000
+        return fir_float(x[: len(x) // step * step], in_rate, out_rate)  # whole chunks, as streamed
     rs = soxr.ResampleStream(in_rate, out_rate, 1, dtype="float64", quality=option)
     step = in_rate * FRAME_MS // 1000
     xf = x.astype(np.float64)
@@ -324,6 +358,7 @@ class Quality:
     filter_snr_db: float  # the same in float64: the filter's own accuracy
     lag: float  # alignment lag of the streamed int16 output, in output samples
     rejection_db: float  # image (upsampling) or alias (downsampling) rejection of the filter (float64)
+    fir_match_lsb: float | None = None  # fir only: max |streamed int16 - float64 design|, same int16 input
 
 
 def measure_quality(option: str, in_rate: int, out_rate: int) -> Quality:
@@ -339,7 +374,15 @@ def measure_quality(option: str, in_rate: int, out_rate: int) -> Quality:
         noise = band_noise(in_rate, 4500.0, min(11000.0, in_rate / 2 - 500), 2.0)
         edge = out_rate * EDGE_MS // 1000
         rejection = power_db(stream_filter(option, noise, in_rate, out_rate)[edge:-edge], noise)
-    return Quality(delay, snr, filter_snr, lag, rejection)
+    match = None
+    if option == "fir":  # the streamed int16 path is the design, rounded: same samples, same alignment
+        exact = stream_filter(option, x.astype(np.float64), in_rate, out_rate)
+        if len(exact) != len(y):
+            raise RuntimeError(f"fir streamed {len(y)} samples, its design {len(exact)}")
+        match = float(np.max(np.abs(y - exact)))
+        if match > 1.0:
+            raise RuntimeError(f"fir's streamed int16 output is {match:.2f} LSB off its float64 design")
+    return Quality(delay, snr, filter_snr, lag, rejection, match)
 
 
 def mulaw_snr_db() -> float:
@@ -357,6 +400,11 @@ def dither_floor_db(out_rate: int) -> float:
     signal_power = (10 ** (LEVEL_DBFS / 20) * 32767) ** 2
     in_band = (PASS_BAND[1] - PASS_BAND[0]) / (out_rate / 2)
     return 10 * np.log10(signal_power / (0.25 * in_band))
+
+
+def rounding_floor_db(out_rate: int) -> float:
+    """Pass-band SNR ceiling set by plain rounding to int16 (1/12 LSB^2 of white noise): the FIR's."""
+    return dither_floor_db(out_rate) + 10 * np.log10(3)
 
 
 def dither_noise_db() -> float:
@@ -400,17 +448,25 @@ def print_notes(inbound_q: dict[str, Quality], out_q: dict[str, Quality], g711: 
     lags = {
         f"{opt} {d}": round(q.lag, 2) + 0.0 for d, qs in (("in", inbound_q), ("out", out_q)) for opt, q in qs.items()
     }
-    soxr_lag = max(abs(lag) for name, lag in lags.items() if not name.startswith("ratecv"))
-    print(
-        "  'call' is StreamResampler's int16 output: soxr's TPDF dither caps its SNR near "
-        f"{dither_floor_db(PIPELINE_RATE):.1f} dB at 16 kHz,\n  {dither_floor_db(TWILIO_RATE):.1f} dB at 8 kHz, "
-        f"and adds noise at {dither_noise_db():.1f} dB of this signal. 'filter' columns rerun the soxr quality\n"
-        f"  in float64 on float input (reference good to ~140 dB). G.711 mu-law itself: {g711:.1f} dB, same signal."
-    )
-    print(
-        f"  soxr output is aligned with its input (best lag {soxr_lag:.2f} samples): 'held back' is its whole delay;\n"
-        f"  ratecv lags {lags['ratecv in']:.2f} / {lags['ratecv out']:.2f} samples (in / out)."
-    )
+    aligned_lag = max(abs(lag) for name, lag in lags.items() if not name.startswith("ratecv"))
+    fir_in, fir_out = FirResampler(TWILIO_RATE, PIPELINE_RATE), FirResampler(TTS_RATE, TWILIO_RATE)
+    notes = [
+        "'call' is StreamResampler's int16 output: soxr's TPDF dither caps its SNR near "
+        f"{dither_floor_db(PIPELINE_RATE):.1f} dB at 16 kHz, {dither_floor_db(TWILIO_RATE):.1f} dB at 8 kHz, and adds "
+        f"noise at {dither_noise_db():.1f} dB of this signal; fir rounds without dither (caps near "
+        f"{rounding_floor_db(PIPELINE_RATE):.1f} / {rounding_floor_db(TWILIO_RATE):.1f} dB). 'filter' columns rerun "
+        "the soxr quality in float64 on float input, streamed; for fir they run telephony.fir_resampler.design's "
+        "taps in float64 in one pass (scipy upfirdn), not its int16 output, which matches that float output within "
+        f"{inbound_q['fir'].fir_match_lsb:.2f} / {out_q['fir'].fir_match_lsb:.2f} LSB (in / out) on the same input. "
+        f"Reference good to ~140 dB. G.711 mu-law itself: {g711:.1f} dB, same signal.",
+        f"fir and soxr output is aligned with its input (best lag {aligned_lag:.2f} samples): 'held back' is their "
+        f"whole delay; fir holds back {inbound_q['fir'].delay.mean_ms:.2f} / {out_q['fir'].delay.mean_ms:.2f} ms "
+        f"(in / out), FirResampler.delay_seconds says {fir_in.delay_seconds * 1000:.2f} / "
+        f"{fir_out.delay_seconds * 1000:.2f} ms. ratecv lags {lags['ratecv in']:.2f} / {lags['ratecv out']:.2f} "
+        "samples (in / out).",
+    ]
+    for note in notes:
+        print(textwrap.fill(note, 118, initial_indent="  ", subsequent_indent="  "))
 
 
 def calls_per_core(in_us: float, out_us: float) -> float:
@@ -449,36 +505,35 @@ class Metric:
         return 1 if (self.a < self.b) == self.lower_better else -1
 
 
-def call_metrics(qa: Quality, qb: Quality, cost_a: float, cost_b: float) -> list[Metric]:
-    """What a call gets: the int16 output, the delay, the CPU."""
+LATENCY = ("first output", "mean held back", "max held back")
+
+
+def call_metrics(qa: Quality, qb: Quality, cost_a: float, cost_b: float, rejection: str) -> list[Metric]:
+    """What a call gets: the delay, the int16 output, what the filter lets through, the CPU."""
     return [
-        Metric("call SNR", qa.snr_db, qb.snr_db, 1.0, " dB", lower_better=False),
         Metric("first output", qa.delay.first_out_ms, qb.delay.first_out_ms, 10.0, " ms", lower_better=True, digits=0),
         Metric("mean held back", qa.delay.mean_ms, qb.delay.mean_ms, 2.0, " ms", lower_better=True),
         Metric("max held back", qa.delay.max_ms, qb.delay.max_ms, 10.0, " ms", lower_better=True),
-        Metric("cost", cost_a, cost_b, 0.05 * cost_b, " us", lower_better=True, digits=2),
-    ]
-
-
-def filter_metrics(qa: Quality, qb: Quality, rejection: str) -> list[Metric]:
-    """The filter alone (float64): margins that sit under the int16 dither and G.711."""
-    return [
-        Metric("filter SNR", qa.filter_snr_db, qb.filter_snr_db, 1.0, " dB", lower_better=False),
+        Metric("call SNR", qa.snr_db, qb.snr_db, 1.0, " dB", lower_better=False),
         Metric(rejection, qa.rejection_db, qb.rejection_db, 3.0, " dB", lower_better=True),
+        Metric("cost", cost_a, cost_b, 0.05 * cost_b, " us", lower_better=True, digits=2),
     ]
 
 
 def compare_line(
     direction: str, default: str, alt: str, qa: Quality, qb: Quality, cost_a: float, cost_b: float, rejection: str
 ) -> str:
-    groups: dict[int, list[str]] = {0: [], 1: [], -1: []}
-    for m in call_metrics(qa, qb, cost_a, cost_b) + filter_metrics(qa, qb, rejection):
+    groups: dict[int, list[str]] = {1: [], -1: [], 0: []}
+    for m in call_metrics(qa, qb, cost_a, cost_b, rejection):
         groups[m.winner()].append(m.text())
-    names = {0: "even", 1: f"{default} ahead", -1: f"{alt} ahead"}
+    filter_snr = Metric("filter SNR", qa.filter_snr_db, qb.filter_snr_db, 1.0, " dB", lower_better=False)
+    groups[filter_snr.winner()].append(filter_snr.text())
+    names = {1: f"{default} ahead", -1: f"{alt} ahead", 0: "even"}
     parts = [f"{names[k]}: {', '.join(v)}" for k, v in groups.items() if v]
     line = f"{direction} {default}* vs {alt} ({default}/{alt}) -- " + "; ".join(parts) + "."
     a1, b1 = qa.delay.at_1s_ms, qb.delay.at_1s_ms
-    if abs(a1 - b1) > 2.0 and abs(qa.delay.mean_ms - qb.delay.mean_ms) <= 2.0:
+    both_soxr = default in SOXR and alt in SOXR
+    if both_soxr and abs(a1 - b1) > 2.0 and abs(qa.delay.mean_ms - qb.delay.mean_ms) <= 2.0:
         line += f" Held back at 1 s is {a1:.1f} vs {b1:.1f} ms only because each is elsewhere in soxr's block cadence."
     return line
 
@@ -501,35 +556,107 @@ def ruled_out(inbound_q: dict[str, Quality], out_q: dict[str, Quality], g711: fl
     return out
 
 
-def verdict(default: str, qs: dict[str, Quality], ts: dict[str, Timing], alts: list[str], rejection: str) -> str:
-    """One clause: how the default fares against each viable alternative on what a call gets."""
-    even: list[str] = []
-    mixed: list[str] = []
-    filter_ahead: list[str] = []
-    filter_behind: list[str] = []
-    for alt in alts:
-        metrics = call_metrics(qs[default], qs[alt], ts[default].total_us()[1], ts[alt].total_us()[1])
-        ahead = [m.text() for m in metrics if m.winner() > 0]
-        behind = [m.text() for m in metrics if m.winner() < 0]
-        if ahead or behind:
-            sides = (("ahead", ahead), ("behind", behind))
-            mixed.append(f"vs {alt} " + "; ".join(f"{word} on {', '.join(items)}" for word, items in sides if items))
-            continue
-        even.append(alt)
-        score = sum(m.winner() for m in filter_metrics(qs[default], qs[alt], rejection))
-        (filter_ahead if score > 0 else filter_behind if score < 0 else []).append(alt)
-    clause = f"{default}* "
+def names(opts: list[str]) -> str:
+    return "/".join(opts)
+
+
+def standing(metrics: dict[str, Metric]) -> str:
+    """One metric, the default against every alternative: its figure, theirs, and where it stands."""
+    any_m = next(iter(metrics.values()))
+    fmt = f".{any_m.digits}f"
+    values = ", ".join(f"{alt} {m.b:{fmt}}" for alt, m in metrics.items())
+    ahead = [alt for alt, m in metrics.items() if m.winner() > 0]
+    even = [alt for alt, m in metrics.items() if m.winner() == 0]
+    behind = [alt for alt, m in metrics.items() if m.winner() < 0]
+    where = []
+    if ahead:
+        where.append("better than " + ("all" if len(ahead) == len(metrics) else names(ahead)))
     if even:
-        clause += f"ties {', '.join(even)} on everything a call gets (call SNR, first output, mean/max held back, cost)"
-        edge = []
-        if filter_ahead:
-            edge.append(f"ahead of {', '.join(filter_ahead)}")
-        if filter_behind:
-            edge.append(f"behind {', '.join(filter_behind)}")
-        if edge:
-            hidden = f"which the int16 dither ({dither_noise_db():.0f} dB) hides"
-            clause += f", and is {' and '.join(edge)} only on float filter figures, {hidden}"
-    return clause + ("; " if even and mixed else "") + "; ".join(mixed)
+        where.append("even with " + ("all" if len(even) == len(metrics) else names(even)))
+    if behind:
+        where.append("worse than " + ("all" if len(behind) == len(metrics) else names(behind)))
+    return f"{any_m.name} {any_m.a:{fmt}}{any_m.unit} (vs {values}: {', '.join(where)})"
+
+
+def direction_choice(
+    direction: str,
+    default: str,
+    qs: dict[str, Quality],
+    ts: dict[str, Timing],
+    alts: list[str],
+    rejection: str,
+    g711: float,
+) -> str:
+    """How the default compares with each viable alternative (the soxr qualities when the default is fir),
+    on latency, fidelity and cost."""
+    kind = "soxr option" if all(alt in SOXR for alt in alts) else "other option"
+    if not alts:
+        return f"{direction}: no option left to compare {default}* with."
+    cost = {opt: ts[opt].total_us()[1] for opt in [default, *alts]}
+    per_alt = {
+        alt: {m.name: m for m in call_metrics(qs[default], qs[alt], cost[default], cost[alt], rejection)}
+        for alt in alts
+    }
+    metric_names = list(next(iter(per_alt.values())))
+    by_metric = {name: {alt: per_alt[alt][name] for alt in alts} for name in metric_names}
+
+    faster: list[str] = []
+    slower: list[str] = []
+    even: list[str] = []
+    for alt in alts:
+        wins = [per_alt[alt][name].winner() for name in LATENCY]
+        if any(w > 0 for w in wins) and all(w >= 0 for w in wins):
+            faster.append(alt)
+        elif any(w < 0 for w in wins):
+            slower.append(alt)
+        else:
+            even.append(alt)
+    if len(faster) == len(alts):
+        head = f"{default}* IS the better choice on latency: ahead of every {kind} ({names(alts)})"
+    elif not faster:
+        head = f"{default}* is NOT the better choice on latency: ahead of no {kind} ({names(alts)})"
+    else:
+        head = f"{default}* is NOT the better choice on latency: ahead of only {names(faster)} among {names(alts)}"
+    if slower:
+        detail = "; ".join(
+            f"{alt} is ahead on {', '.join(per_alt[alt][n].text() for n in LATENCY if per_alt[alt][n].winner() < 0)}"
+            for alt in slower
+        )
+        head += f" -- {detail}"
+    if even:
+        head += f" -- even with {names(even)} on latency"
+    latency = "; ".join(standing(by_metric[name]) for name in LATENCY)
+    ahead_all = [n for n in metric_names if all(m.winner() > 0 for m in by_metric[n].values())]
+    behind_all = [n for n in metric_names if all(m.winner() < 0 for m in by_metric[n].values())]
+    trade = []
+    if ahead_all:
+        trade.append(f"ahead of all of them on {', '.join(ahead_all)}")
+    if behind_all:
+        trade.append(f"behind all of them on {', '.join(behind_all)}")
+    if trade:
+        head += "; " + "; ".join(trade)
+
+    snr = qs[default].snr_db
+    best_snr = max(alts, key=lambda alt: qs[alt].snr_db)
+    fidelity = (
+        f"{standing(by_metric['call SNR'])}, {snr - g711:+.1f} dB over G.711's {g711:.1f} dB and "
+        f"{round(snr - qs[best_snr].snr_db, 1) + 0.0:+.1f} dB against the best {kind} ({best_snr}); "
+        f"{standing(by_metric[rejection])}"
+    )
+    rej = qs[default].rejection_db
+    fidelity += f", {-rej - g711:.1f} dB beyond the -{g711:.1f} dB G.711 asks"
+    dither = dither_noise_db()
+    fidelity += f" and {'under' if rej < dither else 'above'} the int16 dither noise ({dither:.1f} dB)"
+    cheapest = min(alts, key=lambda alt: cost[alt])
+    step = {opt: ts[opt].mean_us("resample") for opt in [default, *alts]}
+    steps = ", ".join(f"{alt} {step[alt]:.2f}" for alt in alts)
+    costs = (
+        f"{standing(by_metric['cost'])}, {cost[default] / cost[cheapest]:.1f}x the cheapest {kind} ({cheapest}), "
+        f"{cost[default] / (FRAME_MS * 10):.3f}% of a core per call in this direction; the resample step alone "
+        f"{step[default]:.2f} us (vs {steps}), {step[default] / step[cheapest]:.1f}x {cheapest}'s"
+    )
+    cpu = f"CPU (mean per frame, the direction's other steps included): {costs}"
+    return f"{direction}: {head}. Latency: {latency}. Fidelity: {fidelity}. {cpu}."
 
 
 def choice_lines(
@@ -544,9 +671,9 @@ def choice_lines(
     excluded = ruled_out(inbound_q, out_q, g711)
     paragraphs = [
         f"ruled out, worse than G.711 itself ({g711:.1f} dB SNR; image/alias above -{g711:.1f} dB): "
-        + "; ".join(f"{opt} ({', '.join(why)})" for opt, why in excluded.items())
+        + ("; ".join(f"{opt} ({', '.join(why)})" for opt, why in excluded.items()) or "none")
     ]
-    verdicts = []
+    choices = []
     for direction, qs, ts, default, rejection in (
         ("inbound 8->16k", inbound_q, inbound_t, in_default, "image"),
         ("outbound 24->8k", out_q, out_t, out_default, "alias"),
@@ -555,13 +682,21 @@ def choice_lines(
         for alt in alts:
             cost_a, cost_b = ts[default].total_us()[1], ts[alt].total_us()[1]
             paragraphs.append(compare_line(direction, default, alt, qs[default], qs[alt], cost_a, cost_b, rejection))
-        verdicts.append(f"{direction.split()[0]} {verdict(default, qs, ts, alts, rejection)}")
+        choosable = [o for o in alts if o in ("fir", *SOXR)]  # what Settings accepts: ratecv is a comparison only
+        choice = direction_choice(direction, default, qs, ts, choosable, rejection, g711)
+        if default in excluded:
+            choice = (
+                f"{direction}: the default {default}* is itself ruled out ({', '.join(excluded[default])}). " + choice
+            )
+        choices.append(choice)
     wrap = [textwrap.fill(p, 118, initial_indent="  ", subsequent_indent="    ") for p in paragraphs]
-    final = textwrap.fill("; ".join(verdicts) + ".", 118, initial_indent="choice: ", subsequent_indent="        ")
+    final = [textwrap.fill(c, 118, initial_indent="choice, ", subsequent_indent="        ") for c in choices]
     return [
-        f"Choice, from the figures above (defaults read from Settings: inbound {in_default}, outbound {out_default}):",
+        f"Choice, from the figures above (defaults read from Settings: inbound {in_default}, outbound {out_default};",
+        "  a/b = default/alternative; even = within 10 ms first output or max held back, 2 ms mean held back,",
+        "  1 dB SNR, 3 dB rejection, 5% cost):",
         *wrap,
-        final,
+        *final,
     ]
 
 
@@ -576,8 +711,8 @@ def main() -> None:
     started = time.perf_counter()
 
     fields = Settings.model_fields
-    in_default = fields["inbound_resample_quality"].default
-    out_default = fields["outbound_resample_quality"].default
+    in_default = fields["inbound_resampler"].default
+    out_default = fields["outbound_resampler"].default
 
     # 10 s pools of distinct frames, cycled.
     speech_8k = to_int16(band_noise(TWILIO_RATE, *PASS_BAND, 10.0))

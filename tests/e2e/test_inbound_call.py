@@ -69,7 +69,7 @@ def test_inbound_call_end_to_end(server: str, app: Starlette) -> None:
     assert correlation(played, caller) > 0.9
     # One turn, answered after the echo agent's 600 ms end-of-utterance and 300 ms pause.
     [latency] = report.turn_latencies()
-    assert 0.9 <= latency < 1.5
+    assert 0.85 <= latency < 1.5  # the agent cannot answer before its own 0.9 s (less a frame of jitter)
     wait_for_call_to_end(app)
     assert app.state.edge.stats.get("stream_messages_dropped", 0) == 0
 
