@@ -62,6 +62,7 @@ class FirResampler:
         self.out_rate = out_rate
         self._up, self._down, self._phases, half = design(in_rate, out_rate)
         self._taps = self._phases.shape[1]
+        self._kernels = np.ascontiguousarray(self._phases[:, ::-1])  # for np.convolve
         self._delay_out = half // self._down
         self.delay_seconds = half / (in_rate * self._up)
         self.reset()
@@ -81,13 +82,16 @@ class FirResampler:
         if outputs.size == 0:
             return np.zeros(0, dtype=np.int16)
         self._next = int(outputs[-1]) + self._down
-        windows = sliding_window_view(buffer, self._taps)
-        starts = outputs // self._up - first - (self._taps - 1)
-        if self._up == 1:
-            y = windows[starts[0] : starts[-1] + 1 : self._down] @ self._phases[0]
-        else:
-            lo = starts[0]
-            every_phase = windows[lo : starts[-1] + 1] @ self._phases.T
+        starts = outputs // self._up - first - (self._taps - 1)  # buffer index of each window
+        lo, hi = int(starts[0]), int(starts[-1]) + 1
+        if self._up == 1:  # decimation (24k/16k/48k -> 8k): one filter, every M-th output
+            y = np.convolve(buffer[lo : hi + self._taps - 1], self._kernels[0], "valid")[:: self._down]
+        elif self._down == 1:  # interpolation (8k -> 16k): each phase yields one output per input
+            segment = buffer[lo : hi + self._taps - 1]
+            every_phase = np.stack([np.convolve(segment, kernel, "valid") for kernel in self._kernels], axis=1)
+            y = every_phase.reshape(-1)[int(outputs[0] % self._up) :][: outputs.size]
+        else:  # other ratios: every phase at every input position, then pick
+            every_phase = sliding_window_view(buffer, self._taps)[lo:hi] @ self._phases.T
             y = every_phase[starts - lo, outputs % self._up]
         if self._skip:
             skipped = min(self._skip, y.size)

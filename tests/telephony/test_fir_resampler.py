@@ -7,7 +7,7 @@ import pytest
 
 from telephony.fir_resampler import FirResampler, UnsupportedRatio
 
-RATIOS = [(8000, 16000), (16000, 8000), (24000, 8000), (48000, 8000), (8000, 24000)]
+RATIOS = [(8000, 16000), (16000, 8000), (24000, 8000), (48000, 8000), (8000, 24000), (24000, 16000), (16000, 24000)]
 
 
 def tone(hz: float, rate: int, seconds: float = 1.0, amplitude: float = 10000.0) -> np.ndarray:
