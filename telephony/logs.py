@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 call_sid_var: ContextVar[str | None] = ContextVar("call_sid", default=None)
 
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from telephony import call_token, twiml
 from telephony.edge import CallEdge
+from telephony.logs import call_sid_var
 from telephony.media_stream import TOKEN_PARAMETER
 from telephony.signature import (
     SIGNATURE_SETTINGS_HEADER,
@@ -122,6 +123,7 @@ async def voice(request: Request) -> Response:
     call = await _signed_model(request, edge, VoiceWebhook)
     if isinstance(call, Response):
         return call
+    call_sid_var.set(call.CallSid)
     if settings.twilio_account_sid and call.AccountSid != settings.twilio_account_sid:
         return PlainTextResponse("webhook from another account", status_code=403)
 
@@ -134,7 +136,7 @@ async def voice(request: Request) -> Response:
     decision = edge.admission.admit(call.CallSid)
     if not decision.admitted:
         edge.count(f"calls_refused_{decision.reason}")
-        log.info("call refused", extra={"reason": decision.reason, "call_sid_refused": call.CallSid})
+        log.info("call refused", extra={"reason": decision.reason})
         if settings.busy_response == "reject":
             return xml(twiml.reject_busy())
         return xml(twiml.say_and_hang_up(settings.busy_message))
@@ -164,6 +166,7 @@ async def connect_action(request: Request) -> Response:
     action = await _signed_model(request, edge, ConnectActionWebhook)
     if isinstance(action, Response):
         return action
+    call_sid_var.set(action.CallSid)
     outcome = edge.outcomes.take(action.CallSid)
-    log.info("stream ended", extra={"call_sid_ended": action.CallSid, "outcome": repr(outcome)})
+    log.info("stream ended; telling Twilio what next", extra={"outcome": repr(outcome)})
     return xml(twiml.after_stream(outcome))

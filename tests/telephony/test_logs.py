@@ -48,3 +48,8 @@ def test_exceptions_are_kept_in_one_line() -> None:
         entry.exc_info = sys.exc_info()
     line = JsonFormatter().format(entry)
     assert "\n" not in line and "RuntimeError: boom" in json.loads(line)["exc"]
+
+
+def test_uvicorn_colour_copies_are_left_out() -> None:
+    entry = json.loads(JsonFormatter().format(record("Started", color_message="\x1b[36mStarted\x1b[0m")))
+    assert "color_message" not in entry
