@@ -25,6 +25,7 @@ import websockets
 from twilio.request_validator import RequestValidator
 
 from telephony.protocol import Clear, OutboundMark, OutboundMedia, ProtocolError, parse_outbound
+from telephony.signature import websocket_url
 from telephony.simulator.player import PlaybackBuffer
 from telephony.simulator.report import CallReport
 from telephony.simulator.script import TICK_S, CallerTrack, Step, lay_out
@@ -92,7 +93,8 @@ class SimulatedCall:
 
     def _reachable(self, url: str) -> str:
         """Map a public URL from TwiML onto the address the server really listens on."""
-        for public, real in ((self.public_url, self.server_url), (_ws(self.public_url), _ws(self.server_url))):
+        public_ws, real_ws = websocket_url(self.public_url, ""), websocket_url(self.server_url, "")
+        for public, real in ((self.public_url, self.server_url), (public_ws, real_ws)):
             if url.startswith(public):
                 return real + url[len(public) :]
         return url
@@ -305,7 +307,3 @@ class SimulatedCall:
             self.report.agent_spans.append((speaking_since, now))
             self.report.add(now, "agent", f"stops speaking ({now - speaking_since:.2f} s): stream ended")
         return closed.is_set()
-
-
-def _ws(url: str) -> str:
-    return "wss://" + url[8:] if url.startswith("https://") else "ws://" + url.removeprefix("http://")
