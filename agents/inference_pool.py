@@ -8,8 +8,9 @@ bounded: when `max_pending` jobs are already waiting or running, new work is ref
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -29,6 +30,8 @@ class InferencePool:
         """Bound on jobs running or queued at once."""
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"infer-{name}")
         self._pending = 0
+        """Jobs queued or still running on a thread (a cancelled await does not end a running job)."""
+        self._lock = threading.Lock()
 
     @property
     def pending(self) -> int:
@@ -40,13 +43,15 @@ class InferencePool:
         or have them check a flag."""
         if self._pending >= self.max_pending:
             raise InferenceOverloaded(f"{self.name}: {self._pending} jobs pending (max {self.max_pending})")
-        self._pending += 1
-        future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-        future.add_done_callback(self._done)
-        return await future
+        job = self._executor.submit(fn, *args)
+        with self._lock:
+            self._pending += 1
+        job.add_done_callback(self._done)  # runs when the job ends, or is dropped before it started
+        return await asyncio.wrap_future(job)
 
-    def _done(self, _: asyncio.Future[object]) -> None:
-        self._pending -= 1
+    def _done(self, _: Future[T]) -> None:
+        with self._lock:
+            self._pending -= 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -17,6 +22,8 @@ from telephony.media_stream import media_stream
 from telephony.routing import InMemoryNumberDirectory, NumberDirectory
 from telephony.settings import Settings
 from telephony.webhooks import CONNECT_ACTION_PATH, MEDIA_PATH, VOICE_PATH, connect_action, voice
+
+log = logging.getLogger("switchboard.app")
 
 
 def builtin_agents(settings: Settings) -> AgentCatalog:
@@ -47,14 +54,37 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "active_calls": edge.calls.active, "counters": edge.stats})
 
 
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Load the voice agents named in the agents file (models included) before taking calls."""
+    edge: CallEdge = app.state.edge
+    settings = edge.settings
+    stack = None
+    if settings.agents_file is not None:
+        from telephony.voice import build_voice_agent, load_voice_stack, read_agents_file, warm_up
+
+        configs = read_agents_file(settings.agents_file)
+        stack = await asyncio.to_thread(load_voice_stack, settings)
+        await warm_up(stack)
+        for config in configs:
+            edge.agents.agents[config.id] = await build_voice_agent(config, stack, settings)
+        log.info("voice agents ready", extra={"agents": ",".join(c.id for c in configs)})
+    try:
+        yield
+    finally:
+        if stack is not None:
+            stack.close()
+
+
 def create_app(settings: Settings, edge: CallEdge | None = None) -> Starlette:
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             Route(VOICE_PATH, voice, methods=["POST"]),
             Route(CONNECT_ACTION_PATH, connect_action, methods=["POST"]),
             WebSocketRoute(MEDIA_PATH, media_stream),
             Route("/healthz", healthz, methods=["GET"]),
-        ]
+        ],
     )
     app.state.edge = edge or build_edge(settings)
     return app

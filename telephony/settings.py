@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
@@ -100,13 +101,82 @@ class Settings(BaseSettings):
     """TTS rate -> 8 kHz: "fir" for simple ratios (24k, 16k, 48k; soxr HQ otherwise) or a soxr
     quality."""
 
-    # -- built-in agent ----------------------------------------------------------------
+    # -- agents ------------------------------------------------------------------------
+    agents_file: Path | None = None
+    """JSON file with a list of agent configs (see `agents/config.py`); each becomes a voice
+    agent on this pod's engines. The built-in `echo` agent is always there."""
     transfer_number: str | None = None
-    """Where the built-in agent transfers a caller who presses 0 (unset: no transfer)."""
+    """Where agents transfer a caller (the echo agent on `0`, voice agents on `transfer_call`)
+    unless an agent config names its own."""
+
+    # -- voice activity ----------------------------------------------------------------
+    vad_threshold: float = Field(0.4, gt=0.15, lt=1.0)
+    """Silero speech probability above which a window is speech."""
+    vad_min_speech_ms: int = Field(120, ge=32, le=2000)
+    """Speech shorter than this is ignored (a click, a cough); also the barge-in reaction time."""
+    vad_end_of_turn_ms: int = Field(600, ge=100, le=5000)
+    """Caller silence that ends a turn."""
+    max_utterance_ms: int = Field(30_000, ge=1000, le=120_000)
+    """Bound on one caller utterance kept for transcription; the turn is forced to end past it."""
+
+    # -- speech-to-text ----------------------------------------------------------------
+    stt_model: str = "bundled:tiny.en"
+    """faster-whisper model: `bundled:tiny.en` (package-carried, sha256-checked), a local
+    CTranslate2 directory, or a hub id such as `Systran/faster-whisper-small.en`."""
+    stt_beam_size: int = Field(1, ge=1, le=10)
+    """Beam width for decoding (1 = greedy, fastest)."""
+    stt_threads: int = Field(2, ge=1, le=64)
+    """CPU threads per transcription."""
+    stt_early_transcription: bool = True
+    """Transcribe while the caller pauses, so the transcript is ready when the turn ends."""
+    stt_max_pending: int = Field(8, ge=1, le=256)
+    """Bound on transcriptions running or queued in the pod; past it a turn fails with an apology."""
+
+    # -- chat model --------------------------------------------------------------------
+    llm_backend: Literal["openai", "embedded"] = "openai"
+    """`openai`: an OpenAI-compatible server (vLLM, llama.cpp server, Ollama, SGLang);
+    `embedded`: llama.cpp in-process (`pip install 'switchboard[embedded]'`), for CPU-only demos."""
+    llm_base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8001/v1")
+    """Base URL of the OpenAI-compatible API (vLLM serves `/v1`)."""
+    llm_model: str = "Qwen/Qwen2.5-7B-Instruct"
+    """Model name sent with each request (the one the server serves)."""
+    llm_api_key: SecretStr = SecretStr("EMPTY")
+    """API key for the model server (vLLM accepts any unless started with `--api-key`)."""
+    llm_first_token_timeout_seconds: float = Field(4.0, gt=0, le=60)
+    """No first token by then: retry once, then apologise."""
+    llm_timeout_seconds: float = Field(30.0, gt=0, le=300)
+    """Bound on one whole model request."""
+    llm_max_tokens: int = Field(300, ge=16, le=4096)
+    """Bound on the tokens of one reply."""
+    llm_temperature: float = Field(0.3, ge=0.0, le=2.0)
+    llm_embedded_model: str = "bundled:smollm2-135m"
+    """GGUF for the embedded backend: `bundled:smollm2-135m` (package-carried, sha256-checked) or a path."""
+    llm_embedded_threads: int = Field(2, ge=1, le=64)
+
+    # -- text-to-speech ----------------------------------------------------------------
+    tts_model: str = "bundled:kokoro-82m-int8"
+    """Kokoro ONNX model: `bundled:kokoro-82m-int8` (package-carried, sha256-checked) or a path."""
+    tts_voices: Path | None = None
+    """Kokoro voices file; unset with the bundled model: its voices (production: `voices-v1.0.bin`)."""
+    tts_voice: str = "jf_nezumi"
+    """Voice to speak with (production English voices: e.g. `af_heart`)."""
+    tts_speed: float = Field(1.0, ge=0.5, le=2.0)
+    tts_threads: int = Field(2, ge=1, le=64)
+    """CPU threads per synthesis."""
+    tts_max_pending: int = Field(16, ge=1, le=256)
+    """Bound on syntheses running or queued in the pod; past it a turn fails with an apology."""
     call_outcome_ttl_seconds: int = Field(300, ge=10)
     """How long a hang-up/transfer decision waits for Twilio's `<Connect action>` request."""
     call_outcomes_max: int = Field(10_000, ge=100)
     """Bound on remembered call outcomes (oldest evicted)."""
+
+    # -- tools and data ------------------------------------------------------------------
+    tool_max_steps_per_turn: int = Field(4, ge=1, le=16)
+    """Tool calls the model may make in one caller turn."""
+    tool_max_result_bytes: int = Field(8192, ge=256, le=1_000_000)
+    """Bound on one tool result handed back to the model."""
+    tool_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    """A tool that takes longer is abandoned and the model told so."""
 
     # -- logging -----------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -1,0 +1,83 @@
+"""What a call leaves behind: its transcript, per-turn latency and how it ended.
+
+Kept with the session while the call runs (bounded), logged turn by turn as structured events,
+and handed to whoever stores calls when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+log = logging.getLogger("switchboard.agents")
+
+MAX_TRANSCRIPT_ENTRIES = 500
+"""Bound on transcript lines kept per call (the oldest are dropped past it)."""
+MAX_TURN_METRICS = 200
+"""Bound on per-turn metrics kept per call."""
+
+
+@dataclass
+class TurnMetrics:
+    """Latency of one caller turn, in milliseconds. None: the stage did not happen."""
+
+    turn: int
+    source: str = "speech"
+    """`speech` or `dtmf`."""
+    speech_ms: int = 0
+    """Length of the caller's speech."""
+    endpoint_ms: float | None = None
+    """End of caller speech -> end of turn decided (the end-of-turn silence)."""
+    stt_ms: float | None = None
+    """End of turn decided -> final transcript ready."""
+    transcript_ms: float | None = None
+    """End of caller speech -> final transcript ready."""
+    early_transcript: bool = False
+    """The transcript came from the speculative pass started while the caller paused."""
+    llm_ttft_ms: float | None = None
+    """Request sent -> first token (text or tool call), first model step."""
+    tts_first_audio_ms: float | None = None
+    """First sentence handed to TTS -> its first audio."""
+    voice_to_voice_ms: float | None = None
+    """End of caller speech -> first agent audio sent toward the caller."""
+    tool_calls: int = 0
+    interrupted: bool = False
+
+
+@dataclass
+class TranscriptLine:
+    role: str
+    """`caller`, `agent` or `system` (an event such as a barge-in or transfer)."""
+    text: str
+    at_s: float
+    """Seconds since the call started."""
+
+
+@dataclass
+class CallRecord:
+    call_sid: str
+    agent_id: str
+    from_number: str
+    to_number: str
+    direction: str
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    end_reason: str | None = None
+    transcript: list[TranscriptLine] = field(default_factory=list)
+    turns: list[TurnMetrics] = field(default_factory=list)
+    barge_ins: int = 0
+
+    def say(self, role: str, text: str) -> None:
+        if len(self.transcript) >= MAX_TRANSCRIPT_ENTRIES:
+            del self.transcript[0]
+        self.transcript.append(TranscriptLine(role, text, round(time.time() - self.started_at, 3)))
+
+    def add_turn(self, metrics: TurnMetrics) -> None:
+        if len(self.turns) >= MAX_TURN_METRICS:
+            del self.turns[0]
+        self.turns.append(metrics)
+        log.info("turn", extra={"event": "turn", **{k: v for k, v in asdict(metrics).items()}})
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)

@@ -1,0 +1,72 @@
+"""What an agent is: its prompt, voice lines, tools and the limits of its calls.
+
+Agent configs arrive from files, the database and the admin API, so every field is validated and
+bounded here, once, and the session can trust them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AgentConfig(BaseModel):
+    """One agent. Times are in seconds or milliseconds as the name says."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    """Lower-case id the phone-number routing points at."""
+    system_prompt: str = Field(
+        "You are a friendly phone agent for a call center. Answer in one or two short spoken sentences. "
+        "Never use lists, markdown or emoji. Use the tools to look things up; never invent order details.",
+        min_length=1,
+        max_length=8000,
+    )
+    voice: str | None = Field(None, max_length=64)
+    """TTS voice for this agent; unset: the pod's default voice."""
+    greeting: str = Field("Hello, thanks for calling. How can I help you today?", max_length=500)
+    """Spoken as soon as the call connects (empty: wait for the caller)."""
+    tools: list[str] = Field(default_factory=list, max_length=32)
+    """Built-in tools this agent may call, by name."""
+    tool_choice: Literal["auto", "none", "required"] = "auto"
+    allow_transfer: bool = True
+    """Offer the model a `transfer_call` action (needs a transfer number)."""
+    transfer_number: str | None = Field(None, max_length=64)
+    """E.164 number or SIP URI for transfers; falls back to the pod's transfer number."""
+    allow_hang_up: bool = True
+    """Offer the model an `end_call` action."""
+
+    filler_phrases: list[str] = Field(
+        default_factory=lambda: ["One moment while I check that.", "Still checking, thanks for waiting."],
+        min_length=1,
+        max_length=8,
+    )
+    """Spoken while a tool runs, so the line never goes silent for longer than `max_tool_silence_ms`."""
+    max_tool_silence_ms: int = Field(1200, ge=200, le=10_000)
+    """Longest silence allowed while a tool runs before the next filler phrase."""
+
+    silence_timeout_seconds: float = Field(8.0, ge=2.0, le=120.0)
+    """Caller silence (agent idle) before a re-prompt."""
+    silence_reprompts: int = Field(1, ge=0, le=5)
+    """Re-prompts before the agent says goodbye and hangs up."""
+    reprompt: str = Field("Are you still there?", max_length=300)
+    silence_goodbye: str = Field("I haven't heard from you, so I'll end the call now. Goodbye.", max_length=300)
+    apology: str = Field(
+        "I'm sorry, I'm having technical trouble right now. Please call back a little later. Goodbye.",
+        max_length=300,
+    )
+    """Spoken when the model is down or failing; the call then ends."""
+    max_call_seconds: float = Field(900.0, ge=10.0, le=4 * 3600)
+    """The call is wrapped up (`time_limit_goodbye`, then hang-up) after this long."""
+    time_limit_goodbye: str = Field("We've reached the time limit for this call. Goodbye.", max_length=300)
+
+    history_budget_chars: int = Field(12_000, ge=1000, le=200_000)
+    """Bound on the conversation sent to the model (system prompt excluded); oldest turns go first."""
+    max_reply_chars: int = Field(1200, ge=100, le=10_000)
+    """Bound on one spoken reply; the model's text beyond it is not spoken."""
+    max_tool_steps: int = Field(4, ge=0, le=16)
+    """Tool rounds per caller turn before the model must answer without tools."""
+    dtmf_timeout_ms: int = Field(1500, ge=200, le=10_000)
+    """Keys pressed within this gap form one entry; `#` ends an entry at once."""

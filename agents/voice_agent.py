@@ -1,0 +1,83 @@
+"""A configured agent on the pod's shared engines: what the media stream runs for each call."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from agents.call_record import CallRecord
+from agents.config import AgentConfig
+from agents.echo import beep
+from agents.engines import Engines
+from agents.listener import TurnListener
+from agents.phrases import PhraseCache
+from agents.port import CallPort
+from agents.session import CallSession
+from agents.speaker import Speaker
+from tools import ToolExecutor
+
+FIXED_LINES = ("Let me transfer you now.", "Thank you for calling. Goodbye.")
+
+
+class VoiceAgent:
+    """Implements `Agent`: one `CallSession` per call, all sharing engines and rendered phrases."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        engines: Engines,
+        phrases: PhraseCache,
+        listener_factory: Callable[[], TurnListener],
+        *,
+        tools: ToolExecutor | None = None,
+        transfer_number: str | None = None,
+        on_record: Callable[[CallRecord], Awaitable[None]] | None = None,
+    ) -> None:
+        self.config = config
+        self.engines = engines
+        self.phrases = phrases
+        self.listener_factory = listener_factory
+        self.tools = tools
+        self.transfer_number = transfer_number
+        self.on_record = on_record
+        self.records: list[CallRecord] = []
+        """The last few call records, newest last (bounded by `MAX_RECENT_RECORDS`)."""
+
+    async def prepare(self) -> None:
+        """Render the fixed lines now, so the greeting plays the moment a call connects."""
+        c = self.config
+        await self.phrases.prepare(
+            [
+                c.greeting,
+                *c.filler_phrases,
+                c.reprompt,
+                c.silence_goodbye,
+                c.apology,
+                c.time_limit_goodbye,
+                *FIXED_LINES,
+            ]
+        )
+
+    async def run(self, port: CallPort) -> None:
+        speaker = Speaker(port, self.engines.tts, self.phrases)
+        session = CallSession(
+            port,
+            self.config,
+            listener=self.listener_factory(),
+            chat=self.engines.chat,
+            speaker=speaker,
+            tools=self.tools,
+            transfer_number=self.transfer_number,
+            fallback_audio=(beep(16000, hz=440.0, ms=300, count=1), 16000),
+            on_record=self._keep,
+        )
+        await session.run()
+
+    async def _keep(self, record: CallRecord) -> None:
+        self.records.append(record)
+        del self.records[:-MAX_RECENT_RECORDS]
+        if self.on_record is not None:
+            await self.on_record(record)
+
+
+MAX_RECENT_RECORDS = 32
+"""Bound on call records an agent keeps in memory (for tests, the demo and debugging)."""

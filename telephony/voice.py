@@ -1,0 +1,154 @@
+"""Composing voice agents: the pod's shared engines, built once from settings, and one
+`VoiceAgent` per agent config on top of them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import TypeAdapter, ValidationError
+
+from agents.config import AgentConfig
+from agents.engines import ChatModel, Engines
+from agents.inference_pool import InferencePool
+from agents.listener import ListenerConfig, TurnListener
+from agents.phrases import PhraseCache
+from agents.stt import WhisperSpeechToText
+from agents.tts import KokoroTextToSpeech
+from agents.vad import SileroVoiceActivity, VadConfig
+from agents.voice_agent import VoiceAgent
+from telephony.settings import Settings
+from tools import ToolExecutor
+
+log = logging.getLogger("switchboard.voice")
+
+MAX_AGENTS_FILE_BYTES = 1024 * 1024
+"""Bound on the agents file read at start-up."""
+
+
+class AgentsFileError(Exception):
+    """The agents file is missing, too big, not JSON, or an agent in it is invalid."""
+
+
+def read_agents_file(path: Path) -> list[AgentConfig]:
+    """Agent configs from a JSON list, with an error that names the file and the field."""
+    try:
+        if path.stat().st_size > MAX_AGENTS_FILE_BYTES:
+            raise AgentsFileError(f"{path}: larger than {MAX_AGENTS_FILE_BYTES} bytes")
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AgentsFileError(f"{path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AgentsFileError(f"{path}: not valid JSON: {exc}") from None
+    try:
+        configs = TypeAdapter(list[AgentConfig]).validate_python(raw)
+    except ValidationError as exc:
+        raise AgentsFileError(f"{path}: {exc}") from None
+    ids = [c.id for c in configs]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise AgentsFileError(f"{path}: agent ids appear more than once: {', '.join(duplicates)}")
+    return configs
+
+
+def load_chat_model(settings: Settings) -> ChatModel:
+    if settings.llm_backend == "embedded":
+        from agents.llama_chat import LlamaCppChatModel  # optional extra: import only when chosen
+
+        return LlamaCppChatModel(
+            settings.llm_embedded_model,
+            n_threads=settings.llm_embedded_threads,
+            max_tokens=settings.llm_max_tokens,
+            temperature=settings.llm_temperature,
+        )
+    from agents.openai_chat import OpenAIChatModel
+
+    return OpenAIChatModel(
+        str(settings.llm_base_url).rstrip("/"),
+        settings.llm_model,
+        settings.llm_api_key.get_secret_value(),
+        temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_tokens,
+        first_token_timeout_s=settings.llm_first_token_timeout_seconds,
+        request_timeout_s=settings.llm_timeout_seconds,
+    )
+
+
+@dataclass
+class VoiceStack:
+    """The engines one pod shares, and how each call's listener is made."""
+
+    engines: Engines
+    vad_config: VadConfig
+    listener_config: ListenerConfig
+    tts: KokoroTextToSpeech
+    closers: list[Callable[[], object]] = field(default_factory=list)
+
+    def listener(self) -> TurnListener:
+        return TurnListener(self.engines.vad.detector(), self.engines.stt, self.listener_config)
+
+    def close(self) -> None:
+        for close in self.closers:
+            try:
+                close()
+            except Exception:
+                log.exception("closing an engine failed")
+
+
+def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> VoiceStack:
+    """Load every model (blocking, seconds: run it off the event loop) and warm nothing yet."""
+    vad_config = VadConfig(
+        threshold=settings.vad_threshold,
+        min_speech_ms=settings.vad_min_speech_ms,
+        end_of_turn_silence_ms=settings.vad_end_of_turn_ms,
+    )
+    vad = SileroVoiceActivity(vad_config)
+    stt = WhisperSpeechToText(
+        settings.stt_model,
+        cpu_threads=settings.stt_threads,
+        beam_size=settings.stt_beam_size,
+        pool=InferencePool("stt", max_workers=1, max_pending=settings.stt_max_pending),
+    )
+    tts = KokoroTextToSpeech.load(
+        settings.tts_model,
+        str(settings.tts_voices) if settings.tts_voices else None,
+        voice=settings.tts_voice,
+        speed=settings.tts_speed,
+        threads=settings.tts_threads,
+        max_pending=settings.tts_max_pending,
+    )
+    chat = chat or load_chat_model(settings)
+    listener_config = ListenerConfig(
+        max_utterance_ms=settings.max_utterance_ms, early_transcription=settings.stt_early_transcription
+    )
+    closers: list[Callable[[], object]] = [stt.close, tts.close]
+    if hasattr(chat, "close"):
+        closers.append(chat.close)
+    return VoiceStack(Engines(vad, stt, chat, tts), vad_config, listener_config, tts, closers)
+
+
+async def warm_up(stack: VoiceStack) -> None:
+    """One small inference per engine, so the first caller does not pay the first-run cost."""
+    await stack.engines.stt.warm_up()  # type: ignore[attr-defined]
+    await stack.tts.warm_up()
+
+
+async def build_voice_agent(
+    config: AgentConfig, stack: VoiceStack, settings: Settings, tools: ToolExecutor | None = None
+) -> VoiceAgent:
+    """A ready agent: its voice's fixed lines rendered, so its greeting plays at once."""
+    tts = stack.tts.with_voice(config.voice) if config.voice else stack.tts
+    engines = Engines(stack.engines.vad, stack.engines.stt, stack.engines.chat, tts)
+    agent = VoiceAgent(
+        config,
+        engines,
+        PhraseCache(tts),
+        stack.listener,
+        tools=tools,
+        transfer_number=settings.transfer_number,
+    )
+    await agent.prepare()
+    return agent

@@ -1,0 +1,185 @@
+"""Whole voice calls: the simulator speaks, real VAD + Whisper + Kokoro run in the real server, and
+the scripted (fake) OpenAI-compatible server plays the model."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from agents.config import AgentConfig
+from agents.scripted_llm import Fail, Hang, Reply, ScriptedToolCall
+from telephony.simulator import Pause, Press
+from tests.e2e.voice_harness import VoicePod, speech_onset_s, utterance, voice_pod, words
+from tools import Tool, ToolArguments, ToolExecutor
+
+REPLY = "The order shipped yesterday and will arrive on Friday."
+
+
+@pytest.fixture(scope="module")
+def pod() -> Iterator[VoicePod]:
+    with voice_pod() as pod:
+        yield pod
+
+
+@pytest.fixture(autouse=True)
+def fresh_script(pod: VoicePod) -> Iterator[None]:
+    pod.llm.requests.clear()
+    yield
+    pod.wait_idle()
+    assert pod.llm.steps_left == 0, "the scripted model was given steps the call never used"
+
+
+def config(**overrides: object) -> AgentConfig:
+    values: dict[str, object] = {"id": "voice", "greeting": "Hello, how can I help?"}
+    values.update(overrides)
+    return AgentConfig(**values)  # type: ignore[arg-type]
+
+
+def test_caller_is_transcribed_and_the_reply_is_heard(pod: VoicePod) -> None:
+    agent = pod.use_agent(config())
+    pod.llm.push(Reply(text=REPLY))
+    report = pod.place(Pause(2.0), utterance("order_status"), Pause(6.0))
+
+    [request] = pod.llm.requests
+    assert words(request.messages[-1]["content"]) == words("What is the status of my order?")
+    assert request.messages[0]["role"] == "system"
+    assert request.messages[1] == {"role": "assistant", "content": "Hello, how can I help?"}
+    # The caller heard the greeting, then the reply: Whisper on the recorded line gives the text back.
+    caller_end = report.utterances[0][1]
+    assert pod.agent_words(report, after_s=caller_end) == words(REPLY)
+    assert words("hello how can I help") == pod.agent_words(report)[:5]
+    # Per-turn metrics are kept with the call.
+    pod.wait_idle()
+    [record] = agent.records[-1:]
+    [turn] = record.turns
+    assert turn.transcript_ms is not None and turn.llm_ttft_ms is not None
+    assert turn.tts_first_audio_ms is not None and turn.voice_to_voice_ms is not None
+    assert [line.role for line in record.transcript][:3] == ["agent", "caller", "agent"]
+    assert record.end_reason == "caller hung up"
+
+
+class SlowLookup(ToolArguments):
+    order_id: str
+
+
+def slow_lookup_tool(seconds: float) -> Tool[SlowLookup]:
+    async def lookup(args: SlowLookup, _context: object) -> dict[str, str]:
+        await asyncio.sleep(seconds)  # a slow backend: the caller must not sit in silence meanwhile
+        return {"order_id": args.order_id, "status": "shipped"}
+
+    return Tool("get_order_status", "Look up an order's status by id.", SlowLookup, lookup, timeout_s=10.0)
+
+
+def test_tool_call_mid_turn_fills_the_silence_and_answers_from_the_result(pod: VoicePod) -> None:
+    bound_ms = 1000
+    tools = ToolExecutor([slow_lookup_tool(3.5)])
+    pod.use_agent(config(max_tool_silence_ms=bound_ms, filler_phrases=["One moment please.", "Still checking."]), tools)
+    pod.llm.push(
+        Reply(tool_calls=[ScriptedToolCall("get_order_status", '{"order_id": "A1001"}')]),
+        Reply(text="Order A1001 has shipped."),
+    )
+    report = pod.place(Pause(1.5), utterance("order_status"), Pause(9.0))
+
+    first, second = pod.llm.requests
+    assert first.tools and first.tools[0]["function"]["name"] == "get_order_status"
+    assert all(t["function"]["strict"] is True for t in first.tools or [])
+    tool_message = second.messages[-1]
+    assert tool_message["role"] == "tool"
+    assert json.loads(tool_message["content"])["status"] == "shipped"
+    # While the tool ran, no silence longer than the bound (plus a 20 ms frame and the 200 ms lead).
+    caller_end = report.utterances[0][1]
+    spans = [span for span in report.agent_spans if span[0] > caller_end]
+    gaps = [later[0] - earlier[1] for earlier, later in itertools.pairwise(spans)]
+    assert gaps and max(gaps) <= (bound_ms + 250) / 1000, report.render()
+    heard = " ".join(pod.agent_words(report, after_s=caller_end))
+    assert heard.startswith("one moment please")  # the filler came first
+    assert "still checking" in heard  # the tool took 3.5 s: a second filler
+    assert heard.endswith("has shipped")  # and the answer from the tool's result
+
+
+def test_barge_in_clears_within_200_ms_and_history_keeps_only_what_was_heard(pod: VoicePod) -> None:
+    sentences = [
+        "We have three plans for you to choose from today.",
+        "The basic plan costs ten dollars a month and includes calls.",
+        "The premium plan costs twenty dollars a month and adds messages.",
+        "The business plan costs fifty dollars a month and adds everything else.",
+    ]
+    pod.use_agent(config())
+    pod.llm.push(Reply(text=" ".join(sentences)), Reply(text="Sure, go ahead."))
+    interrupt = utterance("interrupt")
+    report = pod.place(Pause(1.5), utterance("order_status"), Pause(5.0), interrupt, Pause(4.0))
+
+    onset = report.utterances[1][0] + speech_onset_s(interrupt)
+    clears = [at for at in report.clears if at >= report.utterances[1][0]]
+    assert clears, report.render()
+    assert clears[0] - onset <= 0.200
+    assert report.frames_played_after_clear == 0
+    # The agent stopped: no reply audio between the clear and the end of the caller's interruption.
+    assert not [s for s in report.agent_spans if clears[0] < s[0] < report.utterances[1][1]]
+    # The next request's history holds only the sentences whose marks the caller reached.
+    # The greeting is mark say-1; the reply's sentences are say-2, say-3, ... in order.
+    _, second = pod.llm.requests
+    heard = [s for i, s in enumerate(sentences) if f"say-{i + 2}" in report.marks_echoed]
+    assert len(heard) < len(sentences)  # the caller cut it short
+    assistant = [m["content"] for m in second.messages if m["role"] == "assistant"]
+    if heard:
+        assert assistant[-1] == " ".join(heard)
+    else:
+        assert assistant == ["Hello, how can I help?"]  # nothing of the reply was heard
+    assert words(second.messages[-1]["content"])[:2] == ["wait", "stop"]
+
+
+def test_dtmf_is_caller_input(pod: VoicePod) -> None:
+    pod.use_agent(config())
+    pod.llm.push(Reply(text="Thanks, I have your number."))
+    pod.place(Pause(1.5), Press("12345#"), Pause(3.5))
+    [request] = pod.llm.requests
+    assert request.messages[-1]["content"] == "(The caller typed 12345 on the keypad.)"
+
+
+def test_silence_reprompts_then_says_goodbye_and_hangs_up(pod: VoicePod) -> None:
+    pod.use_agent(config(silence_timeout_seconds=2.0, silence_reprompts=1))
+    report = pod.place(Pause(12.0), tail_s=0.5)
+    assert report.outcome != "caller hung up", report.render()
+    heard = " ".join(pod.agent_words(report))
+    assert "still there" in heard
+    assert "goodbye" in heard
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        pytest.param([Fail(500), Fail(503)], id="model-down"),
+        pytest.param([Hang(5.0), Hang(5.0)], id="model-slow"),
+    ],
+)
+def test_model_failure_apologises_and_ends_the_call(pod: VoicePod, steps: list[object]) -> None:
+    agent = pod.use_agent(config())
+    pod.llm.push(*steps)  # type: ignore[arg-type]
+    report = pod.place(Pause(1.5), utterance("order_status"), Pause(16.0), tail_s=0.5)
+    assert report.outcome != "caller hung up", report.render()
+    caller_end = report.utterances[0][1]
+    assert "technical trouble" in " ".join(pod.agent_words(report, after_s=caller_end))
+    pod.wait_idle()
+    assert agent.records[-1].end_reason == "model unavailable"
+
+
+def test_speech_engine_failure_plays_the_fallback_and_ends_the_call(pod: VoicePod) -> None:
+    agent = pod.use_agent(config())
+    # A reply longer than the TTS engine accepts in one piece is refused by the engine itself.
+    original = pod.stack.tts.max_text_chars
+    agent.engines.tts.max_text_chars = 20  # type: ignore[attr-defined]
+    try:
+        pod.llm.push(Reply(text="This sentence is far too long for the engine to accept."))
+        report = pod.place(Pause(1.5), utterance("order_status"), Pause(8.0), tail_s=0.5)
+    finally:
+        agent.engines.tts.max_text_chars = original  # type: ignore[attr-defined]
+    assert report.outcome != "caller hung up", report.render()
+    caller_end = report.utterances[0][1]
+    assert "technical trouble" in " ".join(pod.agent_words(report, after_s=caller_end))
+    pod.wait_idle()
+    assert agent.records[-1].end_reason == "speech engine failed"
