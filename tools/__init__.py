@@ -1,4 +1,30 @@
-"""What agents can do: validated, bounded tool calls.
+"""What agents can do: tool calls that are validated, time-limited, size-capped and audited.
 
-Empty until the tools issue lands; the room exists so imports point the right way from day one.
+Imports `db`; never agents or telephony.
 """
+
+from tools.audit import CallRecordsAudit, InMemoryToolAudit, ToolAudit, ToolAuditEntry
+from tools.builtin import BUILTIN, builtin_tools
+from tools.executor import ToolCall, ToolContext, ToolExecutor, ToolOutcome, ToolTurn
+from tools.schema import strict_parameters, tool_schema
+from tools.tool import Tool, ToolArguments, ToolError, ToolResult
+
+__all__ = [
+    "BUILTIN",
+    "CallRecordsAudit",
+    "InMemoryToolAudit",
+    "Tool",
+    "ToolArguments",
+    "ToolAudit",
+    "ToolAuditEntry",
+    "ToolCall",
+    "ToolContext",
+    "ToolError",
+    "ToolExecutor",
+    "ToolOutcome",
+    "ToolResult",
+    "ToolTurn",
+    "builtin_tools",
+    "strict_parameters",
+    "tool_schema",
+]

@@ -1,0 +1,136 @@
+"""Call records: one document per call with its transcript, tool audit and per-turn latency.
+
+Each list is bounded per call (`max_turns_per_call`, `max_tool_audit_per_call`,
+`max_latency_entries_per_call`): an append past the bound is counted in `dropped`, not stored, so a
+call that talks for hours cannot grow its document towards MongoDB's 16 MB limit. The bound is
+checked by the server in the same update that appends (`count < bound` in the filter), so two
+writers cannot both squeeze past it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from db.agent_configs import check_agent_id
+from db.client import Database
+from db.indexes import CALLS
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_MAX_ENTRY_KEYS = 32
+_MAX_ENTRY_STRING = 1000
+"""Strings inside audit and latency entries are cut to this many characters."""
+
+ListName = Literal["transcript", "tool_audit", "latency"]
+
+
+def _entry(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A flat entry with plain keys and scalar values (strings cut), or ValueError."""
+    if len(values) > _MAX_ENTRY_KEYS:
+        raise ValueError(f"an entry has at most {_MAX_ENTRY_KEYS} fields")
+    entry: dict[str, Any] = {}
+    for key, value in values.items():
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise ValueError(f"entry field name {str(key)[:32]!r} is not allowed")
+        if isinstance(value, str):
+            value = value[:_MAX_ENTRY_STRING]
+        elif isinstance(value, float) and not math.isfinite(value):
+            value = None
+        elif value is not None and not isinstance(value, (bool, int, float, datetime)):
+            raise ValueError(f"entry field {key!r} must be a plain value, not {type(value).__name__}")
+        entry[key] = value
+    return entry
+
+
+class CallRecords:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._collection = database.collection(CALLS)
+        s = database.settings
+        self._bounds: dict[ListName, int] = {
+            "transcript": s.max_turns_per_call,
+            "tool_audit": s.max_tool_audit_per_call,
+            "latency": s.max_latency_entries_per_call,
+        }
+
+    async def start(
+        self,
+        call_sid: str,
+        *,
+        agent_id: str,
+        from_number: str,
+        to_number: str,
+        direction: str = "inbound",
+        started_at: datetime | None = None,
+    ) -> None:
+        """Create the record (a second start of the same call changes nothing)."""
+        document = {
+            "call_sid": call_sid,
+            "agent_id": agent_id,
+            "from_number": from_number,
+            "to_number": to_number,
+            "direction": direction,
+            "started_at": started_at or datetime.now(UTC),
+            "ended_at": None,
+            "outcome": None,
+            "transcript": [],
+            "tool_audit": [],
+            "latency": [],
+            "counts": {"transcript": 0, "tool_audit": 0, "latency": 0},
+            "dropped": {"transcript": 0, "tool_audit": 0, "latency": 0},
+        }
+        await self._collection.update_one({"call_sid": call_sid}, {"$setOnInsert": document}, upsert=True)
+
+    async def add_turn(self, call_sid: str, role: str, text: str, *, at: datetime | None = None) -> bool:
+        """Append a transcript turn (text cut to `max_turn_chars`); False if dropped or no such call."""
+        turn = {
+            "role": role[:32],
+            "text": text[: self._database.settings.max_turn_chars],
+            "at": at or datetime.now(UTC),
+        }
+        return await self._append(call_sid, "transcript", turn)
+
+    async def add_tool_audit(self, call_sid: str, entry: Mapping[str, Any]) -> bool:
+        """Append a tool audit entry (flat: plain keys, scalar values)."""
+        return await self._append(call_sid, "tool_audit", _entry(entry))
+
+    async def add_latency(self, call_sid: str, metrics: Mapping[str, Any]) -> bool:
+        """Append one turn's latency figures (flat: plain keys, scalar values)."""
+        return await self._append(call_sid, "latency", _entry(metrics))
+
+    async def _append(self, call_sid: str, name: ListName, item: dict[str, Any]) -> bool:
+        result = await self._collection.update_one(
+            {"call_sid": call_sid, f"counts.{name}": {"$lt": self._bounds[name]}},
+            {"$push": {name: item}, "$inc": {f"counts.{name}": 1}},
+        )
+        if result.matched_count:
+            return True
+        await self._collection.update_one({"call_sid": call_sid}, {"$inc": {f"dropped.{name}": 1}})
+        return False
+
+    async def finish(self, call_sid: str, *, outcome: str, ended_at: datetime | None = None) -> None:
+        await self._collection.update_one(
+            {"call_sid": call_sid}, {"$set": {"ended_at": ended_at or datetime.now(UTC), "outcome": outcome[:200]}}
+        )
+
+    async def get(self, call_sid: str) -> dict[str, Any] | None:
+        return await self._collection.find_one({"call_sid": call_sid}, {"_id": 0})
+
+    async def recent(self, *, agent_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest calls first without their lists, at most `max_listed`."""
+        s = self._database.settings
+        limit = max(1, min(limit, s.max_listed))
+        fields = ("call_sid", "agent_id", "from_number", "to_number", "direction", "started_at", "ended_at", "outcome")
+        cursor = self._database.find(
+            CALLS,
+            {} if agent_id is None else {"agent_id": check_agent_id(agent_id)},
+            {"_id": 0, **dict.fromkeys(fields, 1)},
+            limit=limit,
+            max_time_ms=s.max_time_ms,
+            batch_size=min(limit, s.batch_size),
+            sort=[("started_at", -1)],
+        )
+        return [document async for document in cursor]
