@@ -2,7 +2,8 @@
 
 switchboard serve                       run the server (settings from SWITCHBOARD_* env vars)
 switchboard call --to +15550100 --say hello.wav --pause 1 --dtmf 0 --record call.wav
-switchboard demo                        a whole call against a local server, start to finish
+switchboard demo                        a whole voice call against a local server (embedded models)
+switchboard demo --agent echo           the same without models: the echo agent
 switchboard config                      every setting, its default and meaning
 """
 
@@ -69,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="start a local server and place a demo call")
     demo.add_argument("--record", default="demo-call.wav", metavar="WAV", help="where to write the recording")
+    demo.add_argument(
+        "--agent",
+        choices=["voice", "echo"],
+        default="voice",
+        help="voice: the whole engine on the embedded default (default); echo: the model-free echo agent",
+    )
+    demo.add_argument("--llm-url", help="use this OpenAI-compatible server (e.g. vLLM) instead of llama.cpp")
+    demo.add_argument("--llm-model", help="model name to ask that server for")
     return parser
 
 
@@ -125,6 +134,14 @@ def _call(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.agent == "voice":
+        from telephony import demo
+
+        return demo.run(args.record, args.llm_url, args.llm_model)
+    return _echo_demo(args)
+
+
+def _echo_demo(args: argparse.Namespace) -> int:
     from telephony.app import create_app
     from telephony.logs import configure_logging
     from telephony.server import BackgroundServer

@@ -95,7 +95,7 @@ def test_demo_runs_a_whole_call(tmp_path: Path) -> None:
     """The README's main job, as a user runs it (a separate process, the console script)."""
     recording = tmp_path / "demo.wav"
     result = subprocess.run(
-        [sys.executable, "-m", "telephony.cli", "demo", "--record", str(recording)],
+        [sys.executable, "-m", "telephony.cli", "demo", "--agent", "echo", "--record", str(recording)],
         capture_output=True,
         text=True,
         timeout=120,
