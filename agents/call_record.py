@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 log = logging.getLogger("switchboard.agents")
 
@@ -81,3 +82,11 @@ class CallRecord:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+class CallStore(Protocol):
+    """Where call records go (the database in production). Failures are logged, never raised into a call."""
+
+    async def call_started(self, record: CallRecord) -> None: ...
+
+    async def call_ended(self, record: CallRecord) -> None: ...

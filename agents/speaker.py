@@ -47,12 +47,12 @@ class Speaker:
         cached = self.phrases.cached(text)
         if cached is not None:
             async with self._turn:
-                part = self._new_part(text, reply)
+                cached_part = self._new_part(text, reply)
                 await self._play(cached, self.phrases.sample_rate, on_first_audio)
-                await self._mark(part)
-            return part
+                await self._mark(cached_part)
+            return cached_part
         async with contextlib.AsyncExitStack() as holding:
-            part = None
+            part: SpokenPart | None = None
             async for pcm in self.tts.synthesize(text):
                 if part is None:  # take the line once there is something to say, not while synthesizing
                     await holding.enter_async_context(self._turn)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Callable
 
-from agents.call_record import CallRecord
+from agents.call_record import CallRecord, CallStore
 from agents.config import AgentConfig
 from agents.echo import beep
 from agents.engines import Engines
@@ -14,6 +15,8 @@ from agents.port import CallPort
 from agents.session import CallSession
 from agents.speaker import Speaker
 from tools import ToolExecutor
+
+log = logging.getLogger("switchboard.agents")
 
 FIXED_LINES = ("Let me transfer you now.", "Thank you for calling. Goodbye.")
 
@@ -30,7 +33,7 @@ class VoiceAgent:
         *,
         tools: ToolExecutor | None = None,
         transfer_number: str | None = None,
-        on_record: Callable[[CallRecord], Awaitable[None]] | None = None,
+        store: CallStore | None = None,
     ) -> None:
         self.config = config
         self.engines = engines
@@ -38,7 +41,7 @@ class VoiceAgent:
         self.listener_factory = listener_factory
         self.tools = tools
         self.transfer_number = transfer_number
-        self.on_record = on_record
+        self.store = store
         self.records: list[CallRecord] = []
         """The last few call records, newest last (bounded by `MAX_RECENT_RECORDS`)."""
 
@@ -70,13 +73,18 @@ class VoiceAgent:
             fallback_audio=(beep(16000, hz=440.0, ms=300, count=1), 16000),
             on_record=self._keep,
         )
+        if self.store is not None:
+            try:
+                await self.store.call_started(session.record)
+            except Exception:
+                log.exception("could not store the call's start")
         await session.run()
 
     async def _keep(self, record: CallRecord) -> None:
         self.records.append(record)
         del self.records[:-MAX_RECENT_RECORDS]
-        if self.on_record is not None:
-            await self.on_record(record)
+        if self.store is not None:
+            await self.store.call_ended(record)
 
 
 MAX_RECENT_RECORDS = 32

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,6 +23,10 @@ from telephony.media_stream import media_stream
 from telephony.routing import InMemoryNumberDirectory, NumberDirectory
 from telephony.settings import Settings
 from telephony.webhooks import CONNECT_ACTION_PATH, MEDIA_PATH, VOICE_PATH, connect_action, voice
+
+if TYPE_CHECKING:
+    from db import Database
+    from telephony.voice import VoiceStack
 
 log = logging.getLogger("switchboard.app")
 
@@ -56,24 +61,44 @@ async def healthz(request: Request) -> JSONResponse:
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Load the voice agents named in the agents file (models included) before taking calls."""
+    """Connect the database and load the voice agents (models included) before taking calls."""
     edge: CallEdge = app.state.edge
     settings = edge.settings
+    database = None
     stack = None
-    if settings.agents_file is not None:
-        from telephony.voice import build_voice_agent, load_voice_stack, read_agents_file, warm_up
-
-        configs = read_agents_file(settings.agents_file)
-        stack = await asyncio.to_thread(load_voice_stack, settings)
-        await warm_up(stack)
-        for config in configs:
-            edge.agents.agents[config.id] = await build_voice_agent(config, stack, settings)
-        log.info("voice agents ready", extra={"agents": ",".join(c.id for c in configs)})
     try:
+        if settings.mongodb_uri is not None:
+            from db import connect, ensure_indexes
+            from telephony.data import LayeredNumberDirectory, database_directory
+
+            database = connect(settings.db_settings())
+            await ensure_indexes(database)
+            edge.numbers = LayeredNumberDirectory(database_directory(database), edge.numbers)
+        if settings.agents_file is not None:
+            stack = await _load_voice_agents(edge, database)
         yield
     finally:
         if stack is not None:
             stack.close()
+        if database is not None:
+            await database.close()
+
+
+async def _load_voice_agents(edge: CallEdge, database: Database | None) -> VoiceStack:
+    from telephony.data import DatabaseCallStore, tools_for
+    from telephony.voice import build_voice_agent, load_voice_stack, read_agents_file, warm_up
+
+    settings = edge.settings
+    assert settings.agents_file is not None
+    configs = read_agents_file(settings.agents_file)
+    tools = {config.id: tools_for(config, database, settings) for config in configs}  # config errors first
+    stack = await asyncio.to_thread(load_voice_stack, settings)
+    await warm_up(stack)
+    store = DatabaseCallStore(database) if database is not None else None
+    for config in configs:
+        edge.agents.agents[config.id] = await build_voice_agent(config, stack, settings, tools[config.id], store)
+    log.info("voice agents ready", extra={"agents": ",".join(c.id for c in configs)})
+    return stack
 
 
 def create_app(settings: Settings, edge: CallEdge | None = None) -> Starlette:

@@ -5,6 +5,7 @@ switchboard call --to +15550100 --say hello.wav --pause 1 --dtmf 0 --record call
 switchboard demo                        a whole voice call against a local server (embedded models)
 switchboard demo --agent echo           the same without models: the echo agent
 switchboard config                      every setting, its default and meaning
+switchboard db seed [--large N]         load demo data (and the benchmark's data set) into MongoDB
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--record", metavar="WAV", help="write the call (caller left, agent right)")
 
     commands.add_parser("config", help="print every setting (environment variable, default, meaning)")
+
+    db = commands.add_parser("db", help="database chores: `switchboard db seed [--large N] [--uri URI]`")
+    db.add_argument("chore", choices=["seed"])
+    db.add_argument("options", nargs=argparse.REMAINDER, help="see `switchboard db seed --help`")
 
     demo = commands.add_parser("demo", help="start a local server and place a demo call")
     demo.add_argument("--record", default="demo-call.wav", metavar="WAV", help="where to write the recording")
@@ -168,6 +173,17 @@ def _echo_demo(args: argparse.Namespace) -> int:
     return _finish(report, args.record)
 
 
+def _db(args: argparse.Namespace) -> int:
+    from db import seed
+
+    options = list(args.options)
+    if "--uri" not in options and (uri := os.environ.get("SWITCHBOARD_MONGODB_URI")):
+        options += ["--uri", uri]
+    if "--database" not in options and (name := os.environ.get("SWITCHBOARD_MONGODB_DATABASE")):
+        options += ["--database", name]
+    return seed.main(options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -175,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "call":
             return _call(args)
+        if args.command == "db":
+            return _db(args)
         if args.command == "config":
             from telephony.settings import settings_table
 

@@ -24,7 +24,7 @@ from telephony.app import build_edge, create_app
 from telephony.audio import TWILIO_SAMPLE_RATE, StreamResampler, pcm16_to_mulaw
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
-from telephony.simulator import CallReport, Pause, Say, SimulatedCall
+from telephony.simulator import CallReport, Pause, Say, SimulatedCall, Step
 from telephony.voice import VoiceStack, build_voice_agent, load_voice_stack, warm_up
 
 DEMO_NUMBER = "+15550100"
@@ -87,17 +87,20 @@ def run(record_path: str | None, llm_url: str | None = None, llm_model: str | No
         **backend,  # type: ignore[arg-type]
     )
     started = time.perf_counter()
-    print("demo: loading the embedded engines (Silero VAD, Whisper tiny.en, Kokoro, " + (
-        f"model at {llm_url})" if llm_url else "llama.cpp SmolLM2-135M)"
-    ))
+    print(
+        "demo: loading the embedded engines (Silero VAD, Whisper tiny.en, Kokoro, "
+        + (f"model at {llm_url})" if llm_url else "llama.cpp SmolLM2-135M)")
+    )
     stack = load_voice_stack(settings)
     try:
         asyncio.run(warm_up(stack))
         agent = asyncio.run(build_voice_agent(DEMO_AGENT, stack, settings))
-        script = [Pause(0.5)]
+        script: list[Step] = [Pause(3.5)]  # the greeting plays first
         for line in CALLER_LINES:
             script += [caller_says(stack.tts, line), Pause(7.0)]
-        print(f"demo: ready in {time.perf_counter() - started:.1f} s; placing a simulated Twilio call to {DEMO_NUMBER}\n")
+        print(
+            f"demo: ready in {time.perf_counter() - started:.1f} s; placing a simulated Twilio call to {DEMO_NUMBER}\n"
+        )
         edge = build_edge(settings, agents=AgentCatalog({DEMO_AGENT.id: agent}))
         with BackgroundServer(create_app(settings, edge), settings) as url:
             report = asyncio.run(SimulatedCall(url, token, to=DEMO_NUMBER, script=script, tail_s=1.0).run())

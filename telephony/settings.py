@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from db.settings import DbSettings
+
 Resampler = Literal["fir", "QQ", "LQ", "MQ", "HQ", "VHQ"]
 
 
@@ -109,6 +111,9 @@ class Settings(BaseSettings):
     """Where agents transfer a caller (the echo agent on `0`, voice agents on `transfer_call`)
     unless an agent config names its own."""
 
+    model_cache: Path | None = None
+    """Where model files assembled from package parts are kept (unset: `~/.cache/switchboard`)."""
+
     # -- voice activity ----------------------------------------------------------------
     vad_threshold: float = Field(0.4, gt=0.15, lt=1.0)
     """Silero speech probability above which a window is speech."""
@@ -149,9 +154,11 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(300, ge=16, le=4096)
     """Bound on the tokens of one reply."""
     llm_temperature: float = Field(0.3, ge=0.0, le=2.0)
+    """Sampling temperature (low: consistent answers on a phone line)."""
     llm_embedded_model: str = "bundled:smollm2-135m"
     """GGUF for the embedded backend: `bundled:smollm2-135m` (package-carried, sha256-checked) or a path."""
-    llm_embedded_threads: int = Field(2, ge=1, le=64)
+    llm_embedded_threads: int = Field(1, ge=1, le=64)
+    """CPU threads for the embedded model (1 measured faster than 2 on a shared 2-core machine)."""
 
     # -- text-to-speech ----------------------------------------------------------------
     tts_model: str = "bundled:kokoro-82m-int8"
@@ -161,6 +168,7 @@ class Settings(BaseSettings):
     tts_voice: str = "jf_nezumi"
     """Voice to speak with (production English voices: e.g. `af_heart`)."""
     tts_speed: float = Field(1.0, ge=0.5, le=2.0)
+    """Speaking rate (1.0 is the voice's own)."""
     tts_threads: int = Field(2, ge=1, le=64)
     """CPU threads per synthesis."""
     tts_max_pending: int = Field(16, ge=1, le=256)
@@ -171,6 +179,17 @@ class Settings(BaseSettings):
     """Bound on remembered call outcomes (oldest evicted)."""
 
     # -- tools and data ------------------------------------------------------------------
+    mongodb_uri: SecretStr | None = None
+    """MongoDB connection string (PyMongo's async client). Unset: numbers come from `numbers`,
+    agents get no data tools, and call records stay in memory."""
+    mongodb_database: str = Field("switchboard", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_-]+$")
+    """Database name."""
+    db_max_limit: int = Field(50, ge=1, le=1000)
+    """Hard maximum documents one tool read returns, whatever the model asks."""
+    db_max_time_ms: int = Field(2000, ge=1, le=60_000)
+    """Server-side time limit (`maxTimeMS`) of every tool read."""
+    db_max_result_bytes: int = Field(32 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Byte budget of one tool read: reading stops there and the rest is reported as truncated."""
     tool_max_steps_per_turn: int = Field(4, ge=1, le=16)
     """Tool calls the model may make in one caller turn."""
     tool_max_result_bytes: int = Field(8192, ge=256, le=1_000_000)
@@ -199,6 +218,16 @@ class Settings(BaseSettings):
         if message is not None and value <= message:
             raise ValueError("must be larger than ws_max_message_bytes")
         return value
+
+    def db_settings(self) -> DbSettings:
+        """The database layer's settings (its other bounds keep their defaults: see db/settings.py)."""
+        return DbSettings(
+            uri=self.mongodb_uri.get_secret_value() if self.mongodb_uri else DbSettings().uri,
+            database=self.mongodb_database,
+            max_limit=self.db_max_limit,
+            max_time_ms=self.db_max_time_ms,
+            max_result_bytes=self.db_max_result_bytes,
+        )
 
     def call_token_key(self) -> bytes:
         """The HMAC key for call tokens (explicit, or derived from the auth token)."""

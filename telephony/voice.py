@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
+from agents.call_record import CallStore
 from agents.config import AgentConfig
 from agents.engines import ChatModel, Engines
 from agents.inference_pool import InferencePool
@@ -134,10 +135,17 @@ async def warm_up(stack: VoiceStack) -> None:
     """One small inference per engine, so the first caller does not pay the first-run cost."""
     await stack.engines.stt.warm_up()  # type: ignore[attr-defined]
     await stack.tts.warm_up()
+    chat_warm_up = getattr(stack.engines.chat, "warm_up", None)  # in-process models only
+    if chat_warm_up is not None:
+        await chat_warm_up()
 
 
 async def build_voice_agent(
-    config: AgentConfig, stack: VoiceStack, settings: Settings, tools: ToolExecutor | None = None
+    config: AgentConfig,
+    stack: VoiceStack,
+    settings: Settings,
+    tools: ToolExecutor | None = None,
+    store: CallStore | None = None,
 ) -> VoiceAgent:
     """A ready agent: its voice's fixed lines rendered, so its greeting plays at once."""
     tts = stack.tts.with_voice(config.voice) if config.voice else stack.tts
@@ -149,6 +157,7 @@ async def build_voice_agent(
         stack.listener,
         tools=tools,
         transfer_number=settings.transfer_number,
+        store=store,
     )
     await agent.prepare()
     return agent

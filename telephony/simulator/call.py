@@ -180,7 +180,10 @@ class SimulatedCall:
                 message["sequenceNumber"] = str(sequence)
                 message["streamSid"] = self.stream_sid
             async with send_lock:
-                await ws.send(json.dumps(message))
+                try:
+                    await ws.send(json.dumps(message))
+                except websockets.ConnectionClosed:
+                    closed.set()  # the server hung up between our last read and this send
 
         async def receive(ws: websockets.ClientConnection) -> None:
             try:

@@ -123,7 +123,8 @@ def test_barge_in_clears_within_200_ms_and_history_keeps_only_what_was_heard(pod
     # The next request's history holds only the sentences whose marks the caller reached.
     # The greeting is mark say-1; the reply's sentences are say-2, say-3, ... in order.
     _, second = pod.llm.requests
-    heard = [s for i, s in enumerate(sentences) if f"say-{i + 2}" in report.marks_echoed]
+    played_before_clear = {e.what for e in report.events if e.who == "mark" and e.at <= clears[0]}
+    heard = [s for i, s in enumerate(sentences) if f"say-{i + 2}" in played_before_clear]
     assert len(heard) < len(sentences)  # the caller cut it short
     assistant = [m["content"] for m in second.messages if m["role"] == "assistant"]
     if heard:
@@ -164,8 +165,11 @@ def test_model_failure_apologises_and_ends_the_call(pod: VoicePod, steps: list[o
     assert report.outcome != "caller hung up", report.render()
     caller_end = report.utterances[0][1]
     assert "technical trouble" in " ".join(pod.agent_words(report, after_s=caller_end))
-    pod.wait_idle()
+    pod.assert_nothing_running()
     assert agent.records[-1].end_reason == "model unavailable"
+    assert [r.outcome for r in pod.llm.requests] == (
+        ["failed", "failed"] if steps[0] == Fail(500) else ["disconnected", "disconnected"]  # we gave up on both
+    )
 
 
 def test_speech_engine_failure_plays_the_fallback_and_ends_the_call(pod: VoicePod) -> None:
@@ -175,11 +179,41 @@ def test_speech_engine_failure_plays_the_fallback_and_ends_the_call(pod: VoicePo
     agent.engines.tts.max_text_chars = 20  # type: ignore[attr-defined]
     try:
         pod.llm.push(Reply(text="This sentence is far too long for the engine to accept."))
-        report = pod.place(Pause(1.5), utterance("order_status"), Pause(8.0), tail_s=0.5)
+        report = pod.place(Pause(1.5), utterance("order_status"), Pause(14.0), tail_s=0.5)
     finally:
         agent.engines.tts.max_text_chars = original  # type: ignore[attr-defined]
     assert report.outcome != "caller hung up", report.render()
     caller_end = report.utterances[0][1]
     assert "technical trouble" in " ".join(pod.agent_words(report, after_s=caller_end))
-    pod.wait_idle()
+    pod.assert_nothing_running()
     assert agent.records[-1].end_reason == "speech engine failed"
+
+
+def test_the_model_transfers_the_caller_through_the_port(pod: VoicePod) -> None:
+    agent = pod.use_agent(config())
+    pod.llm.push(Reply(text="I will transfer you to a person now.", tool_calls=[ScriptedToolCall("transfer_call")]))
+    report = pod.place(Pause(1.5), utterance("speak_to_person"), Pause(8.0), tail_s=0.5)
+    assert report.outcome == f"transferred to {pod.settings.transfer_number}", report.render()
+    [request] = pod.llm.requests
+    assert {t["function"]["name"] for t in request.tools or []} == {"end_call", "transfer_call"}
+    caller_end = report.utterances[0][1]
+    assert "transfer" in pod.agent_words(report, after_s=caller_end)  # what the model said was played first
+    pod.wait_idle()
+    assert agent.records[-1].end_reason == "transferred"
+
+
+def test_the_model_ends_the_call_after_its_goodbye(pod: VoicePod) -> None:
+    pod.use_agent(config())
+    pod.llm.push(Reply(text="Thanks for calling, goodbye.", tool_calls=[ScriptedToolCall("end_call")]))
+    report = pod.place(Pause(1.5), utterance("order_status"), Pause(8.0), tail_s=0.5)
+    assert report.outcome.startswith("agent hung up"), report.render()
+    assert "goodbye" in pod.agent_words(report, after_s=report.utterances[0][1])
+
+
+def test_the_call_is_wrapped_up_at_its_maximum_duration(pod: VoicePod) -> None:
+    agent = pod.use_agent(config(max_call_seconds=10.0, silence_timeout_seconds=60.0))
+    report = pod.place(Pause(20.0), tail_s=0.5)
+    assert report.outcome.startswith("agent hung up"), report.render()
+    assert "time limit" in " ".join(pod.agent_words(report))
+    pod.wait_idle()
+    assert agent.records[-1].end_reason == "max call duration"

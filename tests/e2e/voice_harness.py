@@ -79,6 +79,18 @@ class VoicePod:
             time.sleep(0.05)
         raise AssertionError(f"call still active: {edge.stats}")  # type: ignore[attr-defined]
 
+    def assert_nothing_running(self, timeout: float = 10.0) -> None:
+        """No call, no inference job and no model request is left once a call has ended."""
+        self.wait_idle(timeout)
+        pools = {"stt": self.stack.engines.stt.pool, "tts": self.stack.tts.pool}  # type: ignore[attr-defined]
+        for _ in range(int(timeout / 0.05)):
+            busy = {name: pool.pending for name, pool in pools.items() if pool.pending}
+            open_requests = [r for r in self.llm.requests if r.outcome is None]
+            if not busy and not open_requests:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"still running after the call: pools {busy}, model requests {open_requests}")
+
     def agent_words(self, report: CallReport, after_s: float = 0.0) -> list[str]:
         """What Whisper hears in the agent's recorded audio from `after_s` (call time) on."""
         return words(transcribe_agent(report, self.stack.engines.stt, after_s))

@@ -1,0 +1,85 @@
+"""Wiring the database into the pod: number routing, agents' tools, and where call records go.
+
+Without `SWITCHBOARD_MONGODB_URI` the pod still runs: numbers come from settings, agents get
+call control but no data tools, and call records stay in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from agents.call_record import CallRecord
+from agents.config import AgentConfig
+from db import BusinessData, CallRecords, Database, PhoneNumbers, SafeQuery
+from telephony.routing import NumberDirectory
+from telephony.settings import Settings
+from tools import CallRecordsAudit, ToolExecutor, builtin_tools
+
+log = logging.getLogger("switchboard.data")
+
+
+class LayeredNumberDirectory:
+    """The database's routes first, then the settings' `numbers` (so a pod can be set up either way)."""
+
+    def __init__(self, *directories: NumberDirectory) -> None:
+        self.directories = directories
+
+    async def agent_for(self, number: str) -> str | None:
+        for directory in self.directories:
+            agent_id = await directory.agent_for(number)
+            if agent_id is not None:
+                return agent_id
+        return None
+
+
+def tools_for(config: AgentConfig, database: Database | None, settings: Settings) -> ToolExecutor | None:
+    """The agent's enabled built-in tools on the database, or None when it has none.
+
+    An agent naming tools on a pod without a database is a configuration error, said at start-up.
+    """
+    if not config.tools:
+        return None
+    if database is None:
+        raise ValueError(f"agent {config.id!r} uses tools {config.tools} but SWITCHBOARD_MONGODB_URI is not set")
+    data = BusinessData(SafeQuery(database))
+    return ToolExecutor(
+        builtin_tools(data, config.tools),
+        CallRecordsAudit(CallRecords(database)),
+        max_steps_per_turn=settings.tool_max_steps_per_turn,
+        max_result_bytes=settings.tool_max_result_bytes,
+        default_timeout_s=settings.tool_timeout_seconds,
+    )
+
+
+class DatabaseCallStore:
+    """Implements `CallStore`: each call's record, transcript, tool audit and per-turn latency
+    (bounded per call by the db layer). The record is created when the call starts, so the tool
+    audit written during the call has somewhere to go."""
+
+    def __init__(self, database: Database) -> None:
+        self.calls = CallRecords(database)
+
+    async def call_started(self, record: CallRecord) -> None:
+        await self.calls.start(
+            record.call_sid,
+            agent_id=record.agent_id,
+            from_number=record.from_number,
+            to_number=record.to_number,
+            direction=record.direction,
+            started_at=datetime.fromtimestamp(record.started_at, UTC),
+        )
+
+    async def call_ended(self, record: CallRecord) -> None:
+        for line in record.transcript:
+            at = datetime.fromtimestamp(record.started_at + line.at_s, UTC)
+            await self.calls.add_turn(record.call_sid, line.role, line.text, at=at)
+        for turn in record.turns:
+            await self.calls.add_latency(record.call_sid, asdict(turn))
+        ended = datetime.fromtimestamp(record.ended_at, UTC) if record.ended_at else None
+        await self.calls.finish(record.call_sid, outcome=record.end_reason or "ended", ended_at=ended)
+
+
+def database_directory(database: Database) -> NumberDirectory:
+    return PhoneNumbers(database)
