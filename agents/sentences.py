@@ -57,13 +57,21 @@ class SentenceChunker:
     (so `1.` of a numbered list stays with its item).
     """
 
-    def __init__(self, clause_min_chars: int | None = 40, max_chunk_chars: int = 250) -> None:
+    def __init__(
+        self, clause_min_chars: int | None = 40, max_chunk_chars: int = 250, first_clause_min_chars: int | None = None
+    ) -> None:
         if max_chunk_chars < 1:
             raise ValueError(f"max_chunk_chars must be at least 1, got {max_chunk_chars}")
         if clause_min_chars is not None and clause_min_chars < 1:
             raise ValueError(f"clause_min_chars must be at least 1 or None, got {clause_min_chars}")
+        if first_clause_min_chars is not None and first_clause_min_chars < 1:
+            raise ValueError(f"first_clause_min_chars must be at least 1 or None, got {first_clause_min_chars}")
         self.clause_min_chars = clause_min_chars
         """Cut at a clause break only once this many characters are waiting; None: never."""
+        self.first_clause_min_chars = first_clause_min_chars if first_clause_min_chars is not None else clause_min_chars
+        """The same for the reply's first chunk: lower, so the first audio (whose synthesis time grows
+        with its length) leaves sooner, e.g. "Sure, ..." is spoken while the rest is synthesized."""
+        self._emitted = False
         self.max_chunk_chars = max_chunk_chars
         """Bound on a chunk's length (and on the text held back): longer text is cut at the last
         clause break, else the last space, else mid-word, within this many characters."""
@@ -77,6 +85,7 @@ class SentenceChunker:
             chunk, self._pending = speakable(self._pending[:cut]), self._pending[cut:]
             if chunk:
                 chunks.append(chunk)
+                self._emitted = True
         return chunks
 
     def flush(self) -> list[str]:
@@ -103,7 +112,8 @@ class SentenceChunker:
             return i + 1 if _has_letter(text[:i]) else None
         if ch in SENTENCE_ENDS:
             return self._sentence_end(text, i)
-        if self.clause_min_chars is None or len(text[: i + 1].strip()) < self.clause_min_chars:
+        minimum = self.clause_min_chars if self._emitted else self.first_clause_min_chars
+        if minimum is None or len(text[: i + 1].strip()) < minimum:
             return None
         return self._clause_end(text, i)
 

@@ -41,6 +41,9 @@ log = logging.getLogger("switchboard.agents")
 
 SENTENCE_QUEUE = 8
 """Bound on sentences waiting for TTS while the model keeps streaming."""
+FIRST_CLAUSE_MIN_CHARS = 8
+"""A reply's first chunk may end at a clause this short ("Of course,"): synthesis time grows with
+the text, so the first audio leaves sooner while the rest of the sentence is synthesized."""
 MAX_DTMF_DIGITS = 32
 """Bound on keys collected into one keypad entry."""
 MAX_UNANSWERED = 4
@@ -317,7 +320,7 @@ class CallSession:
         measure_ttft = metrics.llm_ttft_ms is None
 
         async def think() -> None:
-            chunker = SentenceChunker()
+            chunker = SentenceChunker(first_clause_min_chars=FIRST_CLAUSE_MIN_CHARS)
             budget = self.config.max_reply_chars
             started = self.clock()
             try:

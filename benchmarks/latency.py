@@ -30,7 +30,7 @@ Figures (milliseconds), from the agent's per-turn `TurnMetrics` (server clock) u
 
 With a few calls, p95 is close to the maximum (linear interpolation between samples).
 
-Run from the repository root (scripted, 6 calls per mode: about 6 minutes on 2 cores):
+Run from the repository root (about 5 minutes on 2 cores; `--llm embedded --calls 3` about 4.5):
 
     .venv/bin/python benchmarks/latency.py
     .venv/bin/python benchmarks/latency.py --llm embedded --calls 3

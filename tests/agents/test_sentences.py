@@ -166,3 +166,15 @@ def test_chunks_reproduce_the_text_however_the_stream_splits_it(text: str, cuts:
         assert chunk == chunk.strip() and chunk
         assert len(chunk) <= 40
         assert "\n" not in chunk
+
+
+def test_the_first_chunk_may_end_at_an_earlier_clause_so_audio_starts_sooner() -> None:
+    chunker = SentenceChunker(clause_min_chars=40, first_clause_min_chars=8)
+    assert chunker.feed("Of course, I can help with that, and with your order too. ") == [
+        "Of course,",
+        "I can help with that, and with your order too.",
+    ]
+    assert chunker.feed("Later, short clauses wait.") == []  # only the first chunk is cut early
+    assert chunker.flush() == ["Later, short clauses wait."]
+    plain = SentenceChunker(clause_min_chars=40)
+    assert plain.feed("Of course, I can help with that. ") == ["Of course, I can help with that."]
