@@ -44,7 +44,9 @@ class ToolCallAssembler:
         self.max_calls = max_calls
         """Bound on tool calls in one reply."""
         self.max_argument_chars = max_argument_chars
-        """Bound on the argument text of all calls in one reply together."""
+        """Bound on the argument text kept from one reply (all calls together). Text past it is
+        dropped, not an error: the call is handed on cut short, and the tools layer refuses it with
+        a message the model can act on, so a runaway argument costs the model a retry, not the call."""
         self._calls: dict[int, _PartialCall] = {}
         self._chars = 0
         self._last_index = 0
@@ -63,10 +65,11 @@ class ToolCallAssembler:
         if name:
             call.name = name
         if arguments:
-            self._chars += len(arguments)
-            if self._chars > self.max_argument_chars:
-                raise ToolCallOverflow(f"tool call arguments longer than {self.max_argument_chars} characters")
-            call.arguments.append(arguments)
+            room = self.max_argument_chars - self._chars
+            if room > 0:
+                kept = arguments[:room]
+                self._chars += len(kept)
+                call.arguments.append(kept)
 
     def calls(self) -> list[ToolCallRequest]:
         """The complete calls in index order; a call the server sent no id for gets `call_<index>`."""

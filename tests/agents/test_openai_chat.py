@@ -305,5 +305,6 @@ def test_assembler_bounds_calls_and_argument_text() -> None:
     assembler.add(0, "c", "f", "12345")
     with pytest.raises(ToolCallOverflow, match="more than 1 tool calls"):
         assembler.add(1, "d", "g", "")
-    with pytest.raises(ToolCallOverflow, match="longer than 10 characters"):
-        assembler.add(0, None, None, "678901")
+    assembler.add(0, None, None, "678901")  # past the bound: kept cut short, for the tools layer to refuse
+    assembler.add(0, None, None, "more and more")
+    assert assembler.calls() == [ToolCallRequest("c", "f", "1234567890")]

@@ -12,9 +12,11 @@ import pytest
 
 from agents.config import AgentConfig
 from agents.scripted_llm import Fail, Hang, Reply, ScriptedToolCall
+from db import BusinessData, QueryLog, SafeQuery, in_memory
+from db.seed import seed_demo
 from telephony.simulator import Pause, Press
 from tests.e2e.voice_harness import VoicePod, speech_onset_s, utterance, voice_pod, words
-from tools import Tool, ToolArguments, ToolExecutor
+from tools import Tool, ToolArguments, ToolExecutor, builtin_tools
 
 REPLY = "The order shipped yesterday and will arrive on Friday."
 
@@ -217,3 +219,52 @@ def test_the_call_is_wrapped_up_at_its_maximum_duration(pod: VoicePod) -> None:
     assert "time limit" in " ".join(pod.agent_words(report))
     pod.wait_idle()
     assert agent.records[-1].end_reason == "max call duration"
+
+
+INCIDENT_ARGUMENTS = [
+    "{}",
+    '{"status": "shipped"}',
+    '{"customer_id": {"$ne": null}}',
+    '{"$where": "this.total > 0"}',
+    '{"name": {"$regex": ".*"}}',
+    '{"customer_id": "' + "A" * 10_000_000 + '"}',
+    '{"customer_id": ' + "[" * 5000 + "]" * 5000 + "}",
+    '{"customer_id": 1001, "limit": "all"}',
+    '{"customer_id": "C-1001", "limit": ',
+]
+
+
+@pytest.mark.mongodb
+def test_the_incident_in_a_call_is_refused_and_the_call_goes_on(pod: VoicePod) -> None:
+    """The incident end to end: the model's unsafe order searches reach the tools layer through a
+    real call, each comes back to the model as an error, no query without a selective field (or
+    without limit, projection and max_time_ms) reaches the database, and the call carries on."""
+    database = in_memory()
+    asyncio.run(seed_demo(database))
+    queries = QueryLog()
+    tools = ToolExecutor(
+        builtin_tools(BusinessData(SafeQuery(database, queries)), ["list_recent_orders"]), max_steps_per_turn=16
+    )
+    agent = pod.use_agent(config(max_tool_steps=3), tools)
+    bad = [ScriptedToolCall("list_recent_orders", arguments) for arguments in INCIDENT_ARGUMENTS]
+    pod.llm.push(
+        Reply(tool_calls=bad, chunk_chars=65_536),
+        Reply(tool_calls=[ScriptedToolCall("list_recent_orders", '{"customer_id": "C-1001", "limit": 2}')]),
+        Reply(text="Your latest order has shipped."),
+    )
+    report = pod.place(Pause(1.5), utterance("order_status"), Pause(9.0))
+
+    _, second, third = pod.llm.requests
+    errors = [json.loads(m["content"])["error"] for m in second.messages if m["role"] == "tool"]
+    assert len(errors) == len(INCIDENT_ARGUMENTS)
+    assert all("list_recent_orders" in error and len(error) < 700 for error in errors)
+    [valid] = [m for m in third.messages if m["role"] == "tool"][len(INCIDENT_ARGUMENTS) :]
+    assert len(json.loads(valid["content"])["orders"]) == 2
+    issued = list(queries)
+    assert issued and all(q.filter.get("customer_id") == "C-1001" for q in issued)
+    assert all(q.limit and q.max_time_ms for q in issued)
+    assert all(q.projection for q in issued if q.operation == "find")
+    assert report.outcome == "caller hung up"  # the call went on to the end
+    assert "shipped" in pod.agent_words(report, after_s=report.utterances[0][1])
+    pod.wait_idle()
+    assert agent.records[-1].turns[0].tool_calls == len(INCIDENT_ARGUMENTS) + 1
