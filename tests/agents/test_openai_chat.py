@@ -13,23 +13,9 @@ import pytest
 from agents.engines import ChatEvent, ChatModelUnavailable, StreamEnd, TextDelta, ToolCallRequest
 from agents.openai_chat import OpenAIChatModel, ToolCallAssembler, ToolCallOverflow
 from agents.scripted_llm import DropMidStream, Fail, Hang, Reply, ScriptedLlmServer, ScriptedToolCall, Step
+from tests.agents.order_tool import ORDER_TOOL
 
 USER = [{"role": "user", "content": "Where is my order?"}]
-
-ORDER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "lookup_order",
-        "description": "Find an order by its number.",
-        "parameters": {
-            "type": "object",
-            "properties": {"order_number": {"type": "string"}},
-            "required": ["order_number"],
-            "additionalProperties": False,
-        },
-        "strict": True,
-    },
-}
 
 
 def fast_model(base_url: str, **overrides: Any) -> OpenAIChatModel:
