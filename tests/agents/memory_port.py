@@ -60,5 +60,14 @@ class MemoryPort:
         self.actions.append(("transfer", to))
         self.ended.set()
 
+    def drain(self) -> list[CallEvent]:
+        """The events queued for the session so far (marks reported by a clear, say)."""
+        events = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is not None:
+                events.append(event)
+        return events
+
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.actions]

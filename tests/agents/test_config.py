@@ -1,0 +1,38 @@
+"""Agent configs: validated and bounded once, so sessions can trust them."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from agents.config import AgentConfig
+
+
+def test_defaults_make_a_working_agent() -> None:
+    config = AgentConfig(id="support")
+    assert config.greeting and config.filler_phrases and config.apology
+    assert config.tool_choice == "auto"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"id": "Support Line"},
+        {"id": "a", "unknown_field": 1},
+        {"id": "a", "system_prompt": "x" * 8001},
+        {"id": "a", "tools": ["t"] * 33},
+        {"id": "a", "filler_phrases": []},
+        {"id": "a", "max_tool_silence_ms": 50},
+        {"id": "a", "history_budget_chars": 10},
+        {"id": "a", "tool_choice": "sometimes"},
+    ],
+)
+def test_out_of_bounds_configs_are_refused(values: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        AgentConfig(**values)  # type: ignore[arg-type]
+
+
+def test_configs_are_immutable() -> None:
+    config = AgentConfig(id="support")
+    with pytest.raises(ValidationError):
+        config.greeting = "changed"  # type: ignore[misc]
