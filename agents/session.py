@@ -253,6 +253,9 @@ class CallSession:
         await self._respond(text, TurnMetrics(turn=self._turn_count, source=source), self.clock())
 
     async def _respond(self, text: str, metrics: TurnMetrics, since: float) -> None:
+        # A turn superseded mid-tool (the caller said more) left calls without results: close them,
+        # or the model server would refuse the history.
+        self.history.close_unanswered_tool_calls("cancelled: the caller said more")
         self.record.say("caller", text)
         self.history.add_user(text)
         tool_turn = self.tools.turn(self._tool_context()) if self.tools else None
