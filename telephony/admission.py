@@ -1,8 +1,7 @@
 """Whether to answer a new call, decided by the inbound webhook before any work is done.
 
-`Admission` is the hook. `CallLimitAdmission` is the concurrent-call limit alone;
-`GuardedAdmission` (the pod's default) also refuses while the pod drains and while memory is at or
-above the soft threshold. The reason becomes the `reason` label of the refused-calls metric.
+`Admission` is the hook; the memory guard (its own issue) adds memory pressure to it. Today's
+policy is the concurrent-call limit.
 """
 
 from __future__ import annotations
@@ -11,16 +10,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from telephony.active_calls import ActiveCalls
-from telephony.drain import Drain
-from telephony.memory_guard import GuardState, MemorySampler
-
-DRAINING = "draining"
-MEMORY = "memory"
-MAX_CONCURRENT_CALLS = "max_concurrent_calls"
-
-MEMORY_MAX_AGE_SECONDS = 0.1
-"""Admission reads memory afresh unless the last reading is this recent (a burst of webhooks
-shares one read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +41,4 @@ class CallLimitAdmission:
     def admit(self, call_sid: str) -> Decision:
         if self._calls.try_reserve(call_sid):
             return Decision.admit()
-        return Decision.busy(MAX_CONCURRENT_CALLS)
-
-
-class GuardedAdmission:
-    """Refuses while draining, then under memory pressure (soft or hard), then past the call
-    limit: in that order, so a call refused for any reason never holds a place."""
-
-    def __init__(self, calls: ActiveCalls, memory: MemorySampler, drain: Drain) -> None:
-        self._limit = CallLimitAdmission(calls)
-        self._memory = memory
-        self._drain = drain
-
-    def admit(self, call_sid: str) -> Decision:
-        if self._drain.draining:
-            return Decision.busy(DRAINING)
-        if self._memory.sample(MEMORY_MAX_AGE_SECONDS) is not GuardState.OK:
-            return Decision.busy(MEMORY)
-        return self._limit.admit(call_sid)
+        return Decision.busy("max_concurrent_calls")
