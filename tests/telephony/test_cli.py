@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -91,8 +92,28 @@ def test_serve_with_invalid_env_explains_the_field(
     assert "numbers" in capsys.readouterr().err
 
 
-def test_demo_runs_a_whole_call(tmp_path: Path) -> None:
-    """The README's main job, as a user runs it (a separate process, the console script)."""
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None, reason="the embedded model is not installed (make demo installs it)"
+)
+def test_the_voice_demo_runs_a_whole_call_on_the_embedded_engines(tmp_path: Path) -> None:
+    """The README's main job, as `make demo` runs it: every engine real, the model embedded."""
+    recording = tmp_path / "demo.wav"
+    result = subprocess.run(
+        [sys.executable, "-m", "telephony.cli", "demo", "--record", str(recording)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "I would like to know what time you open" in result.stdout  # Whisper heard the caller
+    assert result.stdout.count("response latency") == 2  # both caller turns were answered
+    assert "whisper hears the agent say" in result.stdout and "switchboard coffee" in result.stdout.lower()
+    assert recording.stat().st_size > 8000 * 2 * 2 * 20
+
+
+def test_the_echo_demo_runs_a_whole_call(tmp_path: Path) -> None:
+    """The model-free demo, as a user runs it (a separate process, the console script)."""
     recording = tmp_path / "demo.wav"
     result = subprocess.run(
         [sys.executable, "-m", "telephony.cli", "demo", "--agent", "echo", "--record", str(recording)],
