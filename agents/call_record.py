@@ -78,7 +78,7 @@ class CallRecord:
         if len(self.turns) >= MAX_TURN_METRICS:
             del self.turns[0]
         self.turns.append(metrics)
-        log.info("turn", extra={"event": "turn", **{k: v for k, v in asdict(metrics).items()}})
+        log.info("turn", extra={"event": "turn", **asdict(metrics)})
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

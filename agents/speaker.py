@@ -46,11 +46,7 @@ class Speaker:
         """Synthesize `text` and play it as it comes, then mark it. A cached phrase plays at once."""
         cached = self.phrases.cached(text)
         if cached is not None:
-            async with self._turn:
-                cached_part = self._new_part(text, reply)
-                await self._play(cached, self.phrases.sample_rate, on_first_audio)
-                await self._mark(cached_part)
-            return cached_part
+            return await self._say_audio(text, cached, self.phrases.sample_rate, reply, on_first_audio)
         async with contextlib.AsyncExitStack() as holding:
             part: SpokenPart | None = None
             async for pcm in self.tts.synthesize(text):
@@ -69,9 +65,20 @@ class Speaker:
     ) -> SpokenPart:
         """Play a fixed phrase, rendering it first if it is not cached."""
         pcm = await self.phrases.render(text)
+        return await self._say_audio(text, pcm, self.phrases.sample_rate, reply, on_first_audio)
+
+    async def _say_audio(
+        self,
+        text: str,
+        pcm: bytes,
+        sample_rate: int,
+        reply: AssistantReply | None,
+        on_first_audio: Callable[[], None] | None,
+    ) -> SpokenPart:
+        """Audio already in hand for `text`: play it whole, then mark it."""
         async with self._turn:
             part = self._new_part(text, reply)
-            await self._play(pcm, self.phrases.sample_rate, on_first_audio)
+            await self._play(pcm, sample_rate, on_first_audio)
             await self._mark(part)
         return part
 

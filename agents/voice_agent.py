@@ -18,6 +18,9 @@ from tools import ToolExecutor
 
 log = logging.getLogger("switchboard.agents")
 
+FALLBACK_TONE = (beep(16000, hz=440.0, ms=300, count=1), 16000)
+"""Played when even the pre-rendered apology is missing and TTS fails: the caller hears something."""
+
 FIXED_LINES = ("Let me transfer you now.", "Thank you for calling. Goodbye.")
 
 
@@ -70,7 +73,7 @@ class VoiceAgent:
             speaker=speaker,
             tools=self.tools,
             transfer_number=self.transfer_number,
-            fallback_audio=(beep(16000, hz=440.0, ms=300, count=1), 16000),
+            fallback_audio=FALLBACK_TONE,
             on_record=self._keep,
         )
         if self.store is not None:

@@ -18,6 +18,7 @@ import soxr
 
 from agents.call_record import CallRecord
 from agents.config import AgentConfig
+from agents.engines import SpeechToText
 from agents.port import AgentCatalog
 from agents.tts import KokoroTextToSpeech
 from telephony.app import build_edge, create_app
@@ -25,7 +26,7 @@ from telephony.audio import TWILIO_SAMPLE_RATE, StreamResampler, pcm16_to_mulaw
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
 from telephony.simulator import CallReport, Pause, Say, SimulatedCall, Step
-from telephony.voice import VoiceStack, build_voice_agent, load_voice_stack, warm_up
+from telephony.voice import build_voice_agent, load_voice_stack, warm_up
 
 DEMO_NUMBER = "+15550100"
 CALLER_VOICE = "jf_tebukuro"
@@ -56,11 +57,12 @@ async def _collect(tts: KokoroTextToSpeech, text: str) -> list[bytes]:
     return [chunk async for chunk in tts.synthesize(text)]
 
 
-def agent_transcript(report: CallReport, stack: VoiceStack) -> str:
-    """What Whisper hears on the agent's side of the recording (8 kHz mu-law, as the caller heard it)."""
-    stt = stack.engines.stt
+def agent_transcript(report: CallReport, stt: SpeechToText, after_s: float = 0.0) -> str:
+    """What Whisper hears on the agent's side of the recording from `after_s` (call time) on:
+    8 kHz mu-law, as the caller heard it."""
+    start = max(0, int((after_s - (report.stream_started_at or 0.0)) * TWILIO_SAMPLE_RATE))
     resampler = StreamResampler(TWILIO_SAMPLE_RATE, stt.sample_rate, "HQ")
-    pcm = resampler.process(report.agent_pcm().tobytes()) + resampler.flush()
+    pcm = resampler.process(report.agent_pcm()[start:].tobytes()) + resampler.flush()
     return asyncio.run(stt.transcribe(pcm)).text
 
 
@@ -111,7 +113,7 @@ def run(record_path: str | None, llm_url: str | None = None, llm_model: str | No
         print(report.render())
         if agent.records:
             print(render_record(agent.records[-1]))
-        print(f"whisper hears the agent say: {agent_transcript(report, stack)!r}")
+        print(f"whisper hears the agent say: {agent_transcript(report, stack.engines.stt)!r}")
         if record_path:
             report.write_wav(record_path)
             print(f"recording: {record_path} ({report.recording_seconds:.2f} s, caller left, agent right)")

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.config import AgentConfig
-from agents.engines import SpeechToText
 from agents.openai_chat import OpenAIChatModel
 from agents.port import AgentCatalog
 from agents.scripted_llm import ScriptedLlmServer
 from agents.voice_agent import VoiceAgent
 from telephony.app import build_edge, create_app
-from telephony.audio import TWILIO_SAMPLE_RATE, StreamResampler, mulaw_to_pcm16
+from telephony.audio import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
+from telephony.demo import agent_transcript
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
 from telephony.simulator import CallReport, Pause, Press, Say, SimulatedCall
@@ -93,16 +93,7 @@ class VoicePod:
 
     def agent_words(self, report: CallReport, after_s: float = 0.0) -> list[str]:
         """What Whisper hears in the agent's recorded audio from `after_s` (call time) on."""
-        return words(transcribe_agent(report, self.stack.engines.stt, after_s))
-
-
-def transcribe_agent(report: CallReport, stt: SpeechToText, after_s: float = 0.0) -> str:
-    """Transcribe the agent's side of the recording as the caller heard it (8 kHz, mu-law)."""
-    start = max(0, int((after_s - (report.stream_started_at or 0.0)) * TWILIO_SAMPLE_RATE))
-    pcm8 = report.agent_pcm()[start:]
-    resampler = StreamResampler(TWILIO_SAMPLE_RATE, stt.sample_rate, "HQ")
-    pcm16 = resampler.process(pcm8.tobytes()) + resampler.flush()
-    return asyncio.run(stt.transcribe(pcm16)).text
+        return words(agent_transcript(report, self.stack.engines.stt, after_s))
 
 
 @contextmanager
