@@ -84,6 +84,20 @@ class CallRecord:
         return asdict(self)
 
 
+class CallObserver(Protocol):
+    """Told about a call's turns, barge-ins and tool calls as they happen (the pod's metrics), so
+    the edge can count them without the conversation importing it. Called on the event loop:
+    quick and non-blocking; a failure is logged and never reaches the call."""
+
+    def turn_ended(self, metrics: TurnMetrics) -> None: ...
+
+    def barged_in(self) -> None: ...
+
+    def tool_called(self, name: str, ok: bool, error: str | None) -> None:
+        """`error` is the executor's short error kind (`ToolOutcome.error`)."""
+        ...
+
+
 class CallStore(Protocol):
     """Where call records go (the database in production). Failures are logged, never raised into a call."""
 

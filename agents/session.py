@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agents.call_control import CONTROL_ACTIONS, END_CALL, TRANSFER_CALL, control_schemas
-from agents.call_record import CallRecord, TurnMetrics
+from agents.call_record import CallObserver, CallRecord, TurnMetrics
 from agents.config import AgentConfig
 from agents.engines import (
     ChatModel,
@@ -35,7 +35,7 @@ from agents.listener import TurnListener, UtteranceReady
 from agents.port import AudioIn, CallPort, DtmfIn, MarkHeard
 from agents.sentences import SentenceChunker
 from agents.speaker import Speaker
-from tools import ToolCall, ToolContext, ToolExecutor
+from tools import ToolCall, ToolContext, ToolExecutor, ToolOutcome
 
 log = logging.getLogger("switchboard.agents")
 
@@ -69,6 +69,7 @@ class CallSession:
         transfer_number: str | None = None,
         fallback_audio: tuple[bytes, int] | None = None,
         on_record: Callable[[CallRecord], Awaitable[None]] | None = None,
+        observer: CallObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.port = port
@@ -81,6 +82,7 @@ class CallSession:
         self.fallback_audio = fallback_audio
         """Audio played when even TTS fails (rendered at start-up), with its rate."""
         self.on_record = on_record
+        self.observer = observer
         self.clock = clock
         info = port.info
         self.record = CallRecord(info.call_sid, info.agent_id, info.from_number, info.to_number, info.direction)
@@ -177,6 +179,7 @@ class CallSession:
         if audible:
             await self.speaker.clear()
             self.record.barge_ins += 1
+            self._observe(lambda observer: observer.barged_in())
             self.record.say("system", f"barge-in ({why})")
             log.info("barge-in", extra={"event": "barge_in", "why": why})
         await self._settle(turn)
@@ -298,6 +301,7 @@ class CallSession:
                     await filler
             metrics.interrupted = bool(self._current_reply and self._current_reply.interrupted)
             self.record.add_turn(metrics)
+            self._observe(lambda observer: observer.turn_ended(metrics))
 
     async def _fill_silence(self, answering: asyncio.Event, on_first_audio: Callable[[], None]) -> None:
         """Until the answer starts, say the next filler whenever the line has been quiet for
@@ -376,7 +380,20 @@ class CallSession:
                     "tool call",
                     extra={"event": "tool_call", "tool": call.name, "ok": outcome.ok, "ms": outcome.duration_ms},
                 )
+                self._tool_called(outcome)
             self.history.add_tool_result(call.id, content)
+
+    def _tool_called(self, outcome: ToolOutcome) -> None:
+        self._observe(lambda observer: observer.tool_called(outcome.name, outcome.ok, outcome.error))
+
+    def _observe(self, notify: Callable[[CallObserver], None]) -> None:
+        """Tell the observer (the pod's metrics); its failure is logged, never the call's."""
+        if self.observer is None:
+            return
+        try:
+            notify(self.observer)
+        except Exception:
+            log.exception("call observer failed")
 
     async def _control(self, call: ToolCallRequest, reply: AssistantReply) -> None:
         """Carry out end_call / transfer_call through the port; the turn ends there."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from agents.call_record import CallRecord, CallStore
+from agents.call_record import CallObserver, CallRecord, CallStore
 from agents.config import AgentConfig
 from agents.echo import beep
 from agents.engines import Engines
@@ -37,6 +37,7 @@ class VoiceAgent:
         tools: ToolExecutor | None = None,
         transfer_number: str | None = None,
         store: CallStore | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self.config = config
         self.engines = engines
@@ -45,6 +46,8 @@ class VoiceAgent:
         self.tools = tools
         self.transfer_number = transfer_number
         self.store = store
+        self.observer = observer
+        """Told about every call's turns, barge-ins and tool calls as they happen (metrics)."""
         self.records: list[CallRecord] = []
         """The last few call records, newest last (bounded by `MAX_RECENT_RECORDS`)."""
 
@@ -75,6 +78,7 @@ class VoiceAgent:
             transfer_number=self.transfer_number,
             fallback_audio=FALLBACK_TONE,
             on_record=self._keep,
+            observer=self.observer,
         )
         if self.store is not None:
             try:

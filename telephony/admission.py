@@ -1,7 +1,8 @@
 """Whether to answer a new call, decided by the inbound webhook before any work is done.
 
-`Admission` is the hook; the memory guard (its own issue) adds memory pressure to it. Today's
-policy is the concurrent-call limit.
+`Admission` is the hook. `CallLimitAdmission` is the concurrent-call limit alone;
+`GuardedAdmission` (the pod's default) also refuses while the pod drains and while memory is at or
+above the soft threshold. The reason becomes the `reason` label of the refused-calls metric.
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from telephony.active_calls import ActiveCalls
+from telephony.drain import Drain
+from telephony.memory_guard import GuardState, MemorySampler
+
+DRAINING = "draining"
+MEMORY = "memory"
+MAX_CONCURRENT_CALLS = "max_concurrent_calls"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,4 +48,21 @@ class CallLimitAdmission:
     def admit(self, call_sid: str) -> Decision:
         if self._calls.try_reserve(call_sid):
             return Decision.admit()
-        return Decision.busy("max_concurrent_calls")
+        return Decision.busy(MAX_CONCURRENT_CALLS)
+
+
+class GuardedAdmission:
+    """Refuses while draining, then under memory pressure (soft or hard), then past the call
+    limit: in that order, so a call refused for any reason never holds a place."""
+
+    def __init__(self, calls: ActiveCalls, memory: MemorySampler, drain: Drain) -> None:
+        self._limit = CallLimitAdmission(calls)
+        self._memory = memory
+        self._drain = drain
+
+    def admit(self, call_sid: str) -> Decision:
+        if self._drain.draining:
+            return Decision.busy(DRAINING)
+        if self._memory.sample() is not GuardState.OK:  # a fresh read: ~0.1 ms of small files
+            return Decision.busy(MEMORY)
+        return self._limit.admit(call_sid)

@@ -9,17 +9,20 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from agents.echo import EchoAgent
 from agents.port import AgentCatalog
 from telephony.active_calls import ActiveCalls
-from telephony.admission import Admission, CallLimitAdmission
+from telephony.admission import Admission, GuardedAdmission
 from telephony.call_outcomes import CallOutcomes
+from telephony.drain import Drain
 from telephony.edge import CallEdge
+from telephony.health import drain, healthz, metrics, readyz
 from telephony.media_stream import media_stream
+from telephony.memory import MemoryReader
+from telephony.memory_guard import MemorySampler
+from telephony.metrics import Metrics
 from telephony.routing import InMemoryNumberDirectory, NumberDirectory
 from telephony.settings import Settings
 from telephony.webhooks import CONNECT_ACTION_PATH, MEDIA_PATH, VOICE_PATH, connect_action, voice
@@ -42,30 +45,46 @@ def build_edge(
     agents: AgentCatalog | None = None,
     numbers: NumberDirectory | None = None,
     admission: Admission | None = None,
+    memory: MemorySampler | None = None,
 ) -> CallEdge:
+    """The edge from settings; each collaborator can be replaced (tests, benchmarks, the demo).
+    `memory` defaults to a sampler over this process's cgroup."""
     calls = ActiveCalls(settings.max_concurrent_calls, reservation_ttl=settings.call_token_ttl_seconds)
+    memory = memory or memory_sampler(settings)
+    draining = Drain()
     return CallEdge(
         settings=settings,
         numbers=numbers or InMemoryNumberDirectory(settings.numbers),
         agents=agents or builtin_agents(settings),
         calls=calls,
-        admission=admission or CallLimitAdmission(calls),
+        admission=admission or GuardedAdmission(calls, memory, draining),
         outcomes=CallOutcomes(settings.call_outcomes_max, settings.call_outcome_ttl_seconds),
+        memory=memory,
+        drain=draining,
+        metrics=Metrics(),
     )
 
 
-async def healthz(request: Request) -> JSONResponse:
-    edge: CallEdge = request.app.state.edge
-    return JSONResponse({"status": "ok", "active_calls": edge.calls.active, "counters": edge.stats})
+def memory_sampler(settings: Settings, reader: MemoryReader | None = None) -> MemorySampler:
+    """The memory guard's sampler with the settings' thresholds, over `reader` (default: this
+    process's cgroup, with the configured limit where the cgroup sets none)."""
+    return MemorySampler(
+        reader or MemoryReader(settings.memory_limit_bytes),
+        soft=settings.memory_soft_percent / 100,
+        hard=settings.memory_hard_percent / 100,
+        interval_s=settings.memory_sample_interval_seconds,
+    )
 
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Connect the database and load the voice agents (models included) before taking calls."""
+    """Sample memory, connect the database and load the voice agents (models included) before
+    taking calls."""
     edge: CallEdge = app.state.edge
     settings = edge.settings
     database = None
     stack = None
+    edge.memory.start()
     try:
         if settings.mongodb_uri is not None:
             from db import connect, ensure_indexes
@@ -73,14 +92,17 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
             database = connect(settings.db_settings())
             await ensure_indexes(database)
+            edge.readiness_checks["database"] = database.ping
             edge.numbers = LayeredNumberDirectory(database_directory(database), edge.numbers)
         if settings.agents_file is not None:
             stack = await _load_voice_agents(edge, database)
         yield
     finally:
+        await edge.memory.stop()
         if stack is not None:
             stack.close()
         if database is not None:
+            edge.readiness_checks.pop("database", None)
             await database.close()
 
 
@@ -96,7 +118,9 @@ async def _load_voice_agents(edge: CallEdge, database: Database | None) -> Voice
     await warm_up(stack)
     store = DatabaseCallStore(database) if database is not None else None
     for config in configs:
-        edge.agents.agents[config.id] = await build_voice_agent(config, stack, settings, tools[config.id], store)
+        edge.agents.agents[config.id] = await build_voice_agent(
+            config, stack, settings, tools[config.id], store, observer=edge.metrics
+        )
     log.info("voice agents ready", extra={"agents": ",".join(c.id for c in configs)})
     return stack
 
@@ -109,6 +133,9 @@ def create_app(settings: Settings, edge: CallEdge | None = None) -> Starlette:
             Route(CONNECT_ACTION_PATH, connect_action, methods=["POST"]),
             WebSocketRoute(MEDIA_PATH, media_stream),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/drain", drain, methods=["POST"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
     )
     app.state.edge = edge or build_edge(settings)

@@ -4,6 +4,7 @@ switchboard serve                       run the server (settings from SWITCHBOAR
 switchboard call --to +15550100 --say hello.wav --pause 1 --dtmf 0 --record call.wav
 switchboard demo                        a whole voice call against a local server (embedded models)
 switchboard demo --agent echo           the same without models: the echo agent
+switchboard drain                       stop taking calls; return when the pod's calls have ended (preStop)
 switchboard config                      every setting, its default and meaning
 switchboard db seed [--large N]         load demo data (and the benchmark's data set) into MongoDB
 """
@@ -66,6 +67,20 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--dtmf", dest="dtmf", action=_Step, metavar="DIGITS", help="press keys")
     call.add_argument("--tail", type=float, default=3.0, help="silence after the script before hanging up")
     call.add_argument("--record", metavar="WAV", help="write the call (caller left, agent right)")
+
+    drain = commands.add_parser(
+        "drain", help="ask a local server to stop taking calls; return when its calls have ended (preStop hook)"
+    )
+    drain.add_argument(
+        "--url",
+        default=f"http://127.0.0.1:{os.environ.get('SWITCHBOARD_PORT', '8000')}",
+        help="where the server listens (default: loopback, SWITCHBOARD_PORT or 8000)",
+    )
+    drain.add_argument(
+        "--token",
+        default=os.environ.get("SWITCHBOARD_DRAIN_TOKEN"),
+        help="bearer token, if the server sets one (default: SWITCHBOARD_DRAIN_TOKEN)",
+    )
 
     commands.add_parser("config", help="print every setting (environment variable, default, meaning)")
 
@@ -173,6 +188,20 @@ def _echo_demo(args: argparse.Namespace) -> int:
     return _finish(report, args.record)
 
 
+def _drain(args: argparse.Namespace) -> int:
+    """POST /drain and wait as long as the server does (its drain timeout bounds it)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    try:
+        response = httpx.post(args.url.rstrip("/") + "/drain", headers=headers, timeout=None)
+    except httpx.HTTPError as exc:
+        print(f"error: drain request failed: {exc}", file=sys.stderr)
+        return 1
+    print(response.text)
+    return 0 if response.status_code == 200 else 1
+
+
 def _db(args: argparse.Namespace) -> int:
     from db import seed
 
@@ -193,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _call(args)
         if args.command == "db":
             return _db(args)
+        if args.command == "drain":
+            return _drain(args)
         if args.command == "config":
             from telephony.settings import settings_table
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
-from agents.call_record import CallStore
+from agents.call_record import CallObserver, CallStore
 from agents.config import AgentConfig
 from agents.engines import ChatModel, Engines
 from agents.inference_pool import InferencePool
@@ -146,6 +146,7 @@ async def build_voice_agent(
     settings: Settings,
     tools: ToolExecutor | None = None,
     store: CallStore | None = None,
+    observer: CallObserver | None = None,
 ) -> VoiceAgent:
     """A ready agent: its voice's fixed lines rendered, so its greeting plays at once."""
     tts = stack.tts.with_voice(config.voice) if config.voice else stack.tts
@@ -158,6 +159,7 @@ async def build_voice_agent(
         tools=tools,
         transfer_number=settings.transfer_number,
         store=store,
+        observer=observer,
     )
     await agent.prepare()
     return agent

@@ -136,12 +136,14 @@ async def voice(request: Request) -> Response:
     decision = edge.admission.admit(call.CallSid)
     if not decision.admitted:
         edge.count(f"calls_refused_{decision.reason}")
+        edge.metrics.call_refused(decision.reason)
         log.info("call refused", extra={"reason": decision.reason})
         if settings.busy_response == "reject":
             return xml(twiml.reject_busy())
         return xml(twiml.say_and_hang_up(settings.busy_message))
 
     edge.count("calls_admitted")
+    edge.metrics.call_admitted()
     token = call_token.issue(
         settings.call_token_key(),
         call_sid=call.CallSid,

@@ -113,6 +113,7 @@ def test_barge_in_clears_within_200_ms_and_history_keeps_only_what_was_heard(pod
     pod.use_agent(config())
     pod.llm.push(Reply(text=" ".join(sentences)), Reply(text="Sure, go ahead."))
     interrupt = utterance("interrupt")
+    barge_ins = pod.metric("switchboard_barge_ins_total")
     report = pod.place(Pause(1.5), utterance("order_status"), Pause(5.0), interrupt, Pause(4.0))
 
     onset = report.utterances[1][0] + speech_onset_s(interrupt)
@@ -134,6 +135,7 @@ def test_barge_in_clears_within_200_ms_and_history_keeps_only_what_was_heard(pod
     else:
         assert assistant == ["Hello, how can I help?"]  # nothing of the reply was heard
     assert words(second.messages[-1]["content"])[:2] == ["wait", "stop"]
+    assert pod.metric("switchboard_barge_ins_total") == barge_ins + 1  # the pod's metrics saw it
 
 
 def test_dtmf_is_caller_input(pod: VoicePod) -> None:
@@ -252,6 +254,8 @@ def test_the_incident_in_a_call_is_refused_and_the_call_goes_on(pod: VoicePod) -
         Reply(tool_calls=[ScriptedToolCall("list_recent_orders", '{"customer_id": "C-1001", "limit": 2}')]),
         Reply(text="Your latest order has shipped."),
     )
+    tool_calls_ok = pod.metric("switchboard_tool_calls_total", outcome="ok")
+    turns = pod.metric("switchboard_turn_stage_seconds_count", stage="voice_to_voice")
     report = pod.place(Pause(1.5), utterance("order_status"), Pause(9.0))
 
     _, second, third = pod.llm.requests
@@ -268,3 +272,6 @@ def test_the_incident_in_a_call_is_refused_and_the_call_goes_on(pod: VoicePod) -
     assert "shipped" in pod.agent_words(report, after_s=report.utterances[0][1])
     pod.wait_idle()
     assert agent.records[-1].turns[0].tool_calls == len(INCIDENT_ARGUMENTS) + 1
+    # The pod's metrics saw the turn and every tool call, by outcome.
+    assert pod.metric("switchboard_tool_calls_total", outcome="ok") == tool_calls_ok + 1
+    assert pod.metric("switchboard_turn_stage_seconds_count", stage="voice_to_voice") == turns + 1

@@ -20,6 +20,7 @@ from agents.voice_agent import VoiceAgent
 from telephony.app import build_edge, create_app
 from telephony.audio import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
 from telephony.demo import agent_transcript
+from telephony.edge import CallEdge
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
 from telephony.simulator import CallReport, Pause, Press, Say, SimulatedCall
@@ -59,12 +60,17 @@ class VoicePod:
     stack: VoiceStack
     llm: ScriptedLlmServer
     catalog: AgentCatalog
-    edge: object
+    edge: CallEdge
 
     def use_agent(self, config: AgentConfig, tools: ToolExecutor | None = None) -> VoiceAgent:
-        agent = asyncio.run(build_voice_agent(config, self.stack, self.settings, tools))
+        """Wired as the pod's lifespan wires agents: the pod's metrics observe its calls."""
+        agent = asyncio.run(build_voice_agent(config, self.stack, self.settings, tools, observer=self.edge.metrics))
         self.catalog.agents[VOICE_AGENT] = agent
         return agent
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A sample of the pod's Prometheus registry (0 when never set)."""
+        return self.edge.metrics.registry.get_sample_value(name, labels) or 0.0
 
     def place(self, *script: Say | Pause | Press, tail_s: float = 1.0) -> CallReport:
         call = SimulatedCall(self.url, AUTH_TOKEN, to=AGENT_NUMBER, script=list(script), tail_s=tail_s)
@@ -74,10 +80,10 @@ class VoicePod:
         """Until the server has no call running (session, listener and all)."""
         edge = self.edge
         for _ in range(int(timeout / 0.05)):
-            if edge.calls.active == 0 and edge.stats.get("calls_ended") == edge.stats.get("calls_started"):  # type: ignore[attr-defined]
+            if edge.calls.active == 0 and edge.stats.get("calls_ended") == edge.stats.get("calls_started"):
                 return
             time.sleep(0.05)
-        raise AssertionError(f"call still active: {edge.stats}")  # type: ignore[attr-defined]
+        raise AssertionError(f"call still active: {edge.stats}")
 
     def assert_nothing_running(self, timeout: float = 10.0) -> None:
         """No call, no inference job and no model request is left once a call has ended."""
