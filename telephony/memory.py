@@ -14,6 +14,7 @@ fake tree.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -78,9 +79,15 @@ class MemoryReader:
         if cgroup is not None:
             try:
                 read = _read_v2 if cgroup.version == 2 else _read_v1
-                return read(cgroup, self.fallback_limit_bytes)
+                reading = read(cgroup, self.fallback_limit_bytes)
             except (OSError, ValueError):
                 pass  # the cgroup went away or is unreadable: the process view still works
+            else:
+                if reading.limit_from_cgroup:
+                    return reading
+                # No limit on the group (a shared or host-wide one): its usage counts other
+                # processes too, so the configured budget is held against this process alone.
+                return dataclasses.replace(reading, used_bytes=_rss(self.root))
         return MemoryReading(_rss(self.root), self.fallback_limit_bytes, "process", limit_from_cgroup=False)
 
 
