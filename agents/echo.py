@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.port import AudioIn, CallPort, DtmfIn, MarkHeard
+from agents.port import AudioIn, CallPort, DtmfIn, EndRequested, MarkHeard
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,9 @@ class _EchoCall:
                         return
                 elif isinstance(event, MarkHeard) and event.name == self.speaking_until:
                     self.speaking_until = None
+                elif isinstance(event, EndRequested):
+                    await self.port.hang_up(f"ended by the pod ({event.reason})")
+                    return
         finally:
             if self.reply_task is not None:
                 self.reply_task.cancel()

@@ -15,6 +15,7 @@ after the speech stopped), so early transcription changes when the text is ready
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -66,6 +67,9 @@ class ListenerConfig(BaseModel):
     more after it began, so this must cover that lag plus `preroll_ms`."""
     max_utterance_ms: int = Field(30_000, ge=1_000, le=120_000)
     """Bound on one turn's audio: a turn this long is ended (and speech that goes on is a new turn)."""
+    shed_utterance_ms: int = Field(8_000, ge=1_000, le=120_000)
+    """Bound on one turn's audio while the pod sheds load (memory at the hard threshold): long
+    utterance buffers are among the allocations refused then."""
     early_transcription: bool = True
     """Start transcribing during the end-of-turn silence (off: only once the turn has ended)."""
 
@@ -86,10 +90,19 @@ class _Turn(Enum):
 class TurnListener:
     """Turns one call's audio into `VadEvent`s and `UtteranceReady`s. Not shared between calls."""
 
-    def __init__(self, detector: VoiceDetector, stt: SpeechToText, config: ListenerConfig | None = None) -> None:
+    def __init__(
+        self,
+        detector: VoiceDetector,
+        stt: SpeechToText,
+        config: ListenerConfig | None = None,
+        shedding: Callable[[], bool] | None = None,
+    ) -> None:
+        """`shedding` says whether the pod is shedding load now (then a turn is cut at
+        `shed_utterance_ms` rather than `max_utterance_ms`)."""
         self.detector = detector
         self.stt = stt
         self.config = config or ListenerConfig()
+        self.shedding = shedding
         self._audio = bytearray()
         self._audio_start = 0
         """Absolute byte offset of `_audio[0]` in the call's audio."""
@@ -118,6 +131,11 @@ class TurnListener:
         """Audio held now: at most `history_ms` between turns, `max_utterance_ms` within one."""
         return len(self._audio) // BYTES_PER_MS
 
+    def _utterance_limit_ms(self) -> int:
+        if self.shedding is not None and self.shedding():
+            return min(self.config.max_utterance_ms, self.config.shed_utterance_ms)
+        return self.config.max_utterance_ms
+
     def feed(self, pcm: bytes) -> list[VadEvent | UtteranceReady]:
         """Take the next PCM16 frame (16 kHz mono); starts transcription tasks on the running loop."""
         events = self.detector.feed(pcm)  # first: if it refuses the frame, nothing here has changed
@@ -128,7 +146,7 @@ class TurnListener:
             out.extend(self._on_event(event))
         self._maybe_start_early()
         if self._turn in (_Turn.SPEAKING, _Turn.PAUSED):
-            if self._fed - self._turn_start >= self.config.max_utterance_ms * BYTES_PER_MS:
+            if self._fed - self._turn_start >= self._utterance_limit_ms() * BYTES_PER_MS:
                 out.extend(self._cut())
         if self._turn in (_Turn.IDLE, _Turn.DRAINING):
             self._trim(self._fed - self.config.history_ms * BYTES_PER_MS)

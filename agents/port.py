@@ -57,7 +57,15 @@ class MarkHeard:
     heard: bool = True
 
 
-CallEvent = AudioIn | DtmfIn | MarkHeard
+@dataclass(frozen=True, slots=True)
+class EndRequested:
+    """The pod asks the agent to end this call now, gracefully: say a short goodbye (the apology)
+    and hang up. Sent when the pod sheds load under memory pressure; the call is the newest one."""
+
+    reason: str
+
+
+CallEvent = AudioIn | DtmfIn | MarkHeard | EndRequested
 
 
 @dataclass(frozen=True, slots=True)

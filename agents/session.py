@@ -32,7 +32,7 @@ from agents.engines import (
 from agents.history import AssistantReply, ConversationHistory
 from agents.inference_pool import InferenceOverloaded
 from agents.listener import TurnListener, UtteranceReady
-from agents.port import AudioIn, CallPort, DtmfIn, MarkHeard
+from agents.port import AudioIn, CallPort, DtmfIn, EndRequested, MarkHeard
 from agents.sentences import SentenceChunker
 from agents.speaker import Speaker
 from tools import ToolCall, ToolContext, ToolExecutor, ToolOutcome
@@ -97,6 +97,8 @@ class CallSession:
         self._ending = False
         self._digits: list[str] = []
         self._dtmf_timer: asyncio.TimerHandle | None = None
+        self._goodbye: asyncio.Task[None] | None = None
+        """The goodbye the pod asked for (`EndRequested`), running beside the event loop."""
         self._schemas = self._tool_schemas()
 
     # -- the event loop ------------------------------------------------------------------
@@ -114,6 +116,8 @@ class CallSession:
                         await self._on_dtmf(event)
                     elif isinstance(event, MarkHeard):
                         self.speaker.on_mark(event)
+                    elif isinstance(event, EndRequested):
+                        self._end_requested(event)
             self.record.end_reason = self.record.end_reason or "caller hung up"
         except TimeoutError:
             await self._wrap_up(self.config.time_limit_goodbye, "max call duration")
@@ -434,6 +438,17 @@ class CallSession:
                 await self._wrap_up(self.config.silence_goodbye, "caller silent")
                 return
 
+    def _end_requested(self, event: EndRequested) -> None:
+        """The pod sheds this call: the apology, then hang-up. Run beside the event loop, which
+        must keep reading marks (they tell the speaker the apology was heard)."""
+        if self._ending or self._goodbye is not None:
+            return
+        log.warning("the pod is ending this call", extra={"event": "call_shed", "why": event.reason})
+        self._goodbye = asyncio.create_task(
+            self._wrap_up(self.config.apology, f"ended by the pod ({event.reason})"),
+            name=f"goodbye-{self.record.call_sid}",
+        )
+
     async def _say_line(self, text: str) -> None:
         reply = AssistantReply()
         self.history.add_reply(reply)
@@ -475,6 +490,10 @@ class CallSession:
             await self._cancel_turn()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await watchdog
+        if self._goodbye is not None:  # it ends in hang-up, which is what ended the events
+            self._goodbye.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._goodbye
         self.listener.close()
         self.record.ended_at = time.time()
         if self.on_record is not None:

@@ -2,13 +2,18 @@
 
 A call is reserved when the webhook answers it (so a burst of webhooks cannot all be admitted
 before any stream connects), becomes active when its stream starts, and is released when the
-stream ends. A reservation whose stream never arrives expires with the call token.
+stream ends. A reservation whose stream never arrives expires with the call token. Active calls
+are kept in the order they started, each with how to end it, so the memory guard can shed the
+newest.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+
+EndCall = Callable[[str], None]
+"""Asks a running call to end gracefully, with a reason (the pod sheds it)."""
 
 
 class ActiveCalls:
@@ -17,7 +22,8 @@ class ActiveCalls:
         self._reservation_ttl = reservation_ttl
         self._clock = clock
         self._reserved: dict[str, float] = {}
-        self._active: set[str] = set()
+        self._active: dict[str, EndCall | None] = {}
+        """Running calls, oldest first, with how to ask each to end."""
 
     def _expire(self) -> None:
         now = self._clock()
@@ -44,11 +50,18 @@ class ActiveCalls:
         self._reserved[call_sid] = self._clock() + self._reservation_ttl
         return True
 
-    def start(self, call_sid: str) -> None:
+    def start(self, call_sid: str, end: EndCall | None = None) -> None:
         """The call's stream started (on this pod, with or without a reservation here)."""
         self._reserved.pop(call_sid, None)
-        self._active.add(call_sid)
+        self._active[call_sid] = end
 
     def release(self, call_sid: str) -> None:
         self._reserved.pop(call_sid, None)
-        self._active.discard(call_sid)
+        self._active.pop(call_sid, None)
+
+    def newest(self) -> tuple[str, EndCall | None] | None:
+        """The call that started last, and how to end it (None when no call runs)."""
+        if not self._active:
+            return None
+        call_sid = next(reversed(self._active))
+        return call_sid, self._active[call_sid]

@@ -25,6 +25,7 @@ from telephony.memory_guard import MemorySampler
 from telephony.metrics import Metrics
 from telephony.routing import InMemoryNumberDirectory, NumberDirectory
 from telephony.settings import Settings
+from telephony.shedding import LoadShedder
 from telephony.webhooks import CONNECT_ACTION_PATH, MEDIA_PATH, VOICE_PATH, connect_action, voice
 
 if TYPE_CHECKING:
@@ -52,6 +53,14 @@ def build_edge(
     calls = ActiveCalls(settings.max_concurrent_calls, reservation_ttl=settings.call_token_ttl_seconds)
     memory = memory or memory_sampler(settings)
     draining = Drain()
+    metrics = Metrics()
+    shedder = LoadShedder(
+        memory,
+        calls,
+        cooldown_s=settings.shed_cooldown_seconds,
+        on_shed=lambda _call_sid: metrics.calls_shed.inc(),
+        on_relief=metrics.memory_reliefs.inc,
+    )
     return CallEdge(
         settings=settings,
         numbers=numbers or InMemoryNumberDirectory(settings.numbers),
@@ -61,7 +70,8 @@ def build_edge(
         outcomes=CallOutcomes(settings.call_outcomes_max, settings.call_outcome_ttl_seconds),
         memory=memory,
         drain=draining,
-        metrics=Metrics(),
+        metrics=metrics,
+        shedder=shedder,
     )
 
 
@@ -82,15 +92,20 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     taking calls."""
     edge: CallEdge = app.state.edge
     settings = edge.settings
-    database = None
+    database: Database | None = app.state.database
+    owned = database is None and settings.mongodb_uri is not None
     stack = None
     edge.memory.start()
+    edge.shedder.start()
     try:
-        if settings.mongodb_uri is not None:
-            from db import connect, ensure_indexes
-            from telephony.data import LayeredNumberDirectory, database_directory
+        if owned:
+            from db import connect
 
             database = connect(settings.db_settings())
+        if database is not None:
+            from db import ensure_indexes
+            from telephony.data import LayeredNumberDirectory, database_directory
+
             await ensure_indexes(database)
             edge.readiness_checks["database"] = database.ping
             edge.numbers = LayeredNumberDirectory(database_directory(database), edge.numbers)
@@ -98,11 +113,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             stack = await _load_voice_agents(edge, database)
         yield
     finally:
+        await edge.shedder.stop()
         await edge.memory.stop()
         if stack is not None:
             stack.close()
-        if database is not None:
-            edge.readiness_checks.pop("database", None)
+        edge.readiness_checks.pop("database", None)
+        if owned and database is not None:
             await database.close()
 
 
@@ -113,8 +129,10 @@ async def _load_voice_agents(edge: CallEdge, database: Database | None) -> Voice
     settings = edge.settings
     assert settings.agents_file is not None
     configs = read_agents_file(settings.agents_file)
-    tools = {config.id: tools_for(config, database, settings) for config in configs}  # config errors first
+    shedding = edge.memory.shedding
+    tools = {config.id: tools_for(config, database, settings, shedding) for config in configs}  # errors first
     stack = await asyncio.to_thread(load_voice_stack, settings)
+    stack.shedding = shedding
     await warm_up(stack)
     store = DatabaseCallStore(database) if database is not None else None
     for config in configs:
@@ -125,7 +143,9 @@ async def _load_voice_agents(edge: CallEdge, database: Database | None) -> Voice
     return stack
 
 
-def create_app(settings: Settings, edge: CallEdge | None = None) -> Starlette:
+def create_app(settings: Settings, edge: CallEdge | None = None, database: Database | None = None) -> Starlette:
+    """The pod. `database` is an open one to use instead of connecting to `mongodb_uri` (the
+    benchmarks' in-memory fake); its caller closes it."""
     app = Starlette(
         lifespan=lifespan,
         routes=[
@@ -139,4 +159,5 @@ def create_app(settings: Settings, edge: CallEdge | None = None) -> Starlette:
         ],
     )
     app.state.edge = edge or build_edge(settings)
+    app.state.database = database
     return app

@@ -7,6 +7,7 @@ call control but no data tools, and call records stay in memory.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -34,8 +35,14 @@ class LayeredNumberDirectory:
         return None
 
 
-def tools_for(config: AgentConfig, database: Database | None, settings: Settings) -> ToolExecutor | None:
-    """The agent's enabled built-in tools on the database, or None when it has none.
+def tools_for(
+    config: AgentConfig,
+    database: Database | None,
+    settings: Settings,
+    shedding: Callable[[], bool] | None = None,
+) -> ToolExecutor | None:
+    """The agent's enabled built-in tools on the database, or None when it has none. While
+    `shedding()` (the memory guard at its hard threshold), tool calls are refused.
 
     An agent naming tools on a pod without a database is a configuration error, said at start-up.
     """
@@ -50,6 +57,7 @@ def tools_for(config: AgentConfig, database: Database | None, settings: Settings
         max_steps_per_turn=settings.tool_max_steps_per_turn,
         max_result_bytes=settings.tool_max_result_bytes,
         default_timeout_s=settings.tool_timeout_seconds,
+        shedding=shedding,
     )
 
 

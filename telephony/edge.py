@@ -18,6 +18,7 @@ from telephony.memory_guard import MemorySampler
 from telephony.metrics import Metrics
 from telephony.routing import NumberDirectory
 from telephony.settings import Settings
+from telephony.shedding import LoadShedder
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 """Raises (or times out) when what it checks is unreachable; its name is the readiness reason."""
@@ -34,6 +35,7 @@ class CallEdge:
     memory: MemorySampler
     drain: Drain
     metrics: Metrics
+    shedder: LoadShedder
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
     """Dependencies `/readyz` checks, by name (the lifespan adds `database` when one is configured)."""
     stats: dict[str, int] = field(default_factory=dict)

@@ -15,7 +15,7 @@ import time
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from agents.port import Agent, AudioIn, CallInfo, CallOutcome, DtmfIn, MarkHeard
+from agents.port import Agent, AudioIn, CallInfo, CallOutcome, DtmfIn, EndRequested, MarkHeard
 from telephony import call_token
 from telephony.audio import TWILIO_SAMPLE_RATE, StreamResampler, mulaw_to_pcm16
 from telephony.edge import CallEdge
@@ -157,7 +157,22 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
     )
     inbound = StreamResampler(TWILIO_SAMPLE_RATE, settings.pipeline_sample_rate, settings.inbound_resampler)
 
-    edge.calls.start(info.call_sid)
+    ending: list[asyncio.TimerHandle | asyncio.Task[None]] = []
+
+    def end_requested(reason: str) -> None:
+        """The pod sheds this call: the agent says its apology and hangs up; if it has not within
+        `shed_goodbye_seconds`, the stream is closed anyway."""
+        if ending:
+            return
+        port.push(EndRequested(reason))
+
+        def close_anyway() -> None:
+            log.warning("the agent did not end the call in time; closing its stream")
+            ending.append(asyncio.create_task(_close(websocket, 1000, f"ended by the pod ({reason})")))
+
+        ending.append(asyncio.get_running_loop().call_later(settings.shed_goodbye_seconds, close_anyway))
+
+    edge.calls.start(info.call_sid, end_requested)
     edge.count("calls_started")
     started = time.monotonic()
     log.info("call started", extra={"agent_id": info.agent_id, "stream_sid": info.stream_sid})
@@ -186,6 +201,8 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
             elif isinstance(message, Start):
                 reader.drop("second start message", 0)
     finally:
+        for handle in ending:
+            handle.cancel()
         port.close()
         playout.close()
         await _finish_session(session_task)

@@ -65,6 +65,11 @@ class MemorySampler:
             self._update(self.reader.read())
         return self.state
 
+    def shedding(self) -> bool:
+        """Whether the pod sheds load now (the last sample was at the hard threshold). Cheap: read
+        per audio frame and per tool call, it uses the sampler's latest state without reading."""
+        return self.state is GuardState.HARD
+
     def _update(self, reading: MemoryReading) -> None:
         self.reading, self._read_at = reading, self._clock()
         used = reading.fraction

@@ -63,6 +63,16 @@ class Metrics:
             states=[state.value for state in GuardState],
             registry=r,
         )
+        self.calls_shed = Counter(
+            "switchboard_calls_shed",
+            "Calls the pod ended (with the apology) because memory was at the hard threshold.",
+            registry=r,
+        )
+        self.memory_reliefs = Counter(
+            "switchboard_memory_reliefs",
+            "Times the pod released free memory (garbage collection, malloc_trim) at the hard threshold.",
+            registry=r,
+        )
         self.draining = Gauge("switchboard_draining", "1 once the pod is draining.", registry=r)
         self.barge_ins = Counter("switchboard_barge_ins", "Times a caller interrupted the agent.", registry=r)
         self.tool_calls = Counter(

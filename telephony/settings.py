@@ -67,10 +67,12 @@ class Settings(BaseSettings):
     unknown_number_message: str = Field("Sorry, this number is not in service. Goodbye.", max_length=1000)
     """Spoken to a caller of a number no agent answers."""
 
-    max_concurrent_calls: int = Field(20, ge=1)
+    max_concurrent_calls: int = Field(16, ge=1)
     """Calls this pod carries at once (reserved at the webhook, released when the stream ends);
-    the webhook answers busy past it. The memory-guard issue derives the default from measured
-    per-call cost."""
+    the webhook answers busy past it. Default from `benchmarks/pod_load.py` in a 1 GiB cgroup with
+    the engines in process: 635 MB working set idle after a call, ~10 MB more per concurrent call,
+    so 18 calls fit under the 80 % soft threshold; 16 leaves a margin. CPU binds first on small
+    nodes (2 cores carried 6 calls in real time): lower it there."""
 
     # -- memory guard, health and drain -------------------------------------------------
     memory_limit_bytes: int = Field(1 << 30, ge=64 * 1024 * 1024)
@@ -80,9 +82,16 @@ class Settings(BaseSettings):
     """Memory use (share of the limit) from which new calls are refused (reason `memory`) and
     `/readyz` answers 503; below it again by 5 points, calls are admitted."""
     memory_hard_percent: float = Field(90.0, gt=0, le=100)
-    """Memory use (share of the limit) from which the guard is `hard` (shedding); above the soft one."""
+    """Memory use (share of the limit) from which the guard is `hard`: tool calls and long utterances
+    are refused, free memory is released, and then the newest call is ended with the apology (see
+    `shed_cooldown_seconds`); above the soft one."""
     memory_sample_interval_seconds: float = Field(1.0, ge=0.05, le=60)
     """How often memory is read in the background (admission and `/readyz` also read on demand)."""
+    shed_cooldown_seconds: float = Field(5.0, ge=0.5, le=300)
+    """At the hard threshold, at most one call is ended (and free memory released once) per this
+    many seconds, so what an ended call frees is seen before another is chosen."""
+    shed_goodbye_seconds: float = Field(20.0, ge=1, le=120)
+    """Longest a call the pod ends may take over its apology before its stream is closed anyway."""
     drain_timeout_seconds: float = Field(900.0, ge=0, le=4 * 3600)
     """Longest `POST /drain` waits for the pod's calls to end (default: the agents' default maximum
     call length); keep the pod's `terminationGracePeriodSeconds` above it."""
@@ -143,6 +152,8 @@ class Settings(BaseSettings):
     """Caller silence that ends a turn."""
     max_utterance_ms: int = Field(30_000, ge=1000, le=120_000)
     """Bound on one caller utterance kept for transcription; the turn is forced to end past it."""
+    shed_utterance_ms: int = Field(8_000, ge=1000, le=120_000)
+    """Bound on one caller utterance while memory is at the hard threshold (shedding)."""
 
     # -- speech-to-text ----------------------------------------------------------------
     stt_model: str = "bundled:tiny.en"

@@ -87,9 +87,11 @@ class VoiceStack:
     listener_config: ListenerConfig
     tts: KokoroTextToSpeech
     closers: list[Callable[[], object]] = field(default_factory=list)
+    shedding: Callable[[], bool] | None = None
+    """Whether the pod sheds load now (the memory guard); listeners then cut long utterances."""
 
     def listener(self) -> TurnListener:
-        return TurnListener(self.engines.vad.detector(), self.engines.stt, self.listener_config)
+        return TurnListener(self.engines.vad.detector(), self.engines.stt, self.listener_config, self.shedding)
 
     def close(self) -> None:
         for close in self.closers:
@@ -123,7 +125,9 @@ def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> Voice
     )
     chat = chat or load_chat_model(settings)
     listener_config = ListenerConfig(
-        max_utterance_ms=settings.max_utterance_ms, early_transcription=settings.stt_early_transcription
+        max_utterance_ms=settings.max_utterance_ms,
+        shed_utterance_ms=settings.shed_utterance_ms,
+        early_transcription=settings.stt_early_transcription,
     )
     closers: list[Callable[[], object]] = [stt.close, tts.close]
     if hasattr(chat, "close"):

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -59,7 +59,7 @@ class ToolOutcome:
     truncated: bool = False
     error: str | None = None
     """A short error kind for logs and metrics: unknown_tool, step_limit, too_large, invalid_arguments,
-    refused, timeout, database, result_too_large, internal."""
+    refused, timeout, database, result_too_large, overloaded, internal."""
 
 
 class ToolExecutor:
@@ -74,10 +74,13 @@ class ToolExecutor:
         max_result_bytes: int = 8192,
         default_timeout_s: float = 5.0,
         max_argument_bytes: int = 4096,
+        shedding: Callable[[], bool] | None = None,
     ) -> None:
         """`max_steps_per_turn` bounds tool calls in one caller turn (the rest are refused);
         `max_result_bytes` bounds the UTF-8 size of each tool message; `default_timeout_s` bounds a
-        handler without its own timeout; `max_argument_bytes` bounds the raw argument text parsed."""
+        handler without its own timeout; `max_argument_bytes` bounds the raw argument text parsed.
+        While `shedding()` says the pod sheds load (memory at its hard threshold), tool calls are
+        refused before they run: a tool result is an allocation the pod cannot afford then."""
         if max_steps_per_turn < 1 or max_result_bytes < 256 or default_timeout_s <= 0 or max_argument_bytes < 2:
             raise ValueError("need max_steps_per_turn >= 1, max_result_bytes >= 256, a positive timeout")
         self.tools: dict[str, Tool[Any]] = {}
@@ -90,6 +93,7 @@ class ToolExecutor:
         self.max_result_bytes = max_result_bytes
         self.default_timeout_s = default_timeout_s
         self.max_argument_bytes = max_argument_bytes
+        self.shedding = shedding
         self._schemas = [tool_schema(tool) for tool in self.tools.values()]
 
     def schemas(self) -> list[dict[str, Any]]:
@@ -130,6 +134,8 @@ class ToolTurn:
         if self.steps > executor.max_steps_per_turn:
             limit = executor.max_steps_per_turn
             return _fail("step_limit", f"step limit reached ({limit} tool calls this turn); answer with what you have")
+        if executor.shedding is not None and executor.shedding():
+            return _fail("overloaded", "the system is too busy to look this up right now; tell the caller so")
         tool = executor.tools.get(name)
         if tool is None:
             available = ", ".join(executor.tools) or "none"

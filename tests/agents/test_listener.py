@@ -110,6 +110,25 @@ async def test_a_turn_over_max_utterance_is_cut(activity: SileroVoiceActivity, s
     assert listen.buffered_ms <= listen.config.history_ms
 
 
+async def test_while_the_pod_sheds_load_a_turn_is_cut_at_the_shed_bound(
+    activity: SileroVoiceActivity, stt: WhisperSpeechToText
+) -> None:
+    shedding = False
+    listen = TurnListener(
+        activity.detector(),
+        stt,
+        ListenerConfig(max_utterance_ms=30_000, shed_utterance_ms=1000),
+        shedding=lambda: shedding,
+    )
+    speech = silence(300) + load("order_number") + silence(1000)
+    assert len(ready(feed_all(listen, speech))) == 1  # not shedding: one whole turn
+    shedding = True
+    cut = ready(feed_all(listen, speech))
+    assert len(cut) >= 2
+    for utterance in cut:
+        assert (await utterance.transcript).audio_ms <= 1000
+
+
 async def test_audio_between_turns_is_bounded(activity: SileroVoiceActivity, stt: WhisperSpeechToText) -> None:
     listen = listener(activity, stt, history_ms=800, preroll_ms=300)
     assert feed_all(listen, silence(5000)) == []

@@ -14,7 +14,8 @@ from agents.config import AgentConfig
 from agents.scripted_llm import Fail, Hang, Reply, ScriptedToolCall
 from db import BusinessData, QueryLog, SafeQuery, in_memory
 from db.seed import seed_demo
-from telephony.simulator import Pause, Press
+from telephony.simulator import CallReport, Pause, Press, SimulatedCall
+from tests.conftest import AGENT_NUMBER, AUTH_TOKEN
 from tests.e2e.voice_harness import VoicePod, speech_onset_s, utterance, voice_pod, words
 from tools import Tool, ToolArguments, ToolExecutor, builtin_tools
 
@@ -191,6 +192,30 @@ def test_speech_engine_failure_plays_the_fallback_and_ends_the_call(pod: VoicePo
     assert "technical trouble" in " ".join(pod.agent_words(report, after_s=caller_end))
     pod.assert_nothing_running()
     assert agent.records[-1].end_reason == "speech engine failed"
+
+
+def test_a_call_the_pod_sheds_hears_the_apology_and_ends(pod: VoicePod) -> None:
+    """What the memory guard's last resort sounds like: the pod asks the newest call to end (as
+    `LoadShedder` does at the hard threshold) and the agent apologises, then hangs up."""
+    agent = pod.use_agent(config())
+    call = SimulatedCall(pod.url, AUTH_TOKEN, to=AGENT_NUMBER, script=[Pause(12.0)], tail_s=0.5)
+
+    async def place_and_shed() -> CallReport:
+        task = asyncio.create_task(call.run())
+        for _ in range(300):
+            if call.report.marks_echoed:  # the greeting was heard
+                break
+            await asyncio.sleep(0.02)
+        newest = pod.edge.calls.newest()
+        assert newest is not None and newest[0] == call.call_sid and newest[1] is not None
+        newest[1]("memory")
+        return await task
+
+    report = asyncio.run(place_and_shed())
+    assert report.outcome.startswith("agent hung up"), report.render()
+    assert "technical trouble" in " ".join(pod.agent_words(report, after_s=1.5))
+    pod.assert_nothing_running()
+    assert agent.records[-1].end_reason == "ended by the pod (memory)"
 
 
 def test_the_model_transfers_the_caller_through_the_port(pod: VoicePod) -> None:

@@ -216,3 +216,25 @@ async def test_in_memory_audit_is_bounded() -> None:
     for i in range(5):
         await turn.run(ToolCall(str(i), "echo", '{"text": "a"}'))
     assert [entry.tool_call_id for entry in audit.entries] == ["2", "3", "4"]
+
+
+async def test_tool_calls_are_refused_while_the_pod_sheds_load(audit: InMemoryToolAudit) -> None:
+    shedding = False
+    ran: list[str] = []
+
+    async def counted(args: EchoArgs, context: ToolContext) -> dict[str, Any]:
+        ran.append(args.text)
+        return {"text": args.text}
+
+    executor = ToolExecutor([Tool("echo", "Echo text.", EchoArgs, counted)], audit, shedding=lambda: shedding)
+    body, outcome = await run(executor, "echo", '{"text": "before"}')
+    assert outcome.ok and body == {"text": "before"}
+    shedding = True
+    body, outcome = await run(executor, "echo", '{"text": "during"}')
+    assert not outcome.ok and outcome.error == "overloaded"
+    assert "too busy" in body["error"]
+    assert ran == ["before"]  # the handler never ran, so its result was never built
+    shedding = False
+    _, outcome = await run(executor, "echo", '{"text": "after"}')
+    assert outcome.ok and ran == ["before", "after"]
+    assert [entry.error for entry in audit.entries] == [None, "overloaded", None]
