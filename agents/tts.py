@@ -101,7 +101,7 @@ class KokoroTextToSpeech:
         lang: str = "en-us",
         speed: float = 1.0,
         max_text_chars: int = 4000,
-        max_piece_chars: int = 250,
+        max_piece_chars: int = 100,
         sentence_pause_s: float = 0.25,
         clause_pause_s: float = 0.1,
     ) -> None:
@@ -144,7 +144,7 @@ class KokoroTextToSpeech:
         workers: int = 1,
         max_pending: int = 16,
         max_text_chars: int = 4000,
-        max_piece_chars: int = 250,
+        max_piece_chars: int = 100,
     ) -> KokoroTextToSpeech:
         """Resolve and load the model (blocking: run it off the event loop), with a pool of its own:
         `workers` threads of `threads` onnxruntime threads each, at most `max_pending` pieces queued

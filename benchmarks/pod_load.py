@@ -43,6 +43,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
+import itertools
 import json
 import os
 import platform
@@ -83,9 +85,20 @@ ANSWER = "Your latest order has shipped and should arrive on Thursday. Is there 
 # -- the scripted model --------------------------------------------------------------------------
 
 
-def model_rule(body: dict[str, Any]) -> Reply:
+LONG_ANSWER = (
+    "Your latest order left our warehouse in Rotterdam yesterday afternoon and is now travelling by"
+    " road with our regional carrier who expects to deliver it to your front door on Thursday between"
+    " nine in the morning and noon so please keep your phone nearby for the driver"
+)
+"""One 240-character sentence: Kokoro's largest run (its piece bound is 250 characters), the
+biggest allocation a call makes; `--long-every` sends it in place of the short answer."""
+_answers = itertools.count()
+
+
+def model_rule(body: dict[str, Any], long_every: int = 0) -> Reply:
     """Incident first, a broad valid query second, then the answer: by tool results since the
-    caller last spoke, so concurrent calls each get the whole sequence."""
+    caller last spoke, so concurrent calls each get the whole sequence. Every `long_every`-th
+    answer is `LONG_ANSWER`."""
     messages = body.get("messages") or []
     tool_results = 0
     for message in reversed(messages):
@@ -96,6 +109,8 @@ def model_rule(body: dict[str, Any]) -> Reply:
         return Reply(tool_calls=[ScriptedToolCall("list_recent_orders", INCIDENT_ARGUMENTS)])
     if tool_results == 1:
         return Reply(tool_calls=[ScriptedToolCall("list_recent_orders", BROAD_ARGUMENTS)])
+    if long_every and next(_answers) % long_every == 0:
+        return Reply(text=LONG_ANSWER + ".", chunk_chars=12)
     return Reply(text=ANSWER, chunk_chars=12)
 
 
@@ -280,6 +295,8 @@ class Pod:
     def metric(self, name: str, **labels: str) -> float:
         from prometheus_client.parser import text_string_to_metric_families
 
+        if self.process.poll() is not None:
+            return float("nan")
         text = httpx.get(self.url + "/metrics", timeout=10).text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
@@ -289,6 +306,8 @@ class Pod:
 
     def drain_and_stop(self) -> tuple[dict[str, Any], int]:
         """The shutdown sequence: the preStop drain, then SIGTERM; the drain's answer and the exit status."""
+        if self.process.poll() is not None:
+            return {"drained": "the pod had already exited"}, self.process.returncode
         drained = httpx.post(self.url + "/drain", timeout=120).json()
         self.process.send_signal(signal.SIGTERM)
         return drained, self.process.wait(timeout=60)
@@ -317,7 +336,12 @@ def completed(report: CallReport) -> bool:
 async def call_many(url: str, utterance: bytes, n: int, stagger_s: float) -> list[CallReport]:
     async def one(i: int) -> CallReport:
         await asyncio.sleep(i * stagger_s)
-        return await caller(url, utterance).run()
+        call = caller(url, utterance)
+        try:
+            return await call.run()
+        except Exception as exc:  # the pod is gone (OOM-killed): say so in the figures
+            call.report.outcome = f"error: {type(exc).__name__}: {exc}"
+            return call.report
 
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
@@ -461,6 +485,7 @@ def main() -> int:
     parser.add_argument("--stagger", type=float, default=0.25, help="seconds between flood calls")
     parser.add_argument("--soak-minutes", type=float, default=0.0)
     parser.add_argument("--soak-calls", type=int, default=3)
+    parser.add_argument("--long-every", type=int, default=0, help="every Nth answer is one 240-character sentence")
     parser.add_argument("--orders", type=int, default=20_000, help="orders in the in-memory fake")
     args = parser.parse_args()
     if args.serve:
@@ -474,7 +499,8 @@ def main() -> int:
     machine = platform.processor() or platform.machine()
     print(f"pod load: {machine}, {os.cpu_count()} cores, Python {platform.python_version()}")
     log = Path(tempfile.mkdtemp()) / "pod.log"
-    with ScriptedLlmServer(model_rule, max_recorded=64) as llm:
+    rule = functools.partial(model_rule, long_every=args.long_every)
+    with ScriptedLlmServer(rule, max_recorded=64) as llm:
         group_cm = MemoryGroup(args.limit_mib * MiB) if use_group else contextlib.nullcontext()
         with group_cm as group, pod_process(args, llm.base_url, group, log) as pod:
             status = asyncio.run(run(args, pod, group, llm))

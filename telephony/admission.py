@@ -50,6 +50,9 @@ class CallLimitAdmission:
             return Decision.admit()
         return Decision.busy(MAX_CONCURRENT_CALLS)
 
+    def full(self) -> bool:
+        return self._calls.count >= self._calls.limit
+
 
 class GuardedAdmission:
     """Refuses while draining, then under memory pressure (soft or hard), then past the call
@@ -61,8 +64,22 @@ class GuardedAdmission:
         self._drain = drain
 
     def admit(self, call_sid: str) -> Decision:
-        if self._drain.draining:
-            return Decision.busy(DRAINING)
-        if self._memory.sample() is not GuardState.OK:  # a fresh read: ~0.1 ms of small files
-            return Decision.busy(MEMORY)
+        reason = self._pressure()
+        if reason is not None:
+            return Decision.busy(reason)
         return self._limit.admit(call_sid)
+
+    def hold_reason(self) -> str | None:
+        """Why the pod should not start a call of its own now (the outbound dialer asks before
+        each dial), or None: the same reasons, in the same order, as for an inbound call."""
+        reason = self._pressure()
+        if reason is None and self._limit.full():
+            reason = MAX_CONCURRENT_CALLS
+        return reason
+
+    def _pressure(self) -> str | None:
+        if self._drain.draining:
+            return DRAINING
+        if self._memory.sample() is not GuardState.OK:  # a fresh read: ~0.1 ms of small files
+            return MEMORY
+        return None

@@ -76,6 +76,11 @@ def render_record(record: CallRecord) -> str:
     return "\n".join(lines)
 
 
+DEMO_MEMORY_BYTES = 4 << 30
+"""The guard's budget in the demo (where no cgroup sets one): this one process is the pod, the
+embedded model and the caller, so a pod's 1 GiB would have it refuse its own call."""
+
+
 def run(record_path: str | None, llm_url: str | None = None, llm_model: str | None = None) -> int:
     token = secrets.token_hex(16)
     backend = {"llm_backend": "openai", "llm_base_url": llm_url} if llm_url else {"llm_backend": "embedded"}
@@ -86,6 +91,7 @@ def run(record_path: str | None, llm_url: str | None = None, llm_model: str | No
         numbers={DEMO_NUMBER: DEMO_AGENT.id},
         log_level="WARNING",
         llm_max_tokens=60,
+        memory_limit_bytes=DEMO_MEMORY_BYTES,
         **backend,  # type: ignore[arg-type]
     )
     started = time.perf_counter()

@@ -69,10 +69,10 @@ class Settings(BaseSettings):
 
     max_concurrent_calls: int = Field(16, ge=1)
     """Calls this pod carries at once (reserved at the webhook, released when the stream ends);
-    the webhook answers busy past it. Default from `benchmarks/pod_load.py` in a 1 GiB cgroup with
-    the engines in process: 635 MB working set idle after a call, ~10 MB more per concurrent call,
-    so 18 calls fit under the 80 % soft threshold; 16 leaves a margin. CPU binds first on small
-    nodes (2 cores carried 6 calls in real time): lower it there."""
+    the webhook answers busy past it. From `benchmarks/pod_load.py` in a 1 GiB cgroup with the
+    engines in process: 500-640 MB idle, 779 MB peak at 30 calls, ~0.6 MB per added call, so memory
+    admits far more; CPU binds first (2 cores answered 6 concurrent calls in real time, about half
+    of 20): lower it on small nodes, raise it with remote engines."""
 
     # -- memory guard, health and drain -------------------------------------------------
     memory_limit_bytes: int = Field(1 << 30, ge=64 * 1024 * 1024)
@@ -204,6 +204,11 @@ class Settings(BaseSettings):
     """CPU threads per synthesis."""
     tts_max_pending: int = Field(16, ge=1, le=256)
     """Bound on syntheses running or queued in the pod; past it a turn fails with an apology."""
+    tts_max_piece_chars: int = Field(100, ge=20, le=500)
+    """Bound on the text of one Kokoro model call (longer sentences are cut at a clause or word).
+    It bounds the largest allocation a call makes: one run at 80 / 120 / 160 / 250 characters grows
+    the process by 233 / 387 / 429 / 708 MB (onnxruntime keeps the arena), and 250 got a 1 GiB pod
+    with Whisper OOM-killed in `benchmarks/pod_load.py --long-every 2`."""
     call_outcome_ttl_seconds: int = Field(300, ge=10)
     """How long a hang-up/transfer decision waits for Twilio's `<Connect action>` request."""
     call_outcomes_max: int = Field(10_000, ge=100)

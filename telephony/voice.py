@@ -122,6 +122,7 @@ def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> Voice
         speed=settings.tts_speed,
         threads=settings.tts_threads,
         max_pending=settings.tts_max_pending,
+        max_piece_chars=settings.tts_max_piece_chars,
     )
     chat = chat or load_chat_model(settings)
     listener_config = ListenerConfig(

@@ -219,3 +219,22 @@ class TestReadiness:
             edge.readiness_checks["cache"] = hangs
             slow = httpx.get(url + "/readyz", timeout=10)
         assert slow.status_code == 503 and slow.json()["reasons"] == ["cache"]
+
+
+class TestOutboundHold:
+    """The outbound dialer asks `hold_reason()` before each dial: the same reasons as admission."""
+
+    def test_hold_reasons_in_order(self, cgroup: FakeCgroup) -> None:
+        calls = ActiveCalls(1, reservation_ttl=60)
+        drain = Drain()
+        admission = GuardedAdmission(calls, MemorySampler(cgroup.reader), drain)
+        assert admission.hold_reason() is None
+        calls.start("CA-1")
+        assert admission.hold_reason() == "max_concurrent_calls"
+        cgroup.use(85)
+        assert admission.hold_reason() == "memory"
+        drain.begin()
+        assert admission.hold_reason() == "draining"
+        calls.release("CA-1")
+        cgroup.use(30)
+        assert admission.hold_reason() == "draining"  # a draining pod never dials again
