@@ -87,6 +87,8 @@ class CallRecords:
         contact_id: str | None = None,
         attempt: int | None = None,
         status: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+        voicemail: Mapping[str, Any] | None = None,
     ) -> None:
         """Create the record (a second start of the same call changes nothing). An outbound call's
         record is created when Twilio accepts it, so it names the agent version that dialled."""
@@ -102,6 +104,8 @@ class CallRecords:
             "attempt": attempt,
             "status": status,
             "answered_by": None,
+            "variables": dict(variables or {}),
+            "voicemail": dict(voicemail) if voicemail else None,
             "duration_s": None,
             "started_at": started_at or datetime.now(UTC),
             "ended_at": None,

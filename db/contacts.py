@@ -31,8 +31,9 @@ from db.indexes import CONTACTS
 State = Literal["pending", "leased", "dialing", "in_call", "done", "failed", "skipped", "cancelled"]
 STATES: tuple[State, ...] = ("pending", "leased", "dialing", "in_call", "done", "failed", "skipped", "cancelled")
 OPEN_STATES = ("pending", "leased", "dialing", "in_call")
-RETRYABLE = frozenset({"busy", "no-answer", "failed"})
-"""Twilio call statuses after which a contact is tried again (up to the campaign's attempt limit)."""
+RETRYABLE = frozenset({"busy", "no-answer", "failed", "lost"})
+"""Twilio call statuses after which a contact is tried again (up to the campaign's attempt limit);
+`lost` is an attempt whose status never came back."""
 MAX_HISTORY = 20
 """Bound on the per-contact attempt history kept (oldest dropped)."""
 
@@ -193,7 +194,8 @@ class Contacts:
             if retry is not None:
                 return retry
             return await self._settle(key, attempt, {}, {"state": "failed"}, status, entry)
-        return await self._settle(key, attempt, {}, {"state": "done"}, status, entry)
+        final = "done" if status == "completed" else "failed"
+        return await self._settle(key, attempt, {}, {"state": final}, status, entry)
 
     async def _settle(
         self,

@@ -11,17 +11,27 @@ from typing import TYPE_CHECKING
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from agents.echo import EchoAgent
 from agents.port import AgentCatalog
 from telephony.active_calls import ActiveCalls
+from telephony.admin import API_PREFIX, build_admin_api
 from telephony.admission import Admission, CallLimitAdmission
 from telephony.call_outcomes import CallOutcomes
 from telephony.edge import CallEdge
 from telephony.media_stream import media_stream
+from telephony.outbound import (
+    AMD_STATUS_PATH,
+    CALL_STATUS_PATH,
+    OUTBOUND_ANSWER_PATH,
+    amd_status,
+    call_status,
+    outbound_answer,
+)
 from telephony.routing import InMemoryNumberDirectory, NumberDirectory
 from telephony.settings import Settings
+from telephony.twilio_rest import TwilioRest
 from telephony.webhooks import CONNECT_ACTION_PATH, MEDIA_PATH, VOICE_PATH, connect_action, voice
 
 if TYPE_CHECKING:
@@ -66,22 +76,64 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings = edge.settings
     database = None
     stack = None
+    twilio = None
+    dialer_task = None
     try:
-        if settings.mongodb_uri is not None:
+        if settings.mongodb_uri is not None and edge.database is None:
             from db import connect, ensure_indexes
             from telephony.data import LayeredNumberDirectory, database_directory
 
-            database = connect(settings.db_settings())
+            database = edge.database = connect(settings.db_settings())
             await ensure_indexes(database)
             edge.numbers = LayeredNumberDirectory(database_directory(database), edge.numbers)
+        if settings.twilio_account_sid is not None and edge.twilio is None:
+            twilio = edge.twilio = twilio_client(settings)
         if settings.agents_file is not None:
-            stack = await _load_voice_agents(edge, database)
+            stack = await _load_voice_agents(edge, edge.database)
+        if settings.dialer_enabled:
+            dialer_task = _start_dialer(edge)
         yield
     finally:
+        if dialer_task is not None:
+            dialer_task.cancel()
+            await asyncio.gather(dialer_task, return_exceptions=True)
+        if twilio is not None:
+            await twilio.close()
+            edge.twilio = None
         if stack is not None:
             stack.close()
         if database is not None:
             await database.close()
+            edge.database = None
+
+
+def twilio_client(settings: Settings) -> TwilioRest:
+    assert settings.twilio_account_sid is not None
+    return TwilioRest(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        base_url=str(settings.twilio_api_base_url).rstrip("/") if settings.twilio_api_base_url else None,
+        timeout=settings.twilio_api_timeout_seconds,
+        max_retries=settings.twilio_api_max_retries,
+        backoff=settings.twilio_api_backoff_seconds,
+        backoff_max=settings.twilio_api_backoff_max_seconds,
+    )
+
+
+def _start_dialer(edge: CallEdge) -> asyncio.Task[None]:
+    """The campaign dialer, held back by this pod's call limit (the memory guard and drain join
+    the gate: see telephony/dial_gate.py)."""
+    from telephony.dial_gate import CallLimitGate
+    from telephony.dialer import Dialer
+
+    if edge.database is None or edge.twilio is None or edge.settings.public_url is None:
+        raise ValueError(
+            "SWITCHBOARD_DIALER_ENABLED needs SWITCHBOARD_MONGODB_URI, SWITCHBOARD_TWILIO_ACCOUNT_SID and "
+            "SWITCHBOARD_PUBLIC_URL"
+        )
+    dialer = Dialer(edge, CallLimitGate(edge.calls))
+    log.info("campaign dialer started", extra={"owner": dialer.owner})
+    return asyncio.create_task(dialer.run(), name="dialer")
 
 
 async def _load_voice_agents(edge: CallEdge, database: Database | None) -> VoiceStack:
@@ -102,14 +154,19 @@ async def _load_voice_agents(edge: CallEdge, database: Database | None) -> Voice
 
 
 def create_app(settings: Settings, edge: CallEdge | None = None) -> Starlette:
+    edge = edge or build_edge(settings)
     app = Starlette(
         lifespan=lifespan,
         routes=[
             Route(VOICE_PATH, voice, methods=["POST"]),
             Route(CONNECT_ACTION_PATH, connect_action, methods=["POST"]),
             WebSocketRoute(MEDIA_PATH, media_stream),
+            Route(OUTBOUND_ANSWER_PATH, outbound_answer, methods=["POST"]),
+            Route(CALL_STATUS_PATH, call_status, methods=["POST"]),
+            Route(AMD_STATUS_PATH, amd_status, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Mount(API_PREFIX, app=build_admin_api(edge)),
         ],
     )
-    app.state.edge = edge or build_edge(settings)
+    app.state.edge = edge
     return app

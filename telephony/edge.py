@@ -6,7 +6,10 @@ Built once by `create_app` (the composition root) and reached by handlers throug
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from agents.port import AgentCatalog
 from telephony.active_calls import ActiveCalls
@@ -14,6 +17,10 @@ from telephony.admission import Admission
 from telephony.call_outcomes import CallOutcomes
 from telephony.routing import NumberDirectory
 from telephony.settings import Settings
+
+if TYPE_CHECKING:
+    from db import Database
+    from telephony.twilio_rest import TwilioRest
 
 
 @dataclass
@@ -25,6 +32,12 @@ class CallEdge:
     admission: Admission
     outcomes: CallOutcomes
     stats: dict[str, int] = field(default_factory=dict)
+    database: Database | None = None
+    """MongoDB (set at start-up from `mongodb_uri`, or by tests); the admin API and campaigns need it."""
+    twilio: TwilioRest | None = None
+    """Twilio's REST API, for outbound calls (set at start-up when `twilio_account_sid` is)."""
+    clock: Callable[[], float] = time.time
+    """Wall-clock epoch seconds for campaign times (leases, retries, calling windows); tests move it."""
 
     def count(self, name: str, by: int = 1) -> None:
         """Bump a named counter (exposed by /healthz until the metrics issue brings Prometheus)."""

@@ -259,6 +259,17 @@ class Settings(BaseSettings):
             raise ValueError("must be larger than ws_max_message_bytes")
         return value
 
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_api_keys(value.get_secret_value())  # fail at start-up, naming no key
+        return value
+
+    def api_key_scopes(self) -> dict[str, frozenset[str]]:
+        """API key -> its scopes (empty when no keys are configured: the API refuses everything)."""
+        return parse_api_keys(self.api_keys.get_secret_value()) if self.api_keys is not None else {}
+
     def db_settings(self) -> DbSettings:
         """The database layer's settings (its other bounds keep their defaults: see db/settings.py)."""
         return DbSettings(
@@ -275,6 +286,45 @@ class Settings(BaseSettings):
             return self.call_token_secret.get_secret_value().encode()
         token = self.twilio_auth_token.get_secret_value().encode()
         return hmac.new(token, b"switchboard call token v1", hashlib.sha256).digest()
+
+
+API_RESOURCES = ("agents", "numbers", "calls", "campaigns")
+API_SCOPES = frozenset({"*"} | {f"{r}:{a}" for r in API_RESOURCES for a in ("read", "write")})
+MIN_API_KEY_CHARS = 16
+
+
+def parse_api_keys(text: str) -> dict[str, frozenset[str]]:
+    """`key:scope,scope;key2:*` or JSON `{"key": ["scope", ...]}` -> key -> scopes. Errors never
+    quote a key."""
+    text = text.strip()
+    if not text:
+        return {}
+    entries: dict[str, list[str]] = {}
+    if text.startswith("{"):
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError("api_keys: not valid JSON") from None
+        if not isinstance(raw, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) for x in v) for k, v in raw.items()
+        ):
+            raise ValueError('api_keys: JSON must map each key to a list of scopes: {"key": ["agents:read"]}')
+        entries = raw
+    else:
+        for n, part in enumerate(filter(None, (p.strip() for p in text.split(";"))), start=1):
+            key, sep, scopes = part.partition(":")
+            if not sep:
+                raise ValueError(f"api_keys: entry {n} has no ':' between the key and its scopes")
+            entries[key.strip()] = [s.strip() for s in scopes.split(",") if s.strip()]
+    keys: dict[str, frozenset[str]] = {}
+    for n, (key, scopes) in enumerate(entries.items(), start=1):
+        if len(key) < MIN_API_KEY_CHARS:
+            raise ValueError(f"api_keys: key {n} is shorter than {MIN_API_KEY_CHARS} characters")
+        unknown = sorted(set(scopes) - API_SCOPES)
+        if unknown or not scopes:
+            raise ValueError(f"api_keys: key {n} has unknown or no scopes {unknown}; known: {sorted(API_SCOPES)}")
+        keys[key] = frozenset(scopes)
+    return keys
 
 
 def settings_table() -> str:

@@ -146,6 +146,7 @@ async def build_voice_agent(
     settings: Settings,
     tools: ToolExecutor | None = None,
     store: CallStore | None = None,
+    version: int | None = None,
 ) -> VoiceAgent:
     """A ready agent: its voice's fixed lines rendered, so its greeting plays at once."""
     tts = stack.tts.with_voice(config.voice) if config.voice else stack.tts
@@ -158,6 +159,7 @@ async def build_voice_agent(
         tools=tools,
         transfer_number=settings.transfer_number,
         store=store,
+        version=version,
     )
     await agent.prepare()
     return agent
