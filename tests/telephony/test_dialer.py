@@ -68,7 +68,7 @@ async def stop(*tasks: asyncio.Task[None]) -> None:
 
 
 async def test_many_dialers_dial_every_contact_once_per_attempt_within_pace_and_cap() -> None:
-    n, cps, cap, dialers = 2000, 60.0, 12, 4
+    n, cps, cap, dialers = 1500, 60.0, 12, 4
     rng = random.Random(6)
     busy_once = {f"+1555{i:07d}" for i in rng.sample(range(n), 150)}
     always_busy = {f"+1555{i:07d}" for i in rng.sample(range(n), 20)} - busy_once
@@ -109,10 +109,15 @@ async def test_many_dialers_dial_every_contact_once_per_attempt_within_pace_and_
         dialled = Counter(contact for contact, _ in seen)
         stats = campaign["stats"]
         assert stats["done"] + stats["failed"] + stats["skipped"] == n, stats
-        assert stats["skipped"] == len(dnc) and stats["failed"] == len(always_busy)
-        by_phone = {c["phone"]: str(c["_id"]) for c in await Contacts(pod.database).page(cid, limit=n)}
+        rows = [c async for c in pod.database.collection("contacts").find({"campaign_id": cid})]
+        by_phone = {c["phone"]: str(c["_id"]) for c in rows}
+        lost = {c["phone"] for c in rows if any(h["status"] == "lost" for h in c["history"])}
+        failed = {c["phone"] for c in rows if c["state"] == "failed"}
+        assert stats["skipped"] == len(dnc)
+        # busy every time, or an attempt lost with the killed pod and then busy
+        assert always_busy <= failed <= always_busy | (lost & busy_once)
         assert all(by_phone[p] not in dialled for p in dnc)  # the do-not-call list was honoured
-        assert all(dialled[by_phone[p]] == 2 for p in always_busy | busy_once)  # retried up to max_attempts
+        assert all(dialled[by_phone[p]] == 2 for p in (always_busy | busy_once) - lost)  # retried up to the limit
         assert max(dialled.values()) <= 2
         assert all(attempts == sorted(attempts) for attempts in [[a for c, a in seen if c == k] for k in dialled])
         # concurrency and pace, from what "Twilio" saw
@@ -120,7 +125,7 @@ async def test_many_dialers_dial_every_contact_once_per_attempt_within_pace_and_
         times = [r.at for r in pod.fake.creates()]
         worst_second = max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
         assert worst_second <= cps + 3
-        killed = sum(1 for c in await Contacts(pod.database).page(cid, limit=n) if c["attempts"] > dialled[str(c["_id"])])
+        killed = len(lost)
         print(
             f"\ncontacts={n} dialers={dialers} (1 killed) creates={len(seen)} duplicates={len(duplicates)} "
             f"refused_by_twilio={len(pod.fake.refused_creates())} max_concurrency={pod.fake.max_concurrency()}/{cap} "
