@@ -6,6 +6,7 @@ switchboard demo                        a whole voice call against a local serve
 switchboard demo --agent echo           the same without models: the echo agent
 switchboard config                      every setting, its default and meaning
 switchboard db seed [--large N]         load demo data (and the benchmark's data set) into MongoDB
+switchboard campaign create|upload|start|pause|resume|cancel|status   campaigns through the admin API
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from telephony import campaign_cli
 from telephony.simulator import CallReport, Pause, Press, Say, SimulatedCall, Step, load_utterance, synthetic_utterance
 from telephony.simulator.caller_audio import WavError
 
@@ -68,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--record", metavar="WAV", help="write the call (caller left, agent right)")
 
     commands.add_parser("config", help="print every setting (environment variable, default, meaning)")
+    campaign_cli.add_parser(commands)
 
     db = commands.add_parser("db", help="database chores: `switchboard db seed [--large N] [--uri URI]`")
     db.add_argument("chore", choices=["seed"])
@@ -193,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _call(args)
         if args.command == "db":
             return _db(args)
+        if args.command == "campaign":
+            return campaign_cli.run(args)
         if args.command == "config":
             from telephony.settings import settings_table
 

@@ -7,6 +7,7 @@ ground truth for what was dialled and when. Timing assertions carry slack for a 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections import Counter
 from datetime import UTC, datetime
@@ -37,8 +38,13 @@ def attempts_seen(fake: FakeTwilioRest) -> list[tuple[str, int]]:
 
 
 async def make_campaign(pod: Pod, contacts: list[dict], **spec: object) -> str:
-    body = {"name": "test", "agent_id": "echo", "caller_id": AGENT_NUMBER, "timezone": "America/New_York",
-            "window": {"start": "09:00", "end": "20:00", "days": [0, 1, 2, 3, 4, 5, 6]}} | spec
+    body = {
+        "name": "test",
+        "agent_id": "echo",
+        "caller_id": AGENT_NUMBER,
+        "timezone": "America/New_York",
+        "window": {"start": "09:00", "end": "20:00", "days": [0, 1, 2, 3, 4, 5, 6]},
+    } | spec
     created = await pod.api.post("/api/campaigns", json=body)
     assert created.status_code == 201, created.text
     cid = created.json()["id"]
@@ -88,8 +94,9 @@ async def test_many_dialers_dial_every_contact_once_per_attempt_within_pace_and_
         pod.fake.fault_every = (97, 429)  # Twilio refuses now and then: retried, nothing lost
         await DoNotCall(pod.database).add(sorted(dnc))
         contacts = [{"phone": f"+1555{i:07d}", "variables": {"n": str(i)}} for i in range(n)]
-        cid = await make_campaign(pod, contacts, calls_per_second=cps, max_concurrent_calls=cap, max_attempts=2,
-                                  retry_delay_seconds=0.5)
+        cid = await make_campaign(
+            pod, contacts, calls_per_second=cps, max_concurrent_calls=cap, max_attempts=2, retry_delay_seconds=0.5
+        )
         assert (await pod.api.post(f"/api/campaigns/{cid}/start")).status_code == 200
         pods = [Dialer(pod.edge, CallLimitGate(pod.edge.calls), owner=f"pod{i}") for i in range(dialers)]
         tasks = [run(d) for d in pods]
@@ -137,18 +144,20 @@ async def test_many_dialers_dial_every_contact_once_per_attempt_within_pace_and_
 async def test_pace_is_kept_across_pods_at_a_low_rate() -> None:
     async with campaign_pod({"call_seconds": 0.05}) as pod:
         pod.edge.clock = ShiftedClock(WEDNESDAY_5PM_UTC)
-        cid = await make_campaign(pod, [{"phone": f"+1555100{i:04d}"} for i in range(25)], calls_per_second=5,
-                                  max_concurrent_calls=10)
+        cid = await make_campaign(
+            pod, [{"phone": f"+1555100{i:04d}"} for i in range(25)], calls_per_second=5, max_concurrent_calls=10
+        )
         await pod.api.post(f"/api/campaigns/{cid}/start")
         tasks = [run(Dialer(pod.edge, CallLimitGate(pod.edge.calls), owner=f"pod{i}")) for i in range(3)]
         await wait_status(pod, cid, "completed", timeout=60)
         await stop(*tasks)
         times = sorted(r.at for r in pod.fake.creates())
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert len(times) == 25
         assert min(gaps) >= 0.2 - 0.1  # 1/rate, less slack for a loaded machine
         assert (len(times) - 1) / (times[-1] - times[0]) <= 5 * 1.05
-        print(f"\n25 calls at 5/s over 3 pods: min gap {min(gaps):.3f} s, mean rate {(len(times) - 1) / (times[-1] - times[0]):.2f}/s")
+        rate = (len(times) - 1) / (times[-1] - times[0])
+        print(f"\n25 calls at 5/s over 3 pods: min gap {min(gaps):.3f} s, mean rate {rate:.2f}/s")
 
 
 async def test_contacts_are_called_only_inside_their_local_window() -> None:
@@ -166,8 +175,13 @@ async def test_contacts_are_called_only_inside_their_local_window() -> None:
         pod.edge.clock = clock
         contacts = [{"phone": f"+1555200{i:04d}", "timezone": zone} for i, zone in enumerate(zones)]
         contacts.append({"phone": "+15552009999"})  # the campaign's zone: America/Chicago, 11:00
-        cid = await make_campaign(pod, contacts, timezone="America/Chicago", calls_per_second=20,
-                                  window={"start": "09:00", "end": "20:00", "days": [0, 1, 2, 3, 4]})
+        cid = await make_campaign(
+            pod,
+            contacts,
+            timezone="America/Chicago",
+            calls_per_second=20,
+            window={"start": "09:00", "end": "20:00", "days": [0, 1, 2, 3, 4]},
+        )
         await pod.api.post(f"/api/campaigns/{cid}/start")
         task = run(Dialer(pod.edge, CallLimitGate(pod.edge.calls), owner="pod"))
         async with asyncio.timeout(30):
@@ -177,7 +191,9 @@ async def test_contacts_are_called_only_inside_their_local_window() -> None:
         called = {r.params["To"] for r in pod.fake.creates()}
         expected = {c["phone"] for c in contacts if zones.get(c.get("timezone", ""), True)}
         assert called == expected
-        waiting = {c["timezone"]: c["not_before"] for c in await Contacts(pod.database).page(cid) if c["state"] == "pending"}
+        waiting = {
+            c["timezone"]: c["not_before"] for c in await Contacts(pod.database).page(cid) if c["state"] == "pending"
+        }
         for zone, not_before in waiting.items():  # set aside until the window next opens there
             local = datetime.fromtimestamp(not_before, ZoneInfo(zone))
             assert (local.hour, local.minute) == (9, 0) and local.weekday() in range(5)
