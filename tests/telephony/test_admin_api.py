@@ -31,12 +31,19 @@ def client(database: Database, key: str | None = ADMIN, **settings: object) -> h
     edge = build_edge(make_settings(**values))
     edge.database = database
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.AsyncClient(transport=httpx.ASGITransport(create_app(edge.settings, edge)), base_url="http://t", headers=headers)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(create_app(edge.settings, edge)), base_url="http://t", headers=headers
+    )
 
 
 def operations(schema: dict) -> list[tuple[str, str]]:
-    concrete = {"{agent_id}": "support", "{version}": "1", "{number}": "+15550100", "{call_sid}": "CA1",
-                "{campaign_id}": "cmp_0123456789abcdef"}
+    concrete = {
+        "{agent_id}": "support",
+        "{version}": "1",
+        "{number}": "+15550100",
+        "{call_sid}": "CA1",
+        "{campaign_id}": "cmp_0123456789abcdef",
+    }
     found = []
     for path, methods in schema["paths"].items():
         for key, value in concrete.items():
@@ -46,9 +53,12 @@ def operations(schema: dict) -> list[tuple[str, str]]:
 
 
 async def test_every_route_needs_a_key_and_the_right_scope(database: Database) -> None:
-    async with client(database) as admin, client(database, key=None) as anonymous, client(
-        database, key="wrong-key-0123456789abcdef"
-    ) as stranger, client(database, key=READER) as reader:
+    async with (
+        client(database) as admin,
+        client(database, key=None) as anonymous,
+        client(database, key="wrong-key-0123456789abcdef") as stranger,
+        client(database, key=READER) as reader,
+    ):
         schema = (await admin.get("/api/openapi.json")).json()
         ops = operations(schema)
         assert len(ops) >= 20
@@ -91,7 +101,12 @@ async def test_agents_are_versioned_and_errors_name_the_fields(database: Databas
         )
         assert bad.status_code == 422
         failing = {tuple(e["loc"]) for e in bad.json()["detail"]}
-        assert {("body", "id"), ("body", "max_call_seconds"), ("body", "llm", "temperature"), ("body", "surprise")} <= failing
+        assert {
+            ("body", "id"),
+            ("body", "max_call_seconds"),
+            ("body", "llm", "temperature"),
+            ("body", "surprise"),
+        } <= failing
         updated = await api.put("/api/agents/support", json={"id": "support", "greeting": "Hi", "tts": {"speed": 1.2}})
         assert updated.status_code == 200 and updated.json()["version"] == 2
         stale = await api.put("/api/agents/support?expected_version=1", json={"id": "support"})
@@ -128,7 +143,9 @@ async def test_calls_are_listed_in_pages_with_their_details(database: Database) 
         assert sorted(sids) == [f"CA{i}" for i in range(5)] and len(set(sids)) == 5 and second["next"] is None
         detail = (await api.get("/api/calls/CA4")).json()
         assert detail["agent_version"] == 2 and detail["transcript"][0]["text"] == "Where is my order?"
-        assert detail["latency"][0]["voice_to_voice_ms"] == 900.0 and detail["tool_audit"][0]["name"] == "get_order_status"
+        assert (
+            detail["latency"][0]["voice_to_voice_ms"] == 900.0 and detail["tool_audit"][0]["name"] == "get_order_status"
+        )
         assert (await api.get("/api/calls/CA404")).status_code == 404
         bad = await api.get("/api/calls?cursor=%%%")
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "cursor"]
@@ -136,17 +153,32 @@ async def test_calls_are_listed_in_pages_with_their_details(database: Database) 
 
 async def test_campaign_lifecycle_uploads_and_stats(database: Database) -> None:
     async with client(database) as api:
-        bad = await api.post("/api/campaigns", json={"name": "x", "agent_id": "echo", "caller_id": "555",
-                                                     "timezone": "Mars/Base", "calls_per_second": 0,
-                                                     "window": {"start": "20:00", "end": "09:00"},
-                                                     "voicemail": {"policy": "leave_message"}})
+        bad = await api.post(
+            "/api/campaigns",
+            json={
+                "name": "x",
+                "agent_id": "echo",
+                "caller_id": "555",
+                "timezone": "Mars/Base",
+                "calls_per_second": 0,
+                "window": {"start": "20:00", "end": "09:00"},
+                "voicemail": {"policy": "leave_message"},
+            },
+        )
         assert bad.status_code == 422
         fields = {tuple(e["loc"][:2]) for e in bad.json()["detail"]}
-        assert {("body", "caller_id"), ("body", "timezone"), ("body", "calls_per_second"), ("body", "window"),
-                ("body", "voicemail")} <= fields
+        assert {
+            ("body", "caller_id"),
+            ("body", "timezone"),
+            ("body", "calls_per_second"),
+            ("body", "window"),
+            ("body", "voicemail"),
+        } <= fields
         unknown = await api.post("/api/campaigns", json={"name": "x", "agent_id": "nobody", "caller_id": AGENT_NUMBER})
         assert unknown.status_code == 422
-        created = await api.post("/api/campaigns", json={"name": "spring", "agent_id": "echo", "caller_id": AGENT_NUMBER})
+        created = await api.post(
+            "/api/campaigns", json={"name": "spring", "agent_id": "echo", "caller_id": AGENT_NUMBER}
+        )
         assert created.status_code == 201
         cid = created.json()["id"]
         csv = (
@@ -162,11 +194,17 @@ async def test_campaign_lifecycle_uploads_and_stats(database: Database) -> None:
         body = report.json()
         assert body["inserted"] == 2 and body["rejected"] == 3
         assert [(e["row"], e["field"]) for e in body["errors"]] == [(3, "phone"), (4, "timezone"), (5, "phone")]
-        again = await api.post(f"/api/campaigns/{cid}/contacts", json=[{"phone": "+15550001111"},
-                                                                      {"phone": "+15550004444", "variables": {"x": 1}}])
+        again = await api.post(
+            f"/api/campaigns/{cid}/contacts",
+            json=[{"phone": "+15550001111"}, {"phone": "+15550004444", "variables": {"x": 1}}],
+        )
         assert again.json()["inserted"] == 1 and again.json()["duplicates"] == 1
-        assert (await api.post(f"/api/campaigns/{cid}/contacts", content="x", headers={"Content-Type": "text/plain"})).status_code == 415
-        assert (await api.post(f"/api/campaigns/{cid}/contacts", content="[1", headers={"Content-Type": "application/json"})).status_code == 422
+        assert (
+            await api.post(f"/api/campaigns/{cid}/contacts", content="x", headers={"Content-Type": "text/plain"})
+        ).status_code == 415
+        assert (
+            await api.post(f"/api/campaigns/{cid}/contacts", content="[1", headers={"Content-Type": "application/json"})
+        ).status_code == 422
         assert (await api.post(f"/api/campaigns/{cid}/resume")).status_code == 409
         assert (await api.post(f"/api/campaigns/{cid}/start")).json()["status"] == "running"
         assert (await api.post(f"/api/campaigns/{cid}/pause")).json()["status"] == "paused"

@@ -90,12 +90,15 @@ async def test_callbacks_must_be_signed_and_twilio_errors_are_clear() -> None:
         )
         assert forged.status_code == 403
         signed = await asyncio.to_thread(
-            post_signed, pod.url, "/twilio/call-status?agent=echo",
+            post_signed,
+            pod.url,
+            "/twilio/call-status?agent=echo",
             {"CallSid": "CA1", "AccountSid": "AC1", "CallStatus": "completed"},
         )
         assert signed.status_code == 204
         pod.fake.pending_faults.extend([503] * 10)
-        refused = await pod.api.post("/api/calls", json={"to": "+15550004444", "from_number": AGENT_NUMBER,
-                                                        "agent_id": "echo"})
+        refused = await pod.api.post(
+            "/api/calls", json={"to": "+15550004444", "from_number": AGENT_NUMBER, "agent_id": "echo"}
+        )
         assert refused.status_code == 502 and "Twilio" in refused.json()["detail"]
         assert not pod.fake.creates()
