@@ -92,7 +92,7 @@ class CallRecords:
     ) -> None:
         """Create the record (a second start of the same call changes nothing). An outbound call's
         record is created when Twilio accepts it, so it names the agent version that dialled."""
-        document = {
+        document: dict[str, Any] = {
             "call_sid": call_sid,
             "agent_id": agent_id,
             "agent_version": agent_version,

@@ -238,11 +238,11 @@ class Contacts:
 
     async def counts(self, campaign_id: str) -> dict[str, int]:
         """Contacts per state (every state listed), plus `attempts`: calls placed so far."""
-        pipeline = [
+        pipeline: list[dict[str, Any]] = [
             {"$match": {"campaign_id": campaign_id}},
             {"$group": {"_id": "$state", "n": {"$sum": 1}, "attempts": {"$sum": "$attempts"}}},
         ]
-        counts = dict.fromkeys(STATES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATES, 0)
         attempts = 0
         cursor = await _aggregate(self._collection, pipeline, self._database.settings.max_time_ms)
         async for row in cursor:

@@ -315,15 +315,15 @@ def parse_api_keys(text: str) -> dict[str, frozenset[str]]:
             key, sep, scopes = part.partition(":")
             if not sep:
                 raise ValueError(f"api_keys: entry {n} has no ':' between the key and its scopes")
-            entries[key.strip()] = [s.strip() for s in scopes.split(",") if s.strip()]
+            entries[key.strip()] = [scope.strip() for scope in scopes.split(",") if scope.strip()]
     keys: dict[str, frozenset[str]] = {}
-    for n, (key, scopes) in enumerate(entries.items(), start=1):
+    for n, (key, named) in enumerate(entries.items(), start=1):
         if len(key) < MIN_API_KEY_CHARS:
             raise ValueError(f"api_keys: key {n} is shorter than {MIN_API_KEY_CHARS} characters")
-        unknown = sorted(set(scopes) - API_SCOPES)
-        if unknown or not scopes:
+        unknown = sorted(set(named) - API_SCOPES)
+        if unknown or not named:
             raise ValueError(f"api_keys: key {n} has unknown or no scopes {unknown}; known: {sorted(API_SCOPES)}")
-        keys[key] = frozenset(scopes)
+        keys[key] = frozenset(named)
     return keys
 
 
