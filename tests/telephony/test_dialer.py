@@ -258,3 +258,33 @@ async def test_pause_stops_new_calls_and_resume_continues() -> None:
         await wait_status(pod, cid, "completed", timeout=30)
         await stop(task)
         assert len(pod.fake.creates()) == 40
+
+
+async def test_a_dead_pods_leases_and_unfinished_attempts_are_recovered() -> None:
+    clock = ShiftedClock(WEDNESDAY_5PM_UTC)
+    async with campaign_pod({"call_seconds": 0.05}) as pod:
+        pod.edge.clock = clock
+        cid = await make_campaign(
+            pod, [{"phone": f"+1555700{i:04d}"} for i in range(4)], calls_per_second=50, retry_delay_seconds=0.5
+        )
+        await pod.api.post(f"/api/campaigns/{cid}/start")
+        contacts = Contacts(pod.database)
+        now = clock()
+        # the dead pod leased two contacts and was mid-request on a third when it died
+        held = [await contacts.lease(cid, "dead", now=now, lease_seconds=1.0) for _ in range(3)]
+        attempt = await contacts.start_dialing(held[2]["_id"], "dead", slot="none", until=now + 60)  # type: ignore[index]
+        assert attempt == 1
+        task = run(Dialer(pod.edge, CallLimitGate(pod.edge.calls), owner="alive"))
+        async with asyncio.timeout(30):  # the free contact, then the two leases once they expire
+            while len(pod.fake.creates()) < 3:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert len(pod.fake.creates()) == 3  # the unfinished attempt is not redialled while it may be live
+        clock.advance(61)  # past the time that call could have lasted
+        campaign = await wait_status(pod, cid, "completed", timeout=30)
+        await stop(task)
+        seen = attempts_seen(pod.fake)
+        assert (str(held[2]["_id"]), 2) in seen and len(seen) == len(set(seen)) == 4  # type: ignore[index]
+        recovered = await contacts.get(held[2]["_id"])  # type: ignore[index]
+        assert [h["status"] for h in recovered["history"]] == ["lost", "completed"]  # type: ignore[index]
+        assert campaign["stats"]["done"] == 4
