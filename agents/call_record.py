@@ -62,6 +62,8 @@ class CallRecord:
     from_number: str
     to_number: str
     direction: str
+    agent_version: int | None = None
+    """The stored config version that handled the call (None: an agent from the agents file)."""
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     end_reason: str | None = None

@@ -10,14 +10,50 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from db.agent_configs import AGENT_ID_PATTERN
+
+
+class SttOptions(BaseModel):
+    """Speech-to-text choices for one agent; unset fields take the pod's settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    model: str | None = Field(None, min_length=1, max_length=200)
+    """faster-whisper model (stored and versioned; the pod's engines serve every agent today)."""
+    beam_size: int | None = Field(None, ge=1, le=10)
+
+
+class LlmOptions(BaseModel):
+    """Chat-model choices for one agent; unset fields take the pod's settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    model: str | None = Field(None, min_length=1, max_length=200)
+    """Model name sent to the OpenAI-compatible server."""
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(None, ge=16, le=4096)
+
+
+class TtsOptions(BaseModel):
+    """Text-to-speech choices for one agent (the voice itself is `AgentConfig.voice`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    speed: float | None = Field(None, ge=0.5, le=2.0)
+
 
 class AgentConfig(BaseModel):
     """One agent. Times are in seconds or milliseconds as the name says."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    """Lower-case id the phone-number routing points at."""
+    id: str = Field(pattern=AGENT_ID_PATTERN)
+    """Lower-case id the phone-number routing points at (the database's rule: `db.agent_configs`)."""
+    language: str = Field("en", pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")
+    """BCP 47 language of the conversation (`en`, `en-US`, `es`)."""
+    stt: SttOptions = Field(default_factory=SttOptions)
+    llm: LlmOptions = Field(default_factory=LlmOptions)
+    tts: TtsOptions = Field(default_factory=TtsOptions)
     system_prompt: str = Field(
         "You are a friendly phone agent for a call center. Answer in one or two short spoken sentences. "
         "Never use lists, markdown or emoji. Use the tools to look things up; never invent order details.",

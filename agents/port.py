@@ -9,7 +9,7 @@ conversation never reaches into telephony.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,6 +26,9 @@ class CallInfo:
     direction: str = "inbound"
     sample_rate: int = 16000
     """Rate of the PCM16 mono frames in `AudioIn`."""
+    variables: Mapping[str, str] = field(default_factory=dict)
+    """Per-call values for the agent's prompt (a campaign contact's columns): `{name}` in the
+    system prompt becomes the value."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 
 from agents.call_record import CallObserver, CallRecord, CallStore
 from agents.config import AgentConfig
@@ -38,8 +39,11 @@ class VoiceAgent:
         transfer_number: str | None = None,
         store: CallStore | None = None,
         observer: CallObserver | None = None,
+        version: int | None = None,
     ) -> None:
         self.config = config
+        self.version = version
+        """The stored config version this agent was built from (None: not from the database)."""
         self.engines = engines
         self.phrases = phrases
         self.listener_factory = listener_factory
@@ -68,9 +72,12 @@ class VoiceAgent:
 
     async def run(self, port: CallPort) -> None:
         speaker = Speaker(port, self.engines.tts, self.phrases)
+        config = self.config
+        if port.info.variables:
+            config = config.model_copy(update={"system_prompt": fill_in(config.system_prompt, port.info.variables)})
         session = CallSession(
             port,
-            self.config,
+            config,
             listener=self.listener_factory(),
             chat=self.engines.chat,
             speaker=speaker,
@@ -80,6 +87,7 @@ class VoiceAgent:
             on_record=self._keep,
             observer=self.observer,
         )
+        session.record.agent_version = self.version
         if self.store is not None:
             try:
                 await self.store.call_started(session.record)
@@ -92,6 +100,14 @@ class VoiceAgent:
         del self.records[:-MAX_RECENT_RECORDS]
         if self.store is not None:
             await self.store.call_ended(record)
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
+
+
+def fill_in(prompt: str, variables: Mapping[str, str]) -> str:
+    """`{name}` -> the call's value for `name`; unknown names and other braces stay as written."""
+    return _PLACEHOLDER.sub(lambda m: str(variables.get(m.group(1), m.group(0))), prompt)
 
 
 MAX_RECENT_RECORDS = 32

@@ -3,10 +3,13 @@
 Nothing here imports tools, agents or telephony.
 """
 
-from db.agent_configs import AgentConfigs
+from db.agent_configs import AgentConfigs, AgentExists, StoredConfig, VersionConflict
 from db.business import BookingRefused, BusinessData
 from db.calls import CallRecords
+from db.campaigns import Campaigns, TransitionRefused
 from db.client import Database, connect, in_memory
+from db.contacts import Contacts
+from db.do_not_call import DoNotCall
 from db.indexes import ensure_indexes
 from db.phone_numbers import PhoneNumbers
 from db.safe_query import Between, QueryLog, QueryRecord, ReadResult, ReadSpec, SafeQuery, UnsafeQuery
@@ -14,19 +17,26 @@ from db.settings import DbSettings
 
 __all__ = [
     "AgentConfigs",
+    "AgentExists",
     "Between",
     "BookingRefused",
     "BusinessData",
     "CallRecords",
+    "Campaigns",
+    "Contacts",
     "Database",
     "DbSettings",
+    "DoNotCall",
     "PhoneNumbers",
     "QueryLog",
     "QueryRecord",
     "ReadResult",
     "ReadSpec",
     "SafeQuery",
+    "StoredConfig",
+    "TransitionRefused",
     "UnsafeQuery",
+    "VersionConflict",
     "connect",
     "ensure_indexes",
     "in_memory",

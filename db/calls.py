@@ -25,6 +25,23 @@ _MAX_ENTRY_STRING = 1000
 """Strings inside audit and latency entries are cut to this many characters."""
 
 ListName = Literal["transcript", "tool_audit", "latency"]
+SUMMARY_FIELDS = (
+    "call_sid",
+    "agent_id",
+    "agent_version",
+    "from_number",
+    "to_number",
+    "direction",
+    "campaign_id",
+    "contact_id",
+    "attempt",
+    "status",
+    "answered_by",
+    "duration_s",
+    "started_at",
+    "ended_at",
+    "outcome",
+)
 
 
 def _entry(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,14 +82,31 @@ class CallRecords:
         to_number: str,
         direction: str = "inbound",
         started_at: datetime | None = None,
+        agent_version: int | None = None,
+        campaign_id: str | None = None,
+        contact_id: str | None = None,
+        attempt: int | None = None,
+        status: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+        voicemail: Mapping[str, Any] | None = None,
     ) -> None:
-        """Create the record (a second start of the same call changes nothing)."""
-        document = {
+        """Create the record (a second start of the same call changes nothing). An outbound call's
+        record is created when Twilio accepts it, so it names the agent version that dialled."""
+        document: dict[str, Any] = {
             "call_sid": call_sid,
             "agent_id": agent_id,
+            "agent_version": agent_version,
             "from_number": from_number,
             "to_number": to_number,
             "direction": direction,
+            "campaign_id": campaign_id,
+            "contact_id": contact_id,
+            "attempt": attempt,
+            "status": status,
+            "answered_by": None,
+            "variables": dict(variables or {}),
+            "voicemail": dict(voicemail) if voicemail else None,
+            "duration_s": None,
             "started_at": started_at or datetime.now(UTC),
             "ended_at": None,
             "outcome": None,
@@ -116,6 +150,25 @@ class CallRecords:
             {"call_sid": call_sid}, {"$set": {"ended_at": ended_at or datetime.now(UTC), "outcome": outcome[:200]}}
         )
 
+    async def set_status(
+        self, call_sid: str, status: str, *, duration_s: int | None = None, answered_by: str | None = None
+    ) -> bool:
+        """Twilio's view of the call (from a signed status or AMD callback); False if no record."""
+        values: dict[str, Any] = {"status": status[:32]}
+        if duration_s is not None:
+            values["duration_s"] = duration_s
+        if answered_by is not None:
+            values["answered_by"] = answered_by[:32]
+        result = await self._collection.update_one({"call_sid": call_sid}, {"$set": values})
+        return bool(result.matched_count)
+
+    async def note_agent_version(self, call_sid: str, agent_version: int | None) -> None:
+        """Record the version of the agent that served the call, where the start did not know it."""
+        if agent_version is not None:
+            await self._collection.update_one(
+                {"call_sid": call_sid, "agent_version": None}, {"$set": {"agent_version": agent_version}}
+            )
+
     async def get(self, call_sid: str) -> dict[str, Any] | None:
         return await self._collection.find_one({"call_sid": call_sid}, {"_id": 0})
 
@@ -123,14 +176,44 @@ class CallRecords:
         """Newest calls first without their lists, at most `max_listed`."""
         s = self._database.settings
         limit = max(1, min(limit, s.max_listed))
-        fields = ("call_sid", "agent_id", "from_number", "to_number", "direction", "started_at", "ended_at", "outcome")
         cursor = self._database.find(
             CALLS,
             {} if agent_id is None else {"agent_id": check_agent_id(agent_id)},
-            {"_id": 0, **dict.fromkeys(fields, 1)},
+            {"_id": 0, **dict.fromkeys(SUMMARY_FIELDS, 1)},
             limit=limit,
             max_time_ms=s.max_time_ms,
             batch_size=min(limit, s.batch_size),
             sort=[("started_at", -1)],
+        )
+        return [document async for document in cursor]
+
+    async def page(
+        self,
+        *,
+        before: tuple[datetime, str] | None = None,
+        limit: int = 50,
+        agent_id: str | None = None,
+        campaign_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first, without their lists, after the position `before` = (started_at, call_sid)
+        of the last call of the previous page; at most `limit` (capped by `max_listed`)."""
+        s = self._database.settings
+        limit = max(1, min(limit, s.max_listed))
+        filter: dict[str, Any] = {}
+        if agent_id is not None:
+            filter["agent_id"] = check_agent_id(agent_id)
+        if campaign_id is not None:
+            filter["campaign_id"] = str(campaign_id)
+        if before is not None:
+            at, sid = before
+            filter["$or"] = [{"started_at": {"$lt": at}}, {"started_at": at, "call_sid": {"$lt": str(sid)}}]
+        cursor = self._database.find(
+            CALLS,
+            filter,
+            {"_id": 0, **dict.fromkeys(SUMMARY_FIELDS, 1)},
+            limit=limit,
+            max_time_ms=s.max_time_ms,
+            batch_size=min(limit, s.batch_size),
+            sort=[("started_at", -1), ("call_sid", -1)],
         )
         return [document async for document in cursor]

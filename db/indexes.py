@@ -13,6 +13,11 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from db.client import Database
 
 AGENT_CONFIGS = "agent_configs"
+AGENT_CONFIG_VERSIONS = "agent_config_versions"
+CAMPAIGNS = "campaigns"
+CAMPAIGN_SLOTS = "campaign_slots"
+CONTACTS = "contacts"
+DO_NOT_CALL = "do_not_call"
 PHONE_NUMBERS = "phone_numbers"
 CALLS = "calls"
 CUSTOMERS = "customers"
@@ -21,11 +26,27 @@ APPOINTMENTS = "appointments"
 
 INDEXES: dict[str, list[IndexModel]] = {
     AGENT_CONFIGS: [],  # keyed by _id (the agent id)
+    AGENT_CONFIG_VERSIONS: [
+        IndexModel([("agent_id", ASCENDING), ("version", DESCENDING)], name="agent_version", unique=True)
+    ],
+    CAMPAIGNS: [IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="status")],
+    CAMPAIGN_SLOTS: [IndexModel([("campaign_id", ASCENDING), ("until", ASCENDING)], name="campaign_until")],
+    CONTACTS: [
+        # one row per number in a campaign; the lease query reads by state and due time
+        IndexModel([("campaign_id", ASCENDING), ("phone", ASCENDING)], name="campaign_phone", unique=True),
+        IndexModel([("campaign_id", ASCENDING), ("state", ASCENDING), ("not_before", ASCENDING)], name="campaign_due"),
+        IndexModel(
+            [("campaign_id", ASCENDING), ("state", ASCENDING), ("lease_until", ASCENDING)], name="campaign_lease"
+        ),
+    ],
+    DO_NOT_CALL: [],  # keyed by _id (the number)
     PHONE_NUMBERS: [IndexModel([("agent_id", ASCENDING)], name="agent_id")],  # keyed by _id (the number)
     CALLS: [
         IndexModel([("call_sid", ASCENDING)], name="call_sid", unique=True),
         IndexModel([("agent_id", ASCENDING), ("started_at", DESCENDING)], name="agent_started"),
         IndexModel([("started_at", DESCENDING)], name="started_at"),
+        IndexModel([("started_at", DESCENDING), ("call_sid", DESCENDING)], name="started_sid"),
+        IndexModel([("campaign_id", ASCENDING), ("started_at", DESCENDING)], name="campaign_started", sparse=True),
     ],
     CUSTOMERS: [
         IndexModel([("customer_id", ASCENDING)], name="customer_id", unique=True),

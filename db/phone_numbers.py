@@ -57,3 +57,18 @@ class PhoneNumbers:
             sort=[("_id", 1)],
         )
         return {document["_id"]: document["agent_id"] async for document in cursor}
+
+    async def numbers_for(self, agent_id: str, *, limit: int = 10) -> list[str]:
+        """Numbers routed to `agent_id`, at most `limit`."""
+        s = self._database.settings
+        limit = max(1, min(limit, s.max_listed))
+        cursor = self._database.find(
+            PHONE_NUMBERS,
+            {"agent_id": check_agent_id(agent_id)},
+            {"_id": 1},
+            limit=limit,
+            max_time_ms=s.max_time_ms,
+            batch_size=limit,
+            sort=[("_id", 1)],
+        )
+        return [document["_id"] async for document in cursor]

@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from agents.echo import EchoAgent
 from agents.port import AgentCatalog
 from telephony.active_calls import ActiveCalls
+from telephony.admin import API_PREFIX, build_admin_api
 from telephony.admission import Admission, GuardedAdmission
 from telephony.call_outcomes import CallOutcomes
 from telephony.drain import Drain
@@ -23,9 +24,18 @@ from telephony.media_stream import media_stream
 from telephony.memory import MemoryReader
 from telephony.memory_guard import MemorySampler
 from telephony.metrics import Metrics
+from telephony.outbound import (
+    AMD_STATUS_PATH,
+    CALL_STATUS_PATH,
+    OUTBOUND_ANSWER_PATH,
+    amd_status,
+    call_status,
+    outbound_answer,
+)
 from telephony.routing import InMemoryNumberDirectory, NumberDirectory
 from telephony.settings import Settings
 from telephony.shedding import LoadShedder
+from telephony.twilio_rest import TwilioRest
 from telephony.webhooks import CONNECT_ACTION_PATH, MEDIA_PATH, VOICE_PATH, connect_action, voice
 
 if TYPE_CHECKING:
@@ -92,16 +102,18 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     taking calls."""
     edge: CallEdge = app.state.edge
     settings = edge.settings
-    database: Database | None = app.state.database
-    owned = database is None and settings.mongodb_uri is not None
+    owned = edge.database is None and settings.mongodb_uri is not None
     stack = None
+    twilio = None
+    dialer_task = None
     edge.memory.start()
     edge.shedder.start()
     try:
         if owned:
             from db import connect
 
-            database = connect(settings.db_settings())
+            edge.database = connect(settings.db_settings())
+        database = edge.database
         if database is not None:
             from db import ensure_indexes
             from telephony.data import LayeredNumberDirectory, database_directory
@@ -109,17 +121,56 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             await ensure_indexes(database)
             edge.readiness_checks["database"] = database.ping
             edge.numbers = LayeredNumberDirectory(database_directory(database), edge.numbers)
+        if settings.twilio_account_sid is not None and edge.twilio is None:
+            twilio = edge.twilio = twilio_client(settings)
         if settings.agents_file is not None:
             stack = await _load_voice_agents(edge, database)
+        if settings.dialer_enabled:
+            dialer_task = _start_dialer(edge)
         yield
     finally:
+        if dialer_task is not None:
+            dialer_task.cancel()
+            await asyncio.gather(dialer_task, return_exceptions=True)
+        if twilio is not None:
+            await twilio.close()
+            edge.twilio = None
         await edge.shedder.stop()
         await edge.memory.stop()
         if stack is not None:
             stack.close()
         edge.readiness_checks.pop("database", None)
-        if owned and database is not None:
-            await database.close()
+        if owned and edge.database is not None:
+            await edge.database.close()
+            edge.database = None
+
+
+def twilio_client(settings: Settings) -> TwilioRest:
+    assert settings.twilio_account_sid is not None
+    return TwilioRest(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        base_url=str(settings.twilio_api_base_url).rstrip("/") if settings.twilio_api_base_url else None,
+        timeout=settings.twilio_api_timeout_seconds,
+        max_retries=settings.twilio_api_max_retries,
+        backoff=settings.twilio_api_backoff_seconds,
+        backoff_max=settings.twilio_api_backoff_max_seconds,
+    )
+
+
+def _start_dialer(edge: CallEdge) -> asyncio.Task[None]:
+    """The campaign dialer, held back by the pod's guard: draining, memory pressure and the call
+    limit (`GuardedAdmission.hold_reason`), the same reasons that refuse inbound calls."""
+    from telephony.dialer import Dialer
+
+    if edge.database is None or edge.twilio is None or edge.settings.public_url is None:
+        raise ValueError(
+            "SWITCHBOARD_DIALER_ENABLED needs SWITCHBOARD_MONGODB_URI, SWITCHBOARD_TWILIO_ACCOUNT_SID and "
+            "SWITCHBOARD_PUBLIC_URL"
+        )
+    dialer = Dialer(edge, GuardedAdmission(edge.calls, edge.memory, edge.drain))
+    log.info("campaign dialer started", extra={"owner": dialer.owner})
+    return asyncio.create_task(dialer.run(), name="dialer")
 
 
 async def _load_voice_agents(edge: CallEdge, database: Database | None) -> VoiceStack:
@@ -146,18 +197,24 @@ async def _load_voice_agents(edge: CallEdge, database: Database | None) -> Voice
 def create_app(settings: Settings, edge: CallEdge | None = None, database: Database | None = None) -> Starlette:
     """The pod. `database` is an open one to use instead of connecting to `mongodb_uri` (the
     benchmarks' in-memory fake); its caller closes it."""
+    edge = edge or build_edge(settings)
+    if database is not None:
+        edge.database = database
     app = Starlette(
         lifespan=lifespan,
         routes=[
             Route(VOICE_PATH, voice, methods=["POST"]),
             Route(CONNECT_ACTION_PATH, connect_action, methods=["POST"]),
             WebSocketRoute(MEDIA_PATH, media_stream),
+            Route(OUTBOUND_ANSWER_PATH, outbound_answer, methods=["POST"]),
+            Route(CALL_STATUS_PATH, call_status, methods=["POST"]),
+            Route(AMD_STATUS_PATH, amd_status, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/drain", drain, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Mount(API_PREFIX, app=build_admin_api(edge)),
         ],
     )
-    app.state.edge = edge or build_edge(settings)
-    app.state.database = database
+    app.state.edge = edge
     return app

@@ -7,6 +7,7 @@ switchboard demo --agent echo           the same without models: the echo agent
 switchboard drain                       stop taking calls; return when the pod's calls have ended (preStop)
 switchboard config                      every setting, its default and meaning
 switchboard db seed [--large N]         load demo data (and the benchmark's data set) into MongoDB
+switchboard campaign create|upload|start|pause|resume|cancel|status   campaigns through the admin API
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from telephony import campaign_cli
 from telephony.simulator import CallReport, Pause, Press, Say, SimulatedCall, Step, load_utterance, synthetic_utterance
 from telephony.simulator.caller_audio import WavError
 
@@ -83,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("config", help="print every setting (environment variable, default, meaning)")
+    campaign_cli.add_parser(commands)
 
     db = commands.add_parser("db", help="database chores: `switchboard db seed [--large N] [--uri URI]`")
     db.add_argument("chore", choices=["seed"])
@@ -224,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _db(args)
         if args.command == "drain":
             return _drain(args)
+        if args.command == "campaign":
+            return campaign_cli.run(args)
         if args.command == "config":
             from telephony.settings import settings_table
 

@@ -77,7 +77,9 @@ class DatabaseCallStore:
             to_number=record.to_number,
             direction=record.direction,
             started_at=datetime.fromtimestamp(record.started_at, UTC),
+            agent_version=record.agent_version,
         )
+        await self.calls.note_agent_version(record.call_sid, record.agent_version)
 
     async def call_ended(self, record: CallRecord) -> None:
         for line in record.transcript:

@@ -6,8 +6,10 @@ Built once by `create_app` (the composition root) and reached by handlers throug
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from agents.port import AgentCatalog
 from telephony.active_calls import ActiveCalls
@@ -22,6 +24,10 @@ from telephony.shedding import LoadShedder
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 """Raises (or times out) when what it checks is unreachable; its name is the readiness reason."""
+
+if TYPE_CHECKING:
+    from db import Database
+    from telephony.twilio_rest import TwilioRest
 
 
 @dataclass
@@ -39,6 +45,12 @@ class CallEdge:
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
     """Dependencies `/readyz` checks, by name (the lifespan adds `database` when one is configured)."""
     stats: dict[str, int] = field(default_factory=dict)
+    database: Database | None = None
+    """MongoDB (set at start-up from `mongodb_uri`, or by tests); the admin API and campaigns need it."""
+    twilio: TwilioRest | None = None
+    """Twilio's REST API, for outbound calls (set at start-up when `twilio_account_sid` is)."""
+    clock: Callable[[], float] = time.time
+    """Wall-clock epoch seconds for campaign times (leases, retries, calling windows); tests move it."""
 
     def count(self, name: str, by: int = 1) -> None:
         """Bump a named counter (shown by /healthz; the Prometheus series are in `metrics`)."""

@@ -123,8 +123,24 @@ async def _serve(websocket: WebSocket, edge: CallEdge) -> None:
         to_number=claims.to_number,
         direction=claims.direction,
         sample_rate=settings.pipeline_sample_rate,
+        variables=await _call_variables(edge, claims),
     )
     await _run_call(reader, agent, info)
+
+
+async def _call_variables(edge: CallEdge, claims: call_token.CallClaims) -> dict[str, str]:
+    """An outbound call's per-contact variables, stored with its record when it was placed."""
+    if edge.database is None or not claims.direction.startswith("outbound"):
+        return {}
+    from db import CallRecords
+
+    try:
+        record = await CallRecords(edge.database).get(claims.call_sid)
+    except Exception:
+        log.exception("could not read the call's variables; the agent's prompt stays generic")
+        return {}
+    variables = (record or {}).get("variables") or {}
+    return {str(k): str(v) for k, v in variables.items()}
 
 
 async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:

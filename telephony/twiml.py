@@ -29,6 +29,12 @@ def say_and_hang_up(message: str) -> str:
     return str(response)
 
 
+def hang_up() -> str:
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)
+
+
 def reject_busy() -> str:
     response = VoiceResponse()
     response.reject(reason="busy")

@@ -152,6 +152,7 @@ async def build_voice_agent(
     tools: ToolExecutor | None = None,
     store: CallStore | None = None,
     observer: CallObserver | None = None,
+    version: int | None = None,
 ) -> VoiceAgent:
     """A ready agent: its voice's fixed lines rendered, so its greeting plays at once."""
     tts = stack.tts.with_voice(config.voice) if config.voice else stack.tts
@@ -165,6 +166,7 @@ async def build_voice_agent(
         transfer_number=settings.transfer_number,
         store=store,
         observer=observer,
+        version=version,
     )
     await agent.prepare()
     return agent

@@ -1,0 +1,67 @@
+"""The admin REST API under `/api`: agents, numbers, calls, campaigns and the do-not-call list.
+
+Built with FastAPI on the same pydantic models that validate everything else, so the OpenAPI
+document at `/api/openapi.json` is generated from the routes and cannot drift from them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from telephony.admin import agents, calls, campaigns
+from telephony.admin.auth import ApiKeyAuth, KeyRing
+from telephony.admin.common import ERRORS
+from telephony.edge import CallEdge
+
+log = logging.getLogger("switchboard.api")
+API_PREFIX = "/api"
+
+
+def build_admin_api(edge: CallEdge) -> FastAPI:
+    """The API app, mounted at `/api` by `create_app`."""
+    api = FastAPI(
+        title="Switchboard admin API",
+        version="1",
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        servers=[{"url": API_PREFIX}],
+        root_path_in_servers=False,
+    )
+    api.state.edge = edge
+    for router in (agents.router, calls.router, campaigns.router):
+        api.include_router(router, responses=ERRORS)
+    keys = KeyRing(edge.settings.api_key_scopes())
+
+    def max_body(path: str) -> int:
+        if path.rstrip("/").endswith("/contacts"):
+            return edge.settings.campaign_upload_max_bytes
+        return edge.settings.api_max_body_bytes
+
+    api.add_middleware(ApiKeyAuth, keys=lambda: keys, max_body=max_body)
+
+    @api.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("admin API request failed", extra={"path": request.url.path})
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    def openapi() -> dict[str, object]:
+        if api.openapi_schema is None:
+            schema = get_openapi(title=api.title, version=api.version, routes=api.routes, servers=api.servers)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            }
+            schema["security"] = [{"bearer": []}, {"apiKey": []}]
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+    return api
+
+
+__all__ = ["API_PREFIX", "build_admin_api"]

@@ -1,0 +1,128 @@
+"""Who may call the admin API: API keys with scopes, checked before anything else is read.
+
+A pure ASGI middleware in front of every `/api` route: no key or an unknown key -> 401, a key
+without the route's scope -> 403 (`GET` needs `<resource>:read`, anything else `<resource>:write`,
+the OpenAPI document any valid key). Keys come as `Authorization: Bearer <key>` or `X-API-Key`,
+are compared as SHA-256 digests with `hmac.compare_digest` against every configured key (no early
+exit on a match), and are never logged. The body is read here too, up to its bound (413 past it),
+so a huge body costs nothing before the caller is known.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+RESOURCE_OF = {
+    "agents": "agents",
+    "numbers": "numbers",
+    "calls": "calls",
+    "campaigns": "campaigns",
+    "do-not-call": "campaigns",
+}
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", errors="replace")).digest()
+
+
+class KeyRing:
+    def __init__(self, keys: Mapping[str, frozenset[str]]) -> None:
+        self._keys = [(_digest(key), scopes) for key, scopes in keys.items()]
+
+    def scopes(self, presented: str | None) -> frozenset[str] | None:
+        """The scopes of `presented`, or None if it is no key of ours (constant time in the key)."""
+        if not presented:
+            return None
+        digest = _digest(presented)
+        found: frozenset[str] | None = None
+        for known, scopes in self._keys:
+            if hmac.compare_digest(known, digest):
+                found = scopes
+        return found
+
+
+def required_scope(method: str, path: str) -> str | None:
+    """The scope a request needs (None: any valid key)."""
+    resource = RESOURCE_OF.get(path.strip("/").split("/")[0])
+    if resource is None:
+        return None
+    return f"{resource}:{'read' if method in ('GET', 'HEAD') else 'write'}"
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    authorization = headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return headers.get("x-api-key") or None
+
+
+class ApiKeyAuth:
+    def __init__(self, app: ASGIApp, keys: Callable[[], KeyRing], max_body: Callable[[str], int]) -> None:
+        self.app = app
+        self.keys = keys
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = (
+            scope["path"][len(scope.get("root_path", "")) :]
+            if scope["path"].startswith(scope.get("root_path", ""))
+            else scope["path"]
+        )
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        scopes = self.keys().scopes(presented_key(headers))
+        if scopes is None:
+            await _json(send, 401, "missing or invalid API key", {"www-authenticate": "Bearer"})
+            return
+        needed = required_scope(scope["method"], path)
+        if needed is not None and needed not in scopes and "*" not in scopes:
+            await _json(send, 403, f"this key lacks the scope {needed}")
+            return
+        body = await _read_body(receive, self.max_body(path))
+        if body is None:
+            await _json(send, 413, "request body too large")
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return bytes(body)
+        body.extend(message.get("body", b""))
+        if len(body) > limit:
+            return None
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+def _replay(body: bytes, then: Receive) -> Receive:
+    """The body read already, then the connection's own messages (its disconnect)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await then()
+
+    return receive
+
+
+async def _json(send: Send, status: int, detail: str, extra: Mapping[str, str] | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
