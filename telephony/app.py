@@ -39,6 +39,8 @@ from telephony.twilio_rest import TwilioRest
 from telephony.webhooks import CONNECT_ACTION_PATH, MEDIA_PATH, VOICE_PATH, connect_action, voice
 
 if TYPE_CHECKING:
+    from agents.config import AgentConfig
+    from agents.port import Agent
     from db import Database
     from telephony.voice import VoiceStack
 
@@ -123,7 +125,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             edge.numbers = LayeredNumberDirectory(database_directory(database), edge.numbers)
         if settings.twilio_account_sid is not None and edge.twilio is None:
             twilio = edge.twilio = twilio_client(settings)
-        if settings.agents_file is not None:
+        if settings.agents_file is not None or (database is not None and settings.serve_stored_agents):
             stack = await _load_voice_agents(edge, database)
         if settings.dialer_enabled:
             dialer_task = _start_dialer(edge)
@@ -178,8 +180,7 @@ async def _load_voice_agents(edge: CallEdge, database: Database | None) -> Voice
     from telephony.voice import build_voice_agent, load_voice_stack, read_agents_file, warm_up
 
     settings = edge.settings
-    assert settings.agents_file is not None
-    configs = read_agents_file(settings.agents_file)
+    configs = read_agents_file(settings.agents_file) if settings.agents_file is not None else []
     shedding = edge.memory.shedding
     tools = {config.id: tools_for(config, database, settings, shedding) for config in configs}  # errors first
     stack = await asyncio.to_thread(load_voice_stack, settings)
@@ -191,6 +192,16 @@ async def _load_voice_agents(edge: CallEdge, database: Database | None) -> Voice
             config, stack, settings, tools[config.id], store, observer=edge.metrics
         )
     log.info("voice agents ready", extra={"agents": ",".join(c.id for c in configs)})
+    if database is not None and settings.serve_stored_agents and edge.stored_agents is None:
+        from telephony.stored_agents import StoredAgents
+
+        async def build(config: AgentConfig, version: int) -> Agent:
+            tools = tools_for(config, database, settings, shedding)
+            return await build_voice_agent(
+                config, stack, settings, tools, store, observer=edge.metrics, version=version
+            )
+
+        edge.stored_agents = StoredAgents(database, edge.agents, build, settings.stored_agents_max)
     return stack
 
 

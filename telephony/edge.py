@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from agents.port import AgentCatalog
+from agents.port import Agent, AgentCatalog
 from telephony.active_calls import ActiveCalls
 from telephony.admission import Admission
 from telephony.call_outcomes import CallOutcomes
@@ -27,6 +27,7 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 
 if TYPE_CHECKING:
     from db import Database
+    from telephony.stored_agents import StoredAgents
     from telephony.twilio_rest import TwilioRest
 
 
@@ -51,6 +52,14 @@ class CallEdge:
     """Twilio's REST API, for outbound calls (set at start-up when `twilio_account_sid` is)."""
     clock: Callable[[], float] = time.time
     """Wall-clock epoch seconds for campaign times (leases, retries, calling windows); tests move it."""
+    stored_agents: StoredAgents | None = None
+    """Agents stored in MongoDB, built on demand (set at start-up with a database and voice engines)."""
+
+    async def agent(self, agent_id: str) -> Agent | None:
+        """The agent answering `agent_id` now: its stored version, else the catalog's."""
+        if self.stored_agents is not None:
+            return await self.stored_agents.resolve(agent_id)
+        return self.agents.get(agent_id)
 
     def count(self, name: str, by: int = 1) -> None:
         """Bump a named counter (shown by /healthz; the Prometheus series are in `metrics`)."""

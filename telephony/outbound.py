@@ -159,7 +159,7 @@ async def outbound_answer(request: Request) -> Response:
     if isinstance(ref, Response):
         return ref
     call_sid_var.set(call.CallSid)
-    if edge.agents.get(ref.agent) is None:
+    if await edge.agent(ref.agent) is None:
         edge.count("outbound_unknown_agent")
         log.error("outbound call for an agent this pod does not serve", extra={"agent_id": ref.agent})
         return xml(twiml.hang_up())

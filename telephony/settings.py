@@ -145,6 +145,11 @@ class Settings(BaseSettings):
     quality."""
 
     # -- agents ------------------------------------------------------------------------
+    serve_stored_agents: bool = True
+    """Serve agents stored in MongoDB (created and changed through the admin API) without a
+    redeploy: with a database, the voice engines load at start-up even with no agents file."""
+    stored_agents_max: int = Field(32, ge=1, le=1000)
+    """Bound on stored agents kept built in the pod (least recently used dropped first)."""
     agents_file: Path | None = None
     """JSON file with a list of agent configs (see `agents/config.py`); each becomes a voice
     agent on this pod's engines. The built-in `echo` agent is always there."""

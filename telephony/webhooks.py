@@ -128,7 +128,7 @@ async def voice(request: Request) -> Response:
         return PlainTextResponse("webhook from another account", status_code=403)
 
     agent_id = await edge.numbers.agent_for(call.To)
-    if agent_id is None or edge.agents.get(agent_id) is None:
+    if agent_id is None or await edge.agent(agent_id) is None:
         edge.count("calls_unknown_number")
         log.info("call to a number with no agent", extra={"to": call.To, "agent_id": agent_id})
         return xml(twiml.say_and_hang_up(settings.unknown_number_message))

@@ -25,6 +25,7 @@ def make_settings(**overrides: object) -> Settings:
         "numbers": {AGENT_NUMBER: "echo"},
         "transfer_number": TRANSFER_NUMBER,
         "memory_limit_bytes": TEST_PROCESS_MEMORY_BYTES,
+        "serve_stored_agents": False,  # a pod with a database would load the voice engines
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

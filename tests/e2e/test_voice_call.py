@@ -11,12 +11,16 @@ from collections.abc import Iterator
 import pytest
 
 from agents.config import AgentConfig
+from agents.port import Agent
 from agents.scripted_llm import Fail, Hang, Reply, ScriptedToolCall
-from db import BusinessData, QueryLog, SafeQuery, in_memory
+from db import AgentConfigs, BusinessData, CallRecords, QueryLog, SafeQuery, in_memory
 from db.seed import seed_demo
+from telephony.data import DatabaseCallStore
 from telephony.simulator import CallReport, Pause, Press, SimulatedCall
+from telephony.stored_agents import StoredAgents
+from telephony.voice import build_voice_agent
 from tests.conftest import AGENT_NUMBER, AUTH_TOKEN
-from tests.e2e.voice_harness import VoicePod, speech_onset_s, utterance, voice_pod, words
+from tests.e2e.voice_harness import VOICE_AGENT, VoicePod, speech_onset_s, utterance, voice_pod, words
 from tools import Tool, ToolArguments, ToolExecutor, builtin_tools
 
 REPLY = "The order shipped yesterday and will arrive on Friday."
@@ -300,3 +304,33 @@ def test_the_incident_in_a_call_is_refused_and_the_call_goes_on(pod: VoicePod) -
     # The pod's metrics saw the turn and every tool call, by outcome.
     assert pod.metric("switchboard_tool_calls_total", outcome="ok") == tool_calls_ok + 1
     assert pod.metric("switchboard_turn_stage_seconds_count", stage="voice_to_voice") == turns + 1
+
+
+@pytest.mark.mongodb
+def test_an_agent_changed_in_the_database_answers_the_next_call_and_each_call_records_its_version(
+    pod: VoicePod,
+) -> None:
+    """Operators change an agent through the admin API (stored as a new version) without a
+    redeploy: the next call is answered by the new version, and each call's record says which."""
+    database = in_memory()
+    configs = AgentConfigs(database)
+    store = DatabaseCallStore(database)
+
+    async def build(config: AgentConfig, version: int) -> Agent:
+        return await build_voice_agent(config, pod.stack, pod.settings, None, store, version=version)
+
+    pod.edge.stored_agents = StoredAgents(database, pod.catalog, build)
+    try:
+        asyncio.run(configs.create(VOICE_AGENT, {"greeting": "Hello from the first version."}))
+        first = pod.place(Pause(4.0), tail_s=0.5)
+        asyncio.run(configs.update(VOICE_AGENT, {"greeting": "Hello from the second version."}))
+        second = pod.place(Pause(4.0), tail_s=0.5)
+        pod.wait_idle()
+    finally:
+        pod.edge.stored_agents = None
+    assert "first" in pod.agent_words(first), first.render()
+    assert "second" in pod.agent_words(second), second.render()
+    records = CallRecords(database)
+    for report, version in ((first, 1), (second, 2)):
+        record = asyncio.run(records.get(report.call_sid))
+        assert record is not None and record["agent_version"] == version

@@ -11,17 +11,22 @@ import itertools
 import random
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from db import Contacts, DoNotCall
+from telephony.admission import GuardedAdmission
 from telephony.dial_gate import AllGates, CallLimitGate, FlagGate
 from telephony.dialer import Dialer
+from telephony.drain import Drain
+from telephony.memory_guard import MemorySampler
 from telephony.simulator.twilio_rest import FakeTwilioRest
 from tests.conftest import AGENT_NUMBER
 from tests.telephony.campaign_pod import Pod, ShiftedClock, campaign_pod
+from tests.telephony.test_guard import FakeCgroup
 
 pytestmark = pytest.mark.mongodb
 
@@ -288,3 +293,27 @@ async def test_a_dead_pods_leases_and_unfinished_attempts_are_recovered() -> Non
         recovered = await contacts.get(held[2]["_id"])  # type: ignore[index]
         assert [h["status"] for h in recovered["history"]] == ["lost", "completed"]  # type: ignore[index]
         assert campaign["stats"]["done"] == 4
+
+
+async def test_the_memory_guard_and_drain_hold_the_dialer(tmp_path: Path) -> None:
+    """The pod's own gate (`GuardedAdmission.hold_reason`, as the lifespan wires it): memory at the
+    soft threshold holds the dialer, memory back down lets it dial, a drain holds it for good."""
+    cgroup = FakeCgroup(tmp_path, percent=85)
+    async with campaign_pod({"call_seconds": 0.05}) as pod:
+        pod.edge.clock = ShiftedClock(WEDNESDAY_5PM_UTC)
+        cid = await make_campaign(pod, [{"phone": f"+1555500{i:04d}"} for i in range(6)], calls_per_second=50)
+        await pod.api.post(f"/api/campaigns/{cid}/start")
+        drain = Drain()
+        gate = GuardedAdmission(pod.edge.calls, MemorySampler(cgroup.reader), drain)
+        dialer = Dialer(pod.edge, gate, owner="pod")
+        task = run(dialer)
+        await asyncio.sleep(1.0)
+        assert pod.fake.creates() == [] and dialer.holding == "memory"
+        cgroup.use(30)
+        await wait_status(pod, cid, "completed", timeout=30)
+        assert len(pod.fake.creates()) == 6
+        drain.begin()
+        await asyncio.sleep(0.5)
+        assert dialer.holding in (None, "draining")  # nothing left to dial; holding is set when it asks
+        assert gate.hold_reason() == "draining"
+        await stop(task)

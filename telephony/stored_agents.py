@@ -1,0 +1,93 @@
+"""Agents stored in MongoDB (written through the admin API) answer calls without a redeploy.
+
+When a call arrives for an agent id, the webhook asks `StoredAgents.resolve`: the agent's current
+stored version is read (one `find_one` by id), and a voice agent is built for it on first use and
+rebuilt when the version has changed, so an update applies from the next call on, while calls in
+progress keep the version they started with (and each call records it). A stored agent takes
+precedence over one of the same id from the agents file. At most `max_agents` are kept built (the
+least recently used is dropped first); a stored config that no longer validates is logged and the
+call is answered as for an unknown agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from pydantic import ValidationError
+from pymongo.errors import PyMongoError
+
+from agents.config import AgentConfig
+from agents.port import Agent, AgentCatalog
+from db import AgentConfigs, Database
+
+log = logging.getLogger("switchboard.stored_agents")
+
+BuildAgent = Callable[[AgentConfig, int], Awaitable[Agent]]
+"""Builds a ready voice agent from a config and its stored version (renders its fixed lines)."""
+
+
+class StoredAgents:
+    def __init__(self, database: Database, catalog: AgentCatalog, build: BuildAgent, max_agents: int = 32) -> None:
+        if max_agents < 1:
+            raise ValueError("max_agents must be at least 1")
+        self._configs = AgentConfigs(database)
+        self._catalog = catalog
+        self._build = build
+        self.max_agents = max_agents
+        self._built: OrderedDict[str, tuple[int, Agent]] = OrderedDict()
+        """Agent id -> (stored version, agent), least recently used first."""
+        self._fallback: dict[str, Agent] = {}
+        """Agents of the catalog (file, built-in) that a stored agent of the same id displaced."""
+        self._lock = asyncio.Lock()
+
+    async def resolve(self, agent_id: str) -> Agent | None:
+        """The agent that answers `agent_id` now: its current stored version (built if needed), or
+        the catalog's own agent when none is stored."""
+        try:
+            stored = await self._configs.current(agent_id)
+        except ValueError:  # not a well-formed id: no stored agent can have it
+            stored = None
+        except PyMongoError as exc:  # the database is down: serve what is built, never fail the call
+            log.warning("could not read the stored agent", extra={"agent_id": agent_id, "error": str(exc)[:200]})
+            built = self._built.get(agent_id)
+            return built[1] if built is not None else self._catalog.get(agent_id)
+        if stored is None:
+            self._forget(agent_id)
+            return self._catalog.get(agent_id)
+        async with self._lock:  # one build per version, however many calls arrive at once
+            built = self._built.get(agent_id)
+            if built is not None and built[0] == stored.version:
+                self._built.move_to_end(agent_id)
+                return built[1]
+            try:
+                config = AgentConfig.model_validate({**stored.config, "id": agent_id})
+            except ValidationError as exc:
+                log.error(
+                    "stored agent config is invalid; not serving it",
+                    extra={"agent_id": agent_id, "version": stored.version, "error": str(exc)[:300]},
+                )
+                return None
+            agent = await self._build(config, stored.version)
+            if agent_id not in self._built and agent_id in self._catalog.agents:
+                self._fallback[agent_id] = self._catalog.agents[agent_id]
+            self._built[agent_id] = (stored.version, agent)
+            self._built.move_to_end(agent_id)
+            self._catalog.agents[agent_id] = agent
+            log.info("stored agent ready", extra={"agent_id": agent_id, "version": stored.version})
+            while len(self._built) > self.max_agents:
+                self._forget(next(iter(self._built)))
+            return agent
+
+    def _forget(self, agent_id: str) -> None:
+        """Drop a built agent (deleted, or evicted); the catalog gets back what it displaced.
+        Calls in progress keep their agent: the session holds it, not the catalog."""
+        if self._built.pop(agent_id, None) is None:
+            return
+        previous = self._fallback.pop(agent_id, None)
+        if previous is not None:
+            self._catalog.agents[agent_id] = previous
+        else:
+            self._catalog.agents.pop(agent_id, None)
