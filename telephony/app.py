@@ -73,6 +73,7 @@ def build_edge(
         on_shed=lambda _call_sid: metrics.calls_shed.inc(),
         on_relief=metrics.memory_reliefs.inc,
     )
+    memory.after_sample.append(shedder.check)
     return CallEdge(
         settings=settings,
         numbers=numbers or InMemoryNumberDirectory(settings.numbers),
@@ -109,7 +110,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     twilio = None
     dialer_task = None
     edge.memory.start()
-    edge.shedder.start()
     try:
         if owned:
             from db import connect
@@ -137,7 +137,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if twilio is not None:
             await twilio.close()
             edge.twilio = None
-        await edge.shedder.stop()
         await edge.memory.stop()
         if stack is not None:
             stack.close()

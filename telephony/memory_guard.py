@@ -58,6 +58,8 @@ class MemorySampler:
         self._read_at = clock()
         self._update(self.reading)
         self._task: asyncio.Task[None] | None = None
+        self.after_sample: list[Callable[[], object]] = []
+        """Run after each periodic sample (the load shedder's check); a failure is logged."""
 
     def sample(self, max_age_s: float = 0.0) -> GuardState:
         """Read now (unless the last reading is at most `max_age_s` old) and return the state."""
@@ -115,5 +117,7 @@ class MemorySampler:
             await asyncio.sleep(self.interval_s)
             try:
                 self.sample()
-            except Exception:  # a bad read must not end sampling
+                for then in self.after_sample:
+                    then()
+            except Exception:  # a bad read or a failing follower must not end sampling
                 log.exception("memory sample failed")

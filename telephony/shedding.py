@@ -12,8 +12,6 @@ no other caller.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -51,7 +49,8 @@ _malloc_trim = _find_malloc_trim()
 
 
 class LoadShedder:
-    """Checks the guard every `interval_s`; at the hard threshold, relieves, then sheds."""
+    """At the hard threshold, relieves, then sheds. `check` runs after each of the sampler's
+    periodic samples (`MemorySampler.after_sample`)."""
 
     def __init__(
         self,
@@ -73,7 +72,6 @@ class LoadShedder:
         self._clock = clock
         self._last_relief = -float("inf")
         self._last_shed = -float("inf")
-        self._task: asyncio.Task[None] | None = None
         self.reliefs = 0
         self.shed: list[str] = []
         """Calls ended so far, by call SID (bounded by the calls a pod ever carries at once per
@@ -121,27 +119,6 @@ class LoadShedder:
         after = self.memory.reading.used_bytes
         log.warning("memory at the hard threshold: released free memory", extra={"before": before, "after": after})
         return state
-
-    # -- the periodic task ---------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="load-shedder")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.memory.interval_s)
-            try:
-                self.check()
-            except Exception:  # the guard must outlive any one failure
-                log.exception("load shedding check failed")
 
 
 MAX_SHED_KEPT = 64
