@@ -306,12 +306,13 @@ def test_the_incident_in_a_call_is_refused_and_the_call_goes_on(pod: VoicePod) -
     assert pod.metric("switchboard_turn_stage_seconds_count", stage="voice_to_voice") == turns + 1
 
 
-@pytest.mark.mongodb
 def test_an_agent_changed_in_the_database_answers_the_next_call_and_each_call_records_its_version(
     pod: VoicePod,
 ) -> None:
     """Operators change an agent through the admin API (stored as a new version) without a
-    redeploy: the next call is answered by the new version, and each call's record says which."""
+    redeploy: the next call is answered by the new version, and each call's record says which.
+    On the in-memory fake only (the pod's server thread and this test share it across event
+    loops); `tests/telephony/test_stored_agents.py` runs the same logic against a real server."""
     database = in_memory()
     configs = AgentConfigs(database)
     store = DatabaseCallStore(database)
