@@ -18,9 +18,8 @@ import soxr
 
 from agents.call_record import CallRecord
 from agents.config import AgentConfig
-from agents.engines import SpeechToText
+from agents.engines import SpeechToText, TextToSpeech, VoicedTextToSpeech
 from agents.port import AgentCatalog
-from agents.tts import KokoroTextToSpeech
 from telephony.app import build_edge, create_app
 from telephony.audio import TWILIO_SAMPLE_RATE, StreamResampler, pcm16_to_mulaw
 from telephony.server import BackgroundServer
@@ -44,7 +43,7 @@ DEMO_AGENT = AgentConfig(
 )
 
 
-def caller_says(tts: KokoroTextToSpeech, text: str) -> Say:
+def caller_says(tts: VoicedTextToSpeech, text: str) -> Say:
     """Caller speech made offline: Kokoro in the caller's voice, as 8 kHz mu-law (a phone line)."""
     caller = tts.with_voice(CALLER_VOICE)
     pcm = b"".join(asyncio.run(_collect(caller, text)))
@@ -53,7 +52,7 @@ def caller_says(tts: KokoroTextToSpeech, text: str) -> Say:
     return Say(pcm16_to_mulaw((np.clip(narrow, -1, 1) * 32767).astype(np.int16).tobytes()), text)
 
 
-async def _collect(tts: KokoroTextToSpeech, text: str) -> list[bytes]:
+async def _collect(tts: TextToSpeech, text: str) -> list[bytes]:
     return [chunk async for chunk in tts.synthesize(text)]
 
 
