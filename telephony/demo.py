@@ -56,12 +56,16 @@ async def _collect(tts: TextToSpeech, text: str) -> list[bytes]:
     return [chunk async for chunk in tts.synthesize(text)]
 
 
-def agent_transcript(report: CallReport, stt: SpeechToText, after_s: float = 0.0) -> str:
-    """What Whisper hears on the agent's side of the recording from `after_s` (call time) on:
-    8 kHz mu-law, as the caller heard it."""
-    start = max(0, int((after_s - (report.stream_started_at or 0.0)) * TWILIO_SAMPLE_RATE))
+def agent_transcript(
+    report: CallReport, stt: SpeechToText, after_s: float = 0.0, until_s: float | None = None
+) -> str:
+    """What Whisper hears on the agent's side of the recording from `after_s` (call time) on,
+    up to `until_s`: 8 kHz mu-law, as the caller heard it."""
+    origin = report.stream_started_at or 0.0
+    start = max(0, int((after_s - origin) * TWILIO_SAMPLE_RATE))
+    end = None if until_s is None else max(start, int((until_s - origin) * TWILIO_SAMPLE_RATE))
     resampler = StreamResampler(TWILIO_SAMPLE_RATE, stt.sample_rate, "HQ")
-    pcm = resampler.process(report.agent_pcm()[start:].tobytes()) + resampler.flush()
+    pcm = resampler.process(report.agent_pcm()[start:end].tobytes()) + resampler.flush()
     return asyncio.run(stt.transcribe(pcm)).text
 
 
