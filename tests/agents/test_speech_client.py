@@ -128,7 +128,7 @@ async def test_unavailable_answers_are_retried_and_refusals_are_not(fake: tuple[
     assert (await stt.transcribe(ONE_SECOND)).text == "hello there"
     assert speech.requests == 3
     speech.statuses = [503, 503, 503]
-    with pytest.raises(SpeechEngineUnavailable, match="3 attempts failed .*503: scripted 503"):
+    with pytest.raises(SpeechEngineUnavailable, match=r"3 attempts failed .*503: scripted 503"):
         await stt.transcribe(ONE_SECOND)
     speech.statuses = [400]
     with pytest.raises(TranscriptionError, match="400: scripted 400"):
@@ -139,7 +139,7 @@ async def test_unavailable_answers_are_retried_and_refusals_are_not(fake: tuple[
 
 async def test_a_service_that_is_down_fails_the_turn_after_the_retries() -> None:
     stt = RemoteSpeechToText(client(f"http://127.0.0.1:{free_port()}/v1"))
-    with pytest.raises(SpeechEngineUnavailable, match="3 attempts failed .*ConnectError"):
+    with pytest.raises(SpeechEngineUnavailable, match=r"3 attempts failed .*ConnectError"):
         await stt.transcribe(ONE_SECOND)
     assert stt.client.in_flight == 0
     await stt.aclose()

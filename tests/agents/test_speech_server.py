@@ -126,7 +126,8 @@ def test_transcription_requests_are_bounded_and_refusals_explained(service: Spee
         assert chunked.status_code == 413  # no Content-Length: counted as it arrives
         assert "not an audio file" in post(b"garbage" * 100).json()["error"]["message"]
         assert "English only" in post(wav_bytes(bytes(32000)), language="fr").json()["error"]["message"]
-        assert "needs an audio `file`" in http.post("/v1/audio/transcriptions", data={"a": "b"}).json()["error"]["message"]
+        no_file = http.post("/v1/audio/transcriptions", data={"a": "b"})
+        assert "needs an audio `file`" in no_file.json()["error"]["message"]
 
 
 def test_a_full_pool_answers_503_at_once(service: SpeechService, url: str) -> None:
