@@ -56,9 +56,7 @@ async def _collect(tts: TextToSpeech, text: str) -> list[bytes]:
     return [chunk async for chunk in tts.synthesize(text)]
 
 
-def agent_transcript(
-    report: CallReport, stt: SpeechToText, after_s: float = 0.0, until_s: float | None = None
-) -> str:
+def agent_transcript(report: CallReport, stt: SpeechToText, after_s: float = 0.0, until_s: float | None = None) -> str:
     """What Whisper hears on the agent's side of the recording from `after_s` (call time) on,
     up to `until_s`: 8 kHz mu-law, as the caller heard it."""
     origin = report.stream_started_at or 0.0
