@@ -94,6 +94,12 @@ class AgentConfig(BaseModel):
         max_length=300,
     )
     """Spoken when the model is down or failing; the call then ends."""
+    say_again: str = Field("Sorry, I didn't catch that. Could you say it again?", max_length=300)
+    """Spoken (pre-rendered, so it plays while the speech service is down) when a remote speech
+    engine is down or too slow for a turn; the call goes on and the next turn tries again."""
+    max_speech_outages: int = Field(2, ge=0, le=10)
+    """Turns in a row that may fail on an unavailable speech service (each answered by `say_again`)
+    before the apology and hang-up."""
     max_call_seconds: float = Field(900.0, ge=10.0, le=4 * 3600)
     """The call is wrapped up (`time_limit_goodbye`, then hang-up) after this long."""
     time_limit_goodbye: str = Field("We've reached the time limit for this call. Goodbye.", max_length=300)

@@ -76,13 +76,25 @@ class Transcript:
     """Wall time the engine spent, queueing included."""
 
 
+class TranscriptionError(Exception):
+    """The engine refused or failed to transcribe an utterance (not a passing outage)."""
+
+
+class SpeechEngineUnavailable(Exception):
+    """A speech engine behind a network API did not answer in time: down, restarting, too slow, or
+    this pod's bound on requests in flight to it is reached. Unlike the errors above it passes, so
+    the call goes on: the caller is asked to say it again and the next turn may well work."""
+
+
 class SpeechToText(Protocol):
     """Turns one utterance (PCM16 mono at `sample_rate`) into text without blocking the loop."""
 
     @property
     def sample_rate(self) -> int: ...
 
-    async def transcribe(self, pcm: bytes) -> Transcript: ...
+    async def transcribe(self, pcm: bytes) -> Transcript:
+        """Raises `TranscriptionError`, or `SpeechEngineUnavailable` from a remote engine."""
+        ...
 
 
 # -- chat model ----------------------------------------------------------------------------
@@ -160,9 +172,20 @@ class TextToSpeech(Protocol):
     def synthesize(self, text: str) -> AsyncIterator[bytes]:
         """Yield PCM16 chunks for `text` (one sentence or clause at a time is typical).
 
-        Raises `SpeechSynthesisError` on failure. Cancelling the iteration stops the work.
+        Raises `SpeechSynthesisError` on failure (`SpeechEngineUnavailable` from a remote engine
+        that is down or slow). Cancelling the iteration stops the work.
         """
         ...
+
+
+class VoicedTextToSpeech(TextToSpeech, Protocol):
+    """The pod's text-to-speech engine: other voices share it, and it warms up and closes."""
+
+    def with_voice(self, voice: str, speed: float | None = None) -> VoicedTextToSpeech: ...
+
+    async def warm_up(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

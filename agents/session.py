@@ -22,12 +22,14 @@ from agents.engines import (
     ChatModel,
     ChatModelUnavailable,
     SpeechEnded,
+    SpeechEngineUnavailable,
     SpeechStarted,
     SpeechSynthesisError,
     StreamEnd,
     TextDelta,
     ToolCallRequest,
     Transcript,
+    TranscriptionError,
 )
 from agents.history import AssistantReply, ConversationHistory
 from agents.inference_pool import InferenceOverloaded
@@ -100,6 +102,8 @@ class CallSession:
         self._goodbye: asyncio.Task[None] | None = None
         """The goodbye the pod asked for (`EndRequested`), running beside the event loop."""
         self._schemas = self._tool_schemas()
+        self._speech_outages = 0
+        """Turns in a row that failed on an unavailable speech service."""
 
     # -- the event loop ------------------------------------------------------------------
 
@@ -212,12 +216,16 @@ class CallSession:
         """Run one turn; a failure ends the call politely instead of leaving it silent."""
         try:
             await work
+            self._speech_outages = 0
         except _EndCall:
             pass
         except ChatModelUnavailable as exc:
             log.warning("model unavailable", extra={"event": "llm_unavailable", "error": str(exc)})
             await self._fail("model unavailable")
-        except (SpeechSynthesisError, InferenceOverloaded) as exc:
+        except SpeechEngineUnavailable as exc:
+            log.warning("speech service unavailable", extra={"event": "speech_unavailable", "error": str(exc)})
+            await self._speech_outage()
+        except (SpeechSynthesisError, TranscriptionError, InferenceOverloaded) as exc:
             log.warning("speech engine failed", extra={"event": "engine_failed", "error": str(exc)})
             await self._fail("speech engine failed")
         finally:
@@ -238,10 +246,14 @@ class CallSession:
             del self._unanswered[0]
         self._unanswered.append(ready.transcript)
         texts = []
-        for pending in list(self._unanswered):
-            # shielded: if the caller goes on talking this turn is cancelled, but the words stay
-            # pending and the next turn answers them together with what follows.
-            texts.append((await asyncio.shield(pending)).text)
+        try:
+            for pending in list(self._unanswered):
+                # shielded: if the caller goes on talking this turn is cancelled, but the words stay
+                # pending and the next turn answers them together with what follows.
+                texts.append((await asyncio.shield(pending)).text)
+        except (SpeechEngineUnavailable, TranscriptionError, InferenceOverloaded):
+            self._unanswered.clear()  # words lost to a failed transcription are not asked for again
+            raise
         self._unanswered.clear()
         metrics.stt_ms = _ms(self.clock() - ended_wall)
         metrics.transcript_ms = _ms(self.clock() - speech_end_wall)
@@ -455,6 +467,21 @@ class CallSession:
         self.record.say("agent", text)
         await self.speaker.say_phrase(text, reply)
 
+    async def _speech_outage(self) -> None:
+        """A remote speech engine is down or slow: ask the caller to say it again (the line was
+        rendered at start-up, so it plays while the service is away) and keep listening; after
+        `max_speech_outages` such turns in a row, apologise and hang up."""
+        self._speech_outages += 1
+        if self._speech_outages > self.config.max_speech_outages:
+            await self._fail("speech service unavailable")
+            return
+        self.record.say("agent", self.config.say_again)
+        try:
+            await self.speaker.say_phrase(self.config.say_again)
+        except (SpeechSynthesisError, SpeechEngineUnavailable, InferenceOverloaded):
+            if self.fallback_audio is not None:
+                await self.speaker.play_audio(*self.fallback_audio)
+
     async def _fail(self, reason: str) -> None:
         await self._wrap_up(self.config.apology, reason)
 
@@ -472,7 +499,7 @@ class CallSession:
             async with asyncio.timeout(WRAP_UP_SECONDS):
                 try:
                     await self.speaker.say_phrase(text)
-                except (SpeechSynthesisError, InferenceOverloaded):
+                except (SpeechSynthesisError, SpeechEngineUnavailable, InferenceOverloaded):
                     if self.fallback_audio is not None:
                         await self.speaker.play_audio(*self.fallback_audio)
                 await self.port.hang_up(reason)

@@ -49,7 +49,11 @@ class Speaker:
             return await self._say_audio(text, cached, self.phrases.sample_rate, reply, on_first_audio)
         async with contextlib.AsyncExitStack() as holding:
             part: SpokenPart | None = None
-            async for pcm in self.tts.synthesize(text):
+            stream = self.tts.synthesize(text)
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:  # a barge-in ends the synthesis now (a remote one: its request)
+                holding.push_async_callback(aclose)
+            async for pcm in stream:
                 if part is None:  # take the line once there is something to say, not while synthesizing
                     await holding.enter_async_context(self._turn)
                     part = self._new_part(text, reply)

@@ -65,6 +65,7 @@ class VoiceAgent:
                 c.reprompt,
                 c.silence_goodbye,
                 c.apology,
+                c.say_again,
                 c.time_limit_goodbye,
                 *FIXED_LINES,
             ]

@@ -31,6 +31,13 @@ count it), its peak (`memory.max_usage_in_bytes`, page cache included), `memory.
 usage met the limit and the kernel reclaimed cache, which is not a failure), `oom_kill` from
 `memory.oom_control`, and the server's exit status after the drain and SIGTERM.
 
+Remote engines (`--remote`): a `switchboard speech` service (Whisper tiny.en and Kokoro behind the
+OpenAI audio API) is started as another child OUTSIDE the memory group, and the pod runs with
+`SWITCHBOARD_STT_BACKEND=remote` and `SWITCHBOARD_TTS_BACKEND=remote`: it loads no speech model,
+only the VAD. The figures are printed next to the in-process ones measured before (IN_PROCESS).
+On a 2-core machine the service and the pod share the cores, so answers come late under load:
+the memory figures are the point of that run, not the call capacity of the CPU.
+
 Run as root from the repository root (about 6 minutes plus the soak; `--no-cgroup` runs without
 the memory group, with the guard on the process RSS, for machines where that is not allowed):
 
@@ -80,6 +87,15 @@ BROAD_ARGUMENTS = json.dumps({"customer_id": BULK_CUSTOMER, "limit": 20})
 LISTEN_S = 15.0
 """How long a caller listens after asking: fillers, then the answer (late when the CPU is saturated)."""
 ANSWER = "Your latest order has shipped and should arrive on Thursday. Is there anything else I can help with?"
+
+
+IN_PROCESS = {
+    "idle": "493-635 MB",
+    "per_call": "~0.6 MB (6 -> 40 calls)",
+    "steady_slope": "~10 MB (1 -> 6 calls: inference buffers)",
+    "cpu": "about 6 real-time calls on 2 cores",
+}
+"""What this benchmark measured with Whisper and Kokoro in the pod (README, "What a call costs")."""
 
 
 # -- the scripted model --------------------------------------------------------------------------
@@ -233,7 +249,41 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def pod_process(args: argparse.Namespace, llm_url: str, group: MemoryGroup | None, log: Path) -> Iterator[Pod]:
+def speech_process(log: Path) -> Iterator[str]:
+    """`switchboard speech` on a free loopback port, outside the memory group; yields its `/v1` URL."""
+    port = free_port()
+    env = {**os.environ, "SWITCHBOARD_SPEECH_PORT": str(port), "SWITCHBOARD_LOG_LEVEL": "WARNING"}
+    with log.open("w") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "telephony.cli", "speech"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if child.poll() is not None:
+                raise RuntimeError(f"the speech service exited with status {child.returncode} (log: {log})")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the speech service did not start")
+            time.sleep(0.5)
+        print(f"speech service: pid {child.pid}, {url} (outside the memory group), RSS {mb(rss_bytes(child.pid))}")
+        yield url + "/v1"
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+@contextlib.contextmanager
+def pod_process(
+    args: argparse.Namespace, llm_url: str, group: MemoryGroup | None, log: Path, speech_url: str | None = None
+) -> Iterator[Pod]:
     port = free_port()
     agents = Path(tempfile.mkdtemp()) / "agents.json"
     agents.write_text(json.dumps([{"id": AGENT, "tools": ["list_recent_orders"], "max_tool_silence_ms": 1500}]))
@@ -251,6 +301,15 @@ def pod_process(args: argparse.Namespace, llm_url: str, group: MemoryGroup | Non
     }
     if args.max_calls:
         env["SWITCHBOARD_MAX_CONCURRENT_CALLS"] = str(args.max_calls)
+    if speech_url is not None:
+        env |= {
+            "SWITCHBOARD_STT_BACKEND": "remote",
+            "SWITCHBOARD_TTS_BACKEND": "remote",
+            "SWITCHBOARD_SPEECH_URL": speech_url,
+            "SWITCHBOARD_SPEECH_TIMEOUT_SECONDS": "15",  # the shared 2 cores make the service slow under load
+            "SWITCHBOARD_STT_MAX_PENDING": "64",
+            "SWITCHBOARD_TTS_MAX_PENDING": "64",
+        }
     if os.environ.get("MONGODB_URI"):
         env["SWITCHBOARD_MONGODB_URI"] = os.environ["MONGODB_URI"]
     with log.open("w") as out:
@@ -389,6 +448,8 @@ async def run(args: argparse.Namespace, pod: Pod, group: MemoryGroup | None, llm
         if per_call == per_call and per_call > 0:
             fit = int((soft - baseline) // per_call)
             print(f"calls that fit under the soft threshold ({mb(soft)}) above the baseline: {fit}")
+            inside = int((limit - baseline) // per_call)
+            print(f"calls that fit inside the limit ({mb(limit)}) above the baseline: {inside}")
 
     if args.flood:
         refused_before = pod.metric("switchboard_calls_refused_total", reason="memory") + pod.metric(
@@ -410,6 +471,10 @@ async def run(args: argparse.Namespace, pod: Pod, group: MemoryGroup | None, llm
               f" (pod counters, {by_limit + by_memory - refused_before:.0f} in this flood)")  # fmt: skip
         print(f"  completed {len(done)}/{len(in_)} admitted; shed by the guard {shed:.0f}")
         print(f"  peak working set {mb(peak)} = {peak / limit:.1%} of the limit")
+        if len(in_) > max(levels, default=0) and levels:
+            top_level, top_peak = max(peaks)
+            added = (peak - top_peak) / (len(in_) - top_level)
+            print(f"  per added call from {top_level} steady to {len(in_)} admitted: {mb(added)}")
         for r in in_:
             if r not in done:
                 print(f"  not completed: {r.call_sid} {r.outcome!r}")
@@ -437,6 +502,12 @@ async def run(args: argparse.Namespace, pod: Pod, group: MemoryGroup | None, llm
     print(f"peak working set over the run: {mb(peak_all)} = {peak_all / limit:.1%} of the limit")
     ending = "clean shutdown on SIGTERM" if clean else "NOT a clean shutdown"
     print(f"verdict: {'OOM-KILLED' if killed else 'never OOM-killed'}; exit status {status} ({ending})")
+    if args.remote:
+        print(
+            f"compare, engines in process (README): idle {IN_PROCESS['idle']}, per added call"
+            f" {IN_PROCESS['per_call']}, steady slope {IN_PROCESS['steady_slope']}; {IN_PROCESS['cpu']}"
+        )
+        print(f"         remote engines (this run): idle {mb(baseline)}, steady slope {mb(per_call)}")
     return 1 if killed or not clean else 0
 
 
@@ -487,6 +558,9 @@ def main() -> int:
     parser.add_argument("--soak-calls", type=int, default=3)
     parser.add_argument("--long-every", type=int, default=0, help="every Nth answer is one 240-character sentence")
     parser.add_argument("--orders", type=int, default=20_000, help="orders in the in-memory fake")
+    parser.add_argument(
+        "--remote", action="store_true", help="speech engines in a `switchboard speech` service outside the group"
+    )
     args = parser.parse_args()
     if args.serve:
         serve()
@@ -502,7 +576,8 @@ def main() -> int:
     rule = functools.partial(model_rule, long_every=args.long_every)
     with ScriptedLlmServer(rule, max_recorded=64) as llm:
         group_cm = MemoryGroup(args.limit_mib * MiB) if use_group else contextlib.nullcontext()
-        with group_cm as group, pod_process(args, llm.base_url, group, log) as pod:
+        speech_cm = speech_process(log.with_name("speech.log")) if args.remote else contextlib.nullcontext()
+        with speech_cm as speech_url, group_cm as group, pod_process(args, llm.base_url, group, log, speech_url) as pod:
             status = asyncio.run(run(args, pod, group, llm))
     print(f"pod log: {log}")
     return status

@@ -139,7 +139,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             edge.twilio = None
         await edge.memory.stop()
         if stack is not None:
-            stack.close()
+            await stack.aclose()
         edge.readiness_checks.pop("database", None)
         if owned and edge.database is not None:
             await edge.database.close()

@@ -1,6 +1,7 @@
 """`switchboard`: serve calls, place a simulated call, or run the demo.
 
 switchboard serve                       run the server (settings from SWITCHBOARD_* env vars)
+switchboard speech                      serve Whisper and Kokoro over the OpenAI audio API (for remote engines)
 switchboard call --to +15550100 --say hello.wav --pause 1 --dtmf 0 --record call.wav
 switchboard demo                        a whole voice call against a local server (embedded models)
 switchboard demo --agent echo           the same without models: the echo agent
@@ -45,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the call server")
     serve.add_argument("--host", help="bind address (default: SWITCHBOARD_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="bind port (default: SWITCHBOARD_PORT or 8000)")
+
+    speech = commands.add_parser(
+        "speech", help="serve speech-to-text and text-to-speech over the OpenAI audio API (/v1/audio/...)"
+    )
+    speech.add_argument("--host", help="bind address (default: SWITCHBOARD_SPEECH_HOST or 127.0.0.1)")
+    speech.add_argument("--port", type=int, help="bind port (default: SWITCHBOARD_SPEECH_PORT or 8002)")
 
     call = commands.add_parser("call", help="place a simulated Twilio call against a server")
     call.add_argument("--url", default="http://127.0.0.1:8000", help="where the server listens")
@@ -139,6 +146,22 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _speech(args: argparse.Namespace) -> int:
+    from telephony.logs import configure_logging
+    from telephony.settings import Settings
+    from telephony.speech import serve_speech
+
+    overrides: dict[str, object] = {
+        f"speech_{key}": value for key in ("host", "port") if (value := getattr(args, key)) is not None
+    }
+    if not os.environ.get("SWITCHBOARD_TWILIO_AUTH_TOKEN"):
+        overrides["twilio_auth_token"] = "unused-by-the-speech-service"  # the one required setting is the pod's
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings.log_level)
+    serve_speech(settings)
+    return 0
+
+
 def _call(args: argparse.Namespace) -> int:
     if not args.auth_token:
         print("error: --auth-token or SWITCHBOARD_TWILIO_AUTH_TOKEN is required to sign the webhook", file=sys.stderr)
@@ -221,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "speech":
+            return _speech(args)
         if args.command == "call":
             return _call(args)
         if args.command == "db":

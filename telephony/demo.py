@@ -18,9 +18,8 @@ import soxr
 
 from agents.call_record import CallRecord
 from agents.config import AgentConfig
-from agents.engines import SpeechToText
+from agents.engines import SpeechToText, TextToSpeech, VoicedTextToSpeech
 from agents.port import AgentCatalog
-from agents.tts import KokoroTextToSpeech
 from telephony.app import build_edge, create_app
 from telephony.audio import TWILIO_SAMPLE_RATE, StreamResampler, pcm16_to_mulaw
 from telephony.server import BackgroundServer
@@ -44,7 +43,7 @@ DEMO_AGENT = AgentConfig(
 )
 
 
-def caller_says(tts: KokoroTextToSpeech, text: str) -> Say:
+def caller_says(tts: VoicedTextToSpeech, text: str) -> Say:
     """Caller speech made offline: Kokoro in the caller's voice, as 8 kHz mu-law (a phone line)."""
     caller = tts.with_voice(CALLER_VOICE)
     pcm = b"".join(asyncio.run(_collect(caller, text)))
@@ -53,16 +52,18 @@ def caller_says(tts: KokoroTextToSpeech, text: str) -> Say:
     return Say(pcm16_to_mulaw((np.clip(narrow, -1, 1) * 32767).astype(np.int16).tobytes()), text)
 
 
-async def _collect(tts: KokoroTextToSpeech, text: str) -> list[bytes]:
+async def _collect(tts: TextToSpeech, text: str) -> list[bytes]:
     return [chunk async for chunk in tts.synthesize(text)]
 
 
-def agent_transcript(report: CallReport, stt: SpeechToText, after_s: float = 0.0) -> str:
-    """What Whisper hears on the agent's side of the recording from `after_s` (call time) on:
-    8 kHz mu-law, as the caller heard it."""
-    start = max(0, int((after_s - (report.stream_started_at or 0.0)) * TWILIO_SAMPLE_RATE))
+def agent_transcript(report: CallReport, stt: SpeechToText, after_s: float = 0.0, until_s: float | None = None) -> str:
+    """What Whisper hears on the agent's side of the recording from `after_s` (call time) on,
+    up to `until_s`: 8 kHz mu-law, as the caller heard it."""
+    origin = report.stream_started_at or 0.0
+    start = max(0, int((after_s - origin) * TWILIO_SAMPLE_RATE))
+    end = None if until_s is None else max(start, int((until_s - origin) * TWILIO_SAMPLE_RATE))
     resampler = StreamResampler(TWILIO_SAMPLE_RATE, stt.sample_rate, "HQ")
-    pcm = resampler.process(report.agent_pcm()[start:].tobytes()) + resampler.flush()
+    pcm = resampler.process(report.agent_pcm()[start:end].tobytes()) + resampler.flush()
     return asyncio.run(stt.transcribe(pcm)).text
 
 

@@ -33,10 +33,11 @@ def serve(app: Starlette, settings: Settings) -> None:
 class BackgroundServer:
     """uvicorn on a loopback port in a thread of its own; `with BackgroundServer(app) as url:`."""
 
-    def __init__(self, app: Starlette, settings: Settings, host: str = "127.0.0.1") -> None:
+    def __init__(self, app: Starlette, settings: Settings, host: str = "127.0.0.1", port: int = 0) -> None:
+        """`port` 0 picks a free one; a given port lets a test stop a server and start it again there."""
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, 0))
+        self._sock.bind((host, port))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
         self._server = uvicorn.Server(uvicorn_config(app, settings, host=host, port=self.port))

@@ -183,7 +183,16 @@ class Settings(BaseSettings):
     stt_early_transcription: bool = True
     """Transcribe while the caller pauses, so the transcript is ready when the turn ends."""
     stt_max_pending: int = Field(8, ge=1, le=256)
-    """Bound on transcriptions running or queued in the pod; past it a turn fails with an apology."""
+    """Bound on transcriptions running or queued in the pod (remote: requests in flight to the
+    speech service; `switchboard speech`: jobs in its pool, past which it answers 503). Past it a
+    turn fails: the apology in-process, the say-again line remote."""
+    stt_backend: Literal["local", "remote"] = "local"
+    """`local`: faster-whisper in this process; `remote`: the OpenAI transcription API at `stt_url`
+    (`switchboard speech`, vLLM serving Whisper), and Whisper is never loaded here."""
+    stt_url: AnyHttpUrl | None = None
+    """Base URL of the transcription service (`/v1`); unset: `speech_url`."""
+    stt_remote_model: str = Field("whisper-1", min_length=1, max_length=200)
+    """Model name sent with remote transcriptions (vLLM: the model it serves; `switchboard speech`: any)."""
 
     # -- chat model --------------------------------------------------------------------
     llm_backend: Literal["openai", "embedded"] = "openai"
@@ -220,12 +229,43 @@ class Settings(BaseSettings):
     tts_threads: int = Field(2, ge=1, le=64)
     """CPU threads per synthesis."""
     tts_max_pending: int = Field(16, ge=1, le=256)
-    """Bound on syntheses running or queued in the pod; past it a turn fails with an apology."""
+    """Bound on syntheses running or queued in the pod (remote: speech requests in flight to the
+    service; `switchboard speech`: pieces in its pool, past which it answers 503). Past it a turn
+    fails: the apology in-process, the say-again line remote."""
+    tts_backend: Literal["local", "remote"] = "local"
+    """`local`: Kokoro in this process; `remote`: the OpenAI speech API at `tts_url` (`switchboard
+    speech`, Kokoro-FastAPI) streaming 24 kHz PCM, and Kokoro is never loaded here."""
+    tts_url: AnyHttpUrl | None = None
+    """Base URL of the speech service (`/v1`); unset: `speech_url`."""
+    tts_remote_model: str = Field("kokoro", min_length=1, max_length=200)
+    """Model name sent with remote speech requests (Kokoro-FastAPI and `switchboard speech`: `kokoro`)."""
     tts_max_piece_chars: int = Field(100, ge=20, le=500)
     """Bound on the text of one Kokoro model call (longer sentences are cut at a clause or word).
     It bounds the largest allocation a call makes: one run at 80 / 120 / 160 / 250 characters grows
     the process by 233 / 387 / 429 / 708 MB (onnxruntime keeps the arena), and 250 got a 1 GiB pod
     with Whisper OOM-killed in `benchmarks/pod_load.py --long-every 2`."""
+
+    # -- remote speech engines -----------------------------------------------------------
+    speech_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8002/v1")
+    """Base URL of the OpenAI-compatible audio API (`switchboard speech` serves `/v1`) for the
+    remote backends."""
+    speech_api_key: SecretStr | None = None
+    """Bearer token sent to the speech service(s), if they need one."""
+    speech_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    """Bound on waiting for a speech request's answer to start (retries included) and on any
+    gap in a streamed answer; past it the turn gets the say-again line."""
+    speech_connect_timeout_seconds: float = Field(1.0, gt=0, le=30)
+    """Bound on opening one connection to the speech service (a dead one fails fast, then retries)."""
+    speech_retries: int = Field(2, ge=0, le=10)
+    """Further attempts of a speech request that failed before any answer (connection refused,
+    429, 502-504), with backoff from 0.2 s, inside `speech_timeout_seconds`."""
+    speech_host: str = "127.0.0.1"
+    """Address `switchboard speech` binds."""
+    speech_port: int = Field(8002, ge=0, le=65535)
+    """Port `switchboard speech` binds."""
+    speech_max_request_bytes: int = Field(10 * 1024 * 1024, ge=64 * 1024, le=100 * 1024 * 1024)
+    """`switchboard speech`: bound on an uploaded request body (413 past it); 10 MB is over
+    5 minutes of 16 kHz PCM16."""
     call_outcome_ttl_seconds: int = Field(300, ge=10)
     """How long a hang-up/transfer decision waits for Twilio's `<Connect action>` request."""
     call_outcomes_max: int = Field(10_000, ge=100)

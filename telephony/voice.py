@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
 from agents.call_record import CallObserver, CallStore
 from agents.config import AgentConfig
-from agents.engines import ChatModel, Engines
+from agents.engines import ChatModel, Engines, SpeechToText, VoicedTextToSpeech
 from agents.inference_pool import InferencePool
 from agents.listener import ListenerConfig, TurnListener
 from agents.phrases import PhraseCache
-from agents.stt import WhisperSpeechToText
-from agents.tts import KokoroTextToSpeech
+from agents.speech_client import SpeechClient
 from agents.vad import SileroVoiceActivity, VadConfig
 from agents.voice_agent import VoiceAgent
 from telephony.settings import Settings
@@ -85,8 +84,10 @@ class VoiceStack:
     engines: Engines
     vad_config: VadConfig
     listener_config: ListenerConfig
-    tts: KokoroTextToSpeech
+    tts: VoicedTextToSpeech
     closers: list[Callable[[], object]] = field(default_factory=list)
+    async_closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+    """Remote engines' connection pools, closed on the event loop that used them."""
     shedding: Callable[[], bool] | None = None
     """Whether the pod sheds load now (the memory guard); listeners then cut long utterances."""
 
@@ -100,22 +101,56 @@ class VoiceStack:
             except Exception:
                 log.exception("closing an engine failed")
 
+    async def aclose(self) -> None:
+        self.close()
+        for aclose in self.async_closers:
+            try:
+                await aclose()
+            except Exception:
+                log.exception("closing a speech client failed")
 
-def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> VoiceStack:
-    """Load every model (blocking, seconds: run it off the event loop) and warm nothing yet."""
-    vad_config = VadConfig(
-        threshold=settings.vad_threshold,
-        min_speech_ms=settings.vad_min_speech_ms,
-        end_of_turn_silence_ms=settings.vad_end_of_turn_ms,
+
+def speech_client(settings: Settings, url: AnyHttpUrl | None, name: str, max_in_flight: int) -> SpeechClient:
+    """A pooled client for one remote speech endpoint, bounded by the settings."""
+    key = settings.speech_api_key
+    return SpeechClient(
+        str(url or settings.speech_url),
+        name=name,
+        api_key=key.get_secret_value() if key else None,
+        timeout_s=settings.speech_timeout_seconds,
+        connect_timeout_s=settings.speech_connect_timeout_seconds,
+        retries=settings.speech_retries,
+        max_in_flight=max_in_flight,
     )
-    vad = SileroVoiceActivity(vad_config)
-    stt = WhisperSpeechToText(
+
+
+def load_stt(settings: Settings) -> SpeechToText:
+    """Whisper in-process, or a client of the transcription API (Whisper then never imported)."""
+    if settings.stt_backend == "remote":
+        from agents.remote_stt import RemoteSpeechToText
+
+        client = speech_client(settings, settings.stt_url, "stt", settings.stt_max_pending)
+        return RemoteSpeechToText(client, settings.stt_remote_model, max_audio_ms=settings.max_utterance_ms + 2000)
+    from agents.stt import WhisperSpeechToText
+
+    return WhisperSpeechToText(
         settings.stt_model,
         cpu_threads=settings.stt_threads,
         beam_size=settings.stt_beam_size,
         pool=InferencePool("stt", max_workers=1, max_pending=settings.stt_max_pending),
     )
-    tts = KokoroTextToSpeech.load(
+
+
+def load_tts(settings: Settings) -> VoicedTextToSpeech:
+    """Kokoro in-process, or a client of the speech API (Kokoro then never imported)."""
+    if settings.tts_backend == "remote":
+        from agents.remote_tts import RemoteTextToSpeech
+
+        client = speech_client(settings, settings.tts_url, "tts", settings.tts_max_pending)
+        return RemoteTextToSpeech(client, settings.tts_remote_model, settings.tts_voice, speed=settings.tts_speed)
+    from agents.tts import KokoroTextToSpeech
+
+    return KokoroTextToSpeech.load(
         settings.tts_model,
         str(settings.tts_voices) if settings.tts_voices else None,
         voice=settings.tts_voice,
@@ -124,21 +159,43 @@ def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> Voice
         max_pending=settings.tts_max_pending,
         max_piece_chars=settings.tts_max_piece_chars,
     )
+
+
+def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> VoiceStack:
+    """Load every in-process model (blocking, seconds: run it off the event loop), make the
+    remote engines' clients, and warm nothing yet."""
+    vad_config = VadConfig(
+        threshold=settings.vad_threshold,
+        min_speech_ms=settings.vad_min_speech_ms,
+        end_of_turn_silence_ms=settings.vad_end_of_turn_ms,
+    )
+    vad = SileroVoiceActivity(vad_config)
+    stt = load_stt(settings)
+    tts = load_tts(settings)
     chat = chat or load_chat_model(settings)
     listener_config = ListenerConfig(
         max_utterance_ms=settings.max_utterance_ms,
         shed_utterance_ms=settings.shed_utterance_ms,
         early_transcription=settings.stt_early_transcription,
     )
-    closers: list[Callable[[], object]] = [stt.close, tts.close]
+    closers: list[Callable[[], object]] = []
+    async_closers: list[Callable[[], Awaitable[object]]] = []
+    for engine in (stt, tts):
+        if hasattr(engine, "aclose"):  # remote: a connection pool
+            async_closers.append(engine.aclose)
+        else:
+            closers.append(engine.close)  # type: ignore[union-attr]
     if hasattr(chat, "close"):
         closers.append(chat.close)
-    return VoiceStack(Engines(vad, stt, chat, tts), vad_config, listener_config, tts, closers)
+    return VoiceStack(Engines(vad, stt, chat, tts), vad_config, listener_config, tts, closers, async_closers)
 
 
 async def warm_up(stack: VoiceStack) -> None:
-    """One small inference per engine, so the first caller does not pay the first-run cost."""
-    await stack.engines.stt.warm_up()  # type: ignore[attr-defined]
+    """One small inference per in-process engine, so the first caller does not pay the first-run
+    cost (remote engines warm themselves)."""
+    stt_warm_up = getattr(stack.engines.stt, "warm_up", None)
+    if stt_warm_up is not None:
+        await stt_warm_up()
     await stack.tts.warm_up()
     chat_warm_up = getattr(stack.engines.chat, "warm_up", None)  # in-process models only
     if chat_warm_up is not None:

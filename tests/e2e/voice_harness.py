@@ -88,18 +88,27 @@ class VoicePod:
     def assert_nothing_running(self, timeout: float = 10.0) -> None:
         """No call, no inference job and no model request is left once a call has ended."""
         self.wait_idle(timeout)
-        pools = {"stt": self.stack.engines.stt.pool, "tts": self.stack.tts.pool}  # type: ignore[attr-defined]
+        engines = {"stt": self.stack.engines.stt, "tts": self.stack.tts}
         for _ in range(int(timeout / 0.05)):
-            busy = {name: pool.pending for name, pool in pools.items() if pool.pending}
+            busy = {name: pending for name, engine in engines.items() if (pending := _pending(engine))}
             open_requests = [r for r in self.llm.requests if r.outcome is None]
             if not busy and not open_requests:
                 return
             time.sleep(0.05)
         raise AssertionError(f"still running after the call: pools {busy}, model requests {open_requests}")
 
-    def agent_words(self, report: CallReport, after_s: float = 0.0) -> list[str]:
+    def agent_words(self, report: CallReport, after_s: float = 0.0, until_s: float | None = None) -> list[str]:
         """What Whisper hears in the agent's recorded audio from `after_s` (call time) on."""
-        return words(agent_transcript(report, self.stack.engines.stt, after_s))
+        return words(agent_transcript(report, self.stack.engines.stt, after_s, until_s))
+
+
+def _pending(engine: object) -> int:
+    """Inference jobs queued or running (in-process), or requests in flight (remote)."""
+    pool = getattr(engine, "pool", None)
+    if pool is not None:
+        return int(pool.pending)
+    client = getattr(engine, "client", None)
+    return int(client.in_flight) if client is not None else 0
 
 
 @contextmanager
@@ -117,4 +126,4 @@ def voice_pod(**settings_overrides: object) -> Iterator[VoicePod]:
             with BackgroundServer(create_app(settings, edge), settings) as url:
                 yield VoicePod(url, settings, stack, llm, catalog, edge)
         finally:
-            stack.close()
+            asyncio.run(stack.aclose())
