@@ -11,23 +11,38 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from db import ensure_indexes, in_memory
-from telephony.app import build_edge, create_app
-from tests.conftest import make_settings
+from telephony.app import build_edge, create_app, twilio_client
+from telephony.server import BackgroundServer
+from telephony.simulator.twilio_rest import FakeTwilioRest
+from tests.conftest import AUTH_TOKEN, make_settings
+from tests.telephony.fake_twilio import ACCOUNT_SID
 
 KEY = "fuzz-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 STATUSES: Counter[int] = Counter()
 
 
-def _app():  # type: ignore[no-untyped-def]
-    edge = build_edge(make_settings(api_keys=f"{KEY}:*"))
+def _serve_pod() -> str:
+    """A whole pod under uvicorn (one event loop, as in production) with outbound calls wired to
+    the FAKE Twilio REST server, so `POST /api/calls` is fuzzed end to end, not refused as
+    unconfigured. Both servers run on daemon threads for the whole test session."""
+    fake = BackgroundServer(FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN).app, make_settings())  # type: ignore[arg-type]
+    settings = make_settings(
+        api_keys=f"{KEY}:*",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_api_base_url=fake.__enter__(),
+        twilio_api_backoff_seconds=0.01,
+        public_url="https://pod.example.com",
+    )
+    edge = build_edge(settings)
     edge.database = in_memory()
     asyncio.run(ensure_indexes(edge.database))
-    return create_app(edge.settings, edge)
+    edge.twilio = twilio_client(settings)
+    return BackgroundServer(create_app(settings, edge), settings).__enter__()
 
 
-APP = _app()
-schema = schemathesis.openapi.from_asgi("/api/openapi.json", APP, headers=AUTH)
+URL = _serve_pod()
+schema = schemathesis.openapi.from_url(f"{URL}/api/openapi.json", headers=AUTH)
 
 
 @pytest.mark.mongodb
