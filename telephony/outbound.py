@@ -30,14 +30,12 @@ from starlette.responses import PlainTextResponse, Response
 
 from db import CallRecords, Campaigns, Contacts
 from db.agent_configs import AGENT_ID_PATTERN
-from telephony import call_token, twiml
+from telephony import twiml
 from telephony.campaign import CampaignSpec, Voicemail
 from telephony.edge import CallEdge
 from telephony.logs import call_sid_var
-from telephony.media_stream import TOKEN_PARAMETER
-from telephony.signature import public_base_url, websocket_url
 from telephony.twilio_rest import CreatedCall, TwilioApiError
-from telephony.webhooks import CONNECT_ACTION_PATH, MEDIA_PATH, VoiceWebhook, _signed_model, xml
+from telephony.webhooks import VoiceWebhook, _signed_model, stream_to_agent, xml
 
 log = logging.getLogger("switchboard.outbound")
 
@@ -169,19 +167,7 @@ async def outbound_answer(request: Request) -> Response:
         log.warning("outbound call answered but refused", extra={"reason": decision.reason})
         return xml(twiml.hang_up())
     edge.count("outbound_answered")
-    token = call_token.issue(
-        edge.settings.call_token_key(),
-        call_sid=call.CallSid,
-        agent_id=ref.agent,
-        from_number=call.From,
-        to_number=call.To,
-        direction="outbound-api",
-        ttl_seconds=edge.settings.call_token_ttl_seconds,
-    )
-    base = public_base_url(request, edge.settings)
-    return xml(
-        twiml.connect_stream(websocket_url(base, MEDIA_PATH), {TOKEN_PARAMETER: token}, base + CONNECT_ACTION_PATH)
-    )
+    return stream_to_agent(request, edge, call, ref.agent, "outbound-api")
 
 
 async def call_status(request: Request) -> Response:

@@ -78,8 +78,9 @@ class LoadShedder:
         cooldown; kept for tests and logs, trimmed to the last `MAX_SHED_KEPT`)."""
 
     def check(self) -> str | None:
-        """One step of the policy on a fresh reading; the SID of a call it ended, if any."""
-        if self.memory.sample() is not GuardState.HARD:
+        """One step of the policy; the SID of a call it ended, if any. It reuses the sampler's
+        reading when it is under half an interval old (the periodic tick has just taken one)."""
+        if self.memory.sample(max_age_s=self.memory.interval_s / 2) is not GuardState.HARD:
             return None
         now = self._clock()
         if now - self._last_relief >= self.cooldown_s:

@@ -144,22 +144,25 @@ async def voice(request: Request) -> Response:
 
     edge.count("calls_admitted")
     edge.metrics.call_admitted()
+    return stream_to_agent(request, edge, call, agent_id, call.Direction)
+
+
+def stream_to_agent(request: Request, edge: CallEdge, call: VoiceWebhook, agent_id: str, direction: str) -> Response:
+    """`<Connect><Stream>` for an admitted call, with the call token its media stream must bring
+    back (inbound webhook and the answer of an outbound call alike)."""
+    settings = edge.settings
     token = call_token.issue(
         settings.call_token_key(),
         call_sid=call.CallSid,
         agent_id=agent_id,
         from_number=call.From,
         to_number=call.To,
-        direction=call.Direction,
+        direction=direction,
         ttl_seconds=settings.call_token_ttl_seconds,
     )
     base = public_base_url(request, settings)
     return xml(
-        twiml.connect_stream(
-            websocket_url(base, MEDIA_PATH),
-            {TOKEN_PARAMETER: token},
-            base + CONNECT_ACTION_PATH,
-        )
+        twiml.connect_stream(websocket_url(base, MEDIA_PATH), {TOKEN_PARAMETER: token}, base + CONNECT_ACTION_PATH)
     )
 
 
