@@ -6,15 +6,15 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 
-from agents.call_record import CallObserver, CallRecord, CallStore
 from agents.config import AgentConfig
+from agents.conversation.listener import TurnListener
+from agents.conversation.phrases import PhraseCache
+from agents.conversation.record import CallObserver, CallRecord, CallStore
+from agents.conversation.session import CallSession
+from agents.conversation.speaker import Speaker
 from agents.echo import beep
-from agents.engines import Engines
-from agents.listener import TurnListener
-from agents.phrases import PhraseCache
+from agents.engines.protocols import Engines
 from agents.port import CallPort
-from agents.session import CallSession
-from agents.speaker import Speaker
 from tools import ToolExecutor
 
 log = logging.getLogger("switchboard.agents")

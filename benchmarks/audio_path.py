@@ -4,7 +4,7 @@ Why: every call moves one 20 ms frame each way every 20 ms. Inbound, the server 
 media JSON, decodes G.711 mu-law and resamples 8 kHz -> 16 kHz; outbound, it resamples the TTS
 rate (Kokoro speaks at 24 kHz) -> 8 kHz, encodes mu-law and builds the media JSON. This script
 measures what that costs per frame (so how many calls one core could carry for audio alone) and,
-for each resampler -- "fir" (telephony.fir_resampler's polyphase FIR), each soxr quality, and
+for each resampler -- "fir" (telephony.audio.fir's polyphase FIR), each soxr quality, and
 audioop.ratecv as the no-dependency comparison -- what it holds back and how faithful it is.
 `Settings.inbound_resampler` / `outbound_resampler` are chosen from these figures; the defaults
 are read from Settings (both "fir" at the time of writing) and marked * in the tables.
@@ -36,7 +36,7 @@ Method:
   counted within 300-3400 Hz only. 'call' is StreamResampler's int16 output, what a call gets;
   soxr adds TPDF dither to int16, which caps it; the FIR rounds (no dither). 'filter' reruns the
   same soxr quality in float64 on float input, streamed in 20 ms chunks, to show the filter's own
-  margin; for "fir" it runs telephony.fir_resampler.design's taps in float64 in one pass
+  margin; for "fir" it runs telephony.audio.fir.design's taps in float64 in one pass
   (scipy.signal.upfirdn; a FIR is linear and time-invariant, so chunking changes only rounding),
   aligned and cut as the unflushed stream is -- not a rerun of the int16 output. The script
   checks that the streamed int16 FIR output is this float output rounded (within 1 LSB).
@@ -77,10 +77,11 @@ with warnings.catch_warnings():  # stdlib audioop is deprecated in 3.11-3.12 (au
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
-from telephony.audio import StreamResampler, mulaw_to_pcm16, pcm16_to_mulaw
-from telephony.fir_resampler import FirResampler, design
-from telephony.protocol import media_message, parse_inbound
+from telephony.audio.fir import FirResampler, design
+from telephony.audio.mulaw import mulaw_to_pcm16, pcm16_to_mulaw
+from telephony.audio.resamplers import StreamResampler
 from telephony.settings import Settings
+from telephony.twilio.protocol import media_message, parse_inbound
 
 FRAME_MS = 20
 TWILIO_RATE = 8000
@@ -322,7 +323,7 @@ def image_rejection_db(y: np.ndarray, rate: int) -> float:
 
 
 def fir_float(x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
-    """telephony.fir_resampler.design's filter in float64, in one pass (scipy.signal.upfirdn).
+    """telephony.audio.fir.design's filter in float64, in one pass (scipy.signal.upfirdn).
 
     Aligned as FirResampler aligns (its `half` warm-up samples skipped) and cut to what a stream
     of len(x) samples has emitted before a flush, so it lines up sample for sample with the
@@ -455,7 +456,7 @@ def print_notes(inbound_q: dict[str, Quality], out_q: dict[str, Quality], g711: 
         f"{dither_floor_db(PIPELINE_RATE):.1f} dB at 16 kHz, {dither_floor_db(TWILIO_RATE):.1f} dB at 8 kHz, and adds "
         f"noise at {dither_noise_db():.1f} dB of this signal; fir rounds without dither (caps near "
         f"{rounding_floor_db(PIPELINE_RATE):.1f} / {rounding_floor_db(TWILIO_RATE):.1f} dB). 'filter' columns rerun "
-        "the soxr quality in float64 on float input, streamed; for fir they run telephony.fir_resampler.design's "
+        "the soxr quality in float64 on float input, streamed; for fir they run telephony.audio.fir.design's "
         "taps in float64 in one pass (scipy upfirdn), not its int16 output, which matches that float output within "
         f"{inbound_q['fir'].fir_match_lsb:.2f} / {out_q['fir'].fir_match_lsb:.2f} LSB (in / out) on the same input. "
         f"Reference good to ~140 dB. G.711 mu-law itself: {g711:.1f} dB, same signal.",

@@ -30,11 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.engines import Transcript
-from agents.listener import ListenerConfig, TurnListener, UtteranceReady
-from agents.stt import WhisperSpeechToText
-from agents.vad import WINDOW_MS, SileroVoiceActivity
-from tests.agents.speech import FRAME_BYTES, FRAME_MS, TEXTS, frames, load, normalise, silence
+from agents.conversation.listener import ListenerConfig, TurnListener, UtteranceReady
+from agents.engines.local.silero import WINDOW_MS, SileroVoiceActivity
+from agents.engines.local.whisper import WhisperSpeechToText
+from agents.engines.protocols import Transcript
+from tests.support.speech import FRAME_BYTES, FRAME_MS, TEXTS, frames, load, normalise, silence
 
 
 async def one_call(

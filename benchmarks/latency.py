@@ -57,10 +57,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.config import AgentConfig
 from agents.port import AgentCatalog
-from agents.scripted_llm import Reply, ScriptedLlmServer
+from agents.testing.scripted_llm import Reply, ScriptedLlmServer
 from agents.voice_agent import VoiceAgent
 from telephony.app import build_edge, create_app
-from telephony.audio import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
+from telephony.audio.mulaw import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
 from telephony.simulator import CallReport, Pause, Say, SimulatedCall

@@ -71,7 +71,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.scripted_llm import Reply, ScriptedLlmServer, ScriptedToolCall
+from agents.testing.scripted_llm import Reply, ScriptedLlmServer, ScriptedToolCall
 from db.seed import BULK_CUSTOMER
 from telephony.simulator import CallReport, Pause, Say, SimulatedCall
 from telephony.simulator.caller_audio import load_utterance
@@ -255,7 +255,11 @@ def speech_process(log: Path) -> Iterator[str]:
     env = {**os.environ, "SWITCHBOARD_SPEECH_PORT": str(port), "SWITCHBOARD_LOG_LEVEL": "WARNING"}
     with log.open("w") as out:
         child = subprocess.Popen(
-            [sys.executable, "-m", "telephony.cli", "speech"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "telephony.cli.main", "speech"],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -2,9 +2,9 @@
 
 Why: after the model starts answering, the caller waits for the first audio chunk. Kokoro makes
 a piece of audio in one model call, so speaking a reply in one call makes the caller wait for
-all of it, while cutting it into sentences (agents.sentences.SentenceChunker) lets the first
+all of it, while cutting it into sentences (agents.conversation.sentences.SentenceChunker) lets the first
 sentence play while the rest is made. This script puts numbers on that, for the bundled
-Kokoro-82M int8 model (or a local one) with the engine the pod uses (agents.tts).
+Kokoro-82M int8 model (or a local one) with the engine the pod uses (agents.engines.local.kokoro).
 
 Run from the repository root (about a minute with the default 5 runs on 2 cores):
 
@@ -39,8 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.sentences import SentenceChunker
-from agents.tts import BUNDLED_MODEL, KokoroTextToSpeech
+from agents.conversation.sentences import SentenceChunker
+from agents.engines.local.kokoro import BUNDLED_MODEL, KokoroTextToSpeech
 
 REPLIES = {
     "one sentence": "Your order will arrive on Tuesday afternoon.",

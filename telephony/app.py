@@ -13,18 +13,20 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from agents.echo import EchoAgent
 from agents.port import AgentCatalog
-from telephony.active_calls import ActiveCalls
 from telephony.admin import API_PREFIX, build_admin_api
-from telephony.admission import Admission, GuardedAdmission
-from telephony.call_outcomes import CallOutcomes
-from telephony.drain import Drain
 from telephony.edge import CallEdge
-from telephony.health import drain, healthz, metrics, readyz
-from telephony.media_stream import media_stream
-from telephony.memory import MemoryReader
-from telephony.memory_guard import MemorySampler
-from telephony.metrics import Metrics
-from telephony.outbound import (
+from telephony.pod_health.active_calls import ActiveCalls
+from telephony.pod_health.admission import Admission, GuardedAdmission
+from telephony.pod_health.drain import Drain
+from telephony.pod_health.guard import MemorySampler
+from telephony.pod_health.health import drain, healthz, metrics, readyz
+from telephony.pod_health.memory import MemoryReader
+from telephony.pod_health.metrics import Metrics
+from telephony.pod_health.shedding import LoadShedder
+from telephony.routing import InMemoryNumberDirectory, NumberDirectory
+from telephony.settings import Settings
+from telephony.twilio.media_stream import media_stream
+from telephony.twilio.outbound import (
     AMD_STATUS_PATH,
     CALL_STATUS_PATH,
     OUTBOUND_ANSWER_PATH,
@@ -32,11 +34,9 @@ from telephony.outbound import (
     call_status,
     outbound_answer,
 )
-from telephony.routing import InMemoryNumberDirectory, NumberDirectory
-from telephony.settings import Settings
-from telephony.shedding import LoadShedder
-from telephony.twilio_rest import TwilioRest
-from telephony.webhooks import CONNECT_ACTION_PATH, MEDIA_PATH, VOICE_PATH, connect_action, voice
+from telephony.twilio.outcomes import CallOutcomes
+from telephony.twilio.rest import TwilioRest
+from telephony.twilio.webhooks import CONNECT_ACTION_PATH, MEDIA_PATH, VOICE_PATH, connect_action, voice
 
 if TYPE_CHECKING:
     from agents.config import AgentConfig
@@ -162,7 +162,7 @@ def twilio_client(settings: Settings) -> TwilioRest:
 def _start_dialer(edge: CallEdge) -> asyncio.Task[None]:
     """The campaign dialer, held back by the pod's guard: draining, memory pressure and the call
     limit (`GuardedAdmission.hold_reason`), the same reasons that refuse inbound calls."""
-    from telephony.dialer import Dialer
+    from telephony.campaigns.dialer import Dialer
 
     if edge.database is None or edge.twilio is None or edge.settings.public_url is None:
         raise ValueError(

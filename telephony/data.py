@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from agents.call_record import CallRecord
 from agents.config import AgentConfig
+from agents.conversation.record import CallRecord
 from db import BusinessData, CallRecords, Database, PhoneNumbers, SafeQuery
 from telephony.routing import NumberDirectory
 from telephony.settings import Settings

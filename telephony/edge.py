@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agents.port import Agent, AgentCatalog
-from telephony.active_calls import ActiveCalls
-from telephony.admission import Admission
-from telephony.call_outcomes import CallOutcomes
-from telephony.drain import Drain
-from telephony.memory_guard import MemorySampler
-from telephony.metrics import Metrics
+from telephony.pod_health.active_calls import ActiveCalls
+from telephony.pod_health.admission import Admission
+from telephony.pod_health.drain import Drain
+from telephony.pod_health.guard import MemorySampler
+from telephony.pod_health.metrics import Metrics
+from telephony.pod_health.shedding import LoadShedder
 from telephony.routing import NumberDirectory
 from telephony.settings import Settings
-from telephony.shedding import LoadShedder
+from telephony.twilio.outcomes import CallOutcomes
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 """Raises (or times out) when what it checks is unreachable; its name is the readiness reason."""
@@ -28,7 +28,7 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 if TYPE_CHECKING:
     from db import Database
     from telephony.stored_agents import StoredAgents
-    from telephony.twilio_rest import TwilioRest
+    from telephony.twilio.rest import TwilioRest
 
 
 @dataclass

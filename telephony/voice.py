@@ -11,14 +11,14 @@ from pathlib import Path
 
 from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
-from agents.call_record import CallObserver, CallStore
 from agents.config import AgentConfig
-from agents.engines import ChatModel, Engines, SpeechToText, VoicedTextToSpeech
-from agents.inference_pool import InferencePool
-from agents.listener import ListenerConfig, TurnListener
-from agents.phrases import PhraseCache
-from agents.speech_client import SpeechClient
-from agents.vad import SileroVoiceActivity, VadConfig
+from agents.conversation.listener import ListenerConfig, TurnListener
+from agents.conversation.phrases import PhraseCache
+from agents.conversation.record import CallObserver, CallStore
+from agents.engines.local.pool import InferencePool
+from agents.engines.local.silero import SileroVoiceActivity, VadConfig
+from agents.engines.protocols import ChatModel, Engines, SpeechToText, VoicedTextToSpeech
+from agents.engines.remote.speech_client import SpeechClient
 from agents.voice_agent import VoiceAgent
 from telephony.settings import Settings
 from tools import ToolExecutor
@@ -56,7 +56,7 @@ def read_agents_file(path: Path) -> list[AgentConfig]:
 
 def load_chat_model(settings: Settings) -> ChatModel:
     if settings.llm_backend == "embedded":
-        from agents.llama_chat import LlamaCppChatModel  # optional extra: import only when chosen
+        from agents.engines.local.llama import LlamaCppChatModel  # optional extra: import only when chosen
 
         return LlamaCppChatModel(
             settings.llm_embedded_model,
@@ -64,7 +64,7 @@ def load_chat_model(settings: Settings) -> ChatModel:
             max_tokens=settings.llm_max_tokens,
             temperature=settings.llm_temperature,
         )
-    from agents.openai_chat import OpenAIChatModel
+    from agents.engines.remote.openai_chat import OpenAIChatModel
 
     return OpenAIChatModel(
         str(settings.llm_base_url).rstrip("/"),
@@ -127,11 +127,11 @@ def speech_client(settings: Settings, url: AnyHttpUrl | None, name: str, max_in_
 def load_stt(settings: Settings) -> SpeechToText:
     """Whisper in-process, or a client of the transcription API (Whisper then never imported)."""
     if settings.stt_backend == "remote":
-        from agents.remote_stt import RemoteSpeechToText
+        from agents.engines.remote.stt import RemoteSpeechToText
 
         client = speech_client(settings, settings.stt_url, "stt", settings.stt_max_pending)
         return RemoteSpeechToText(client, settings.stt_remote_model, max_audio_ms=settings.max_utterance_ms + 2000)
-    from agents.stt import WhisperSpeechToText
+    from agents.engines.local.whisper import WhisperSpeechToText
 
     return WhisperSpeechToText(
         settings.stt_model,
@@ -144,11 +144,11 @@ def load_stt(settings: Settings) -> SpeechToText:
 def load_tts(settings: Settings) -> VoicedTextToSpeech:
     """Kokoro in-process, or a client of the speech API (Kokoro then never imported)."""
     if settings.tts_backend == "remote":
-        from agents.remote_tts import RemoteTextToSpeech
+        from agents.engines.remote.tts import RemoteTextToSpeech
 
         client = speech_client(settings, settings.tts_url, "tts", settings.tts_max_pending)
         return RemoteTextToSpeech(client, settings.tts_remote_model, settings.tts_voice, speed=settings.tts_speed)
-    from agents.tts import KokoroTextToSpeech
+    from agents.engines.local.kokoro import KokoroTextToSpeech
 
     return KokoroTextToSpeech.load(
         settings.tts_model,

@@ -12,7 +12,7 @@ from agents.config import AgentConfig
 from db import AgentConfigs, AgentExists, Database, PhoneNumbers, StoredConfig, VersionConflict
 from db.agent_configs import AGENT_ID_PATTERN
 from telephony.admin.common import MAX_PAGE, Page, Problem, agent_exists, database_of, field_error, not_found
-from telephony.campaign import E164_PATTERN
+from telephony.campaigns.campaign import E164_PATTERN
 
 router = APIRouter()
 AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN, max_length=64)]

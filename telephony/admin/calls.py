@@ -13,10 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from db import AgentConfigs, CallRecords, Database
 from db.agent_configs import AGENT_ID_PATTERN
 from telephony.admin.common import MAX_PAGE, Page, Problem, agent_exists, database_of, field_error, not_found
-from telephony.campaign import E164_PATTERN, Voicemail
-from telephony.contacts_upload import MAX_VARIABLES, check_variables
-from telephony.outbound import CallRef, NotConfigured, place_call
-from telephony.twilio_rest import TwilioApiError
+from telephony.campaigns.campaign import E164_PATTERN, Voicemail
+from telephony.campaigns.contacts_upload import MAX_VARIABLES, check_variables
+from telephony.twilio.outbound import CallRef, NotConfigured, place_call
+from telephony.twilio.rest import TwilioApiError
 
 router = APIRouter(tags=["calls"])
 Db = Annotated[Database, Depends(database_of)]

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from db import Campaigns, Contacts, Database, DoNotCall, TransitionRefused
 from telephony.admin.common import MAX_PAGE, Page, Problem, agent_exists, database_of, edge_of, field_error, not_found
-from telephony.campaign import E164_PATTERN, CampaignSpec
-from telephony.contacts_upload import UploadError, parse_upload
+from telephony.campaigns.campaign import E164_PATTERN, CampaignSpec
+from telephony.campaigns.contacts_upload import UploadError, parse_upload
 
 router = APIRouter()
 Db = Annotated[Database, Depends(database_of)]

@@ -24,11 +24,11 @@ import httpx
 import websockets
 from twilio.request_validator import RequestValidator
 
-from telephony.protocol import Clear, OutboundMark, OutboundMedia, ProtocolError, parse_outbound
-from telephony.signature import websocket_url
 from telephony.simulator.player import PlaybackBuffer
 from telephony.simulator.report import CallReport
 from telephony.simulator.script import TICK_S, CallerTrack, Step, lay_out
+from telephony.twilio.protocol import Clear, OutboundMark, OutboundMedia, ProtocolError, parse_outbound
+from telephony.twilio.signature import websocket_url
 
 MAX_SERVER_MESSAGE_BYTES = 1024 * 1024
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from telephony.audio import TWILIO_SAMPLE_RATE, audioop, pcm16_to_mulaw
+from telephony.audio.mulaw import TWILIO_SAMPLE_RATE, audioop, pcm16_to_mulaw
 
 _PCM, _FLOAT, _ALAW, _MULAW, _EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
 MAX_WAV_BYTES = 200 * 1024 * 1024

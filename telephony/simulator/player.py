@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from telephony.audio import MULAW_FRAME_BYTES
+from telephony.audio.mulaw import MULAW_FRAME_BYTES
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from telephony.audio import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
+from telephony.audio.mulaw import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
 from telephony.simulator.caller_audio import write_wav
 
 

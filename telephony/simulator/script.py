@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from telephony.audio import MULAW_FRAME_BYTES, MULAW_SILENCE
+from telephony.audio.mulaw import MULAW_FRAME_BYTES, MULAW_SILENCE
 
 TICK_S = 0.02
 DTMF_TICKS = 5  # 100 ms of silence after each key press

@@ -9,7 +9,7 @@ import pytest
 
 from agents.echo import EchoAgent, EchoTuning, beep, rms
 from agents.port import AudioIn, DtmfIn, MarkHeard
-from tests.agents.memory_port import MemoryPort
+from tests.support.memory_port import MemoryPort
 
 RATE = 16000
 FRAME = RATE // 50  # samples in 20 ms

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from db import Database, QueryLog, SafeQuery
-from tests.db.backend import make_database
+from tests.support.db import make_database
 
 
 @pytest.fixture

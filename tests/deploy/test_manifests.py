@@ -19,9 +19,9 @@ from starlette.routing import Route
 
 from agents.config import AgentConfig
 from telephony.app import create_app
-from telephony.cli import _parser
+from telephony.cli.main import _parser
 from telephony.settings import Settings
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"

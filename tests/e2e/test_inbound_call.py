@@ -11,12 +11,12 @@ from starlette.applications import Starlette
 
 from agents.port import AgentCatalog, CallPort, MarkHeard
 from telephony.app import build_edge, create_app
-from telephony.audio import mulaw_to_pcm16
+from telephony.audio.mulaw import mulaw_to_pcm16
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
 from telephony.simulator import CallReport, Pause, Press, Say, SimulatedCall, synthetic_utterance
 from telephony.simulator.script import TICK_S
-from tests.conftest import AGENT_NUMBER, AUTH_TOKEN, TRANSFER_NUMBER, make_settings
+from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN, TRANSFER_NUMBER, make_settings
 
 UTTERANCE_S = 1.2
 

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 import pytest
 
 from agents.config import AgentConfig
-from agents.scripted_llm import Reply
-from agents.speech_server import SpeechService
+from agents.speech_service import SpeechService
+from agents.testing.scripted_llm import Reply
+from telephony.cli.speech import load_speech_service
 from telephony.server import BackgroundServer
 from telephony.simulator import CallReport, Pause, SimulatedCall
-from telephony.speech import load_speech_service
-from tests.conftest import AGENT_NUMBER, AUTH_TOKEN, make_settings
-from tests.e2e.voice_harness import VoicePod, utterance, voice_pod, words
+from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN, make_settings
+from tests.support.voice_harness import VoicePod, utterance, voice_pod, words
 
 REPLY = "The order shipped yesterday and will arrive on Friday."
 SAY_AGAIN = words("Sorry, I didn't catch that. Could you say it again?")
@@ -88,7 +88,7 @@ def test_the_pod_loads_no_speech_model() -> None:
     import sys
 
     code = (
-        "import sys; from telephony.voice import load_voice_stack; from tests.conftest import make_settings;"
+        "import sys; from telephony.voice import load_voice_stack; from tests.support.settings import make_settings;"
         "load_voice_stack(make_settings(stt_backend='remote', tts_backend='remote'));"
         "print(sorted(m for m in ('faster_whisper', 'ctranslate2', 'kokoro_onnx') if m in sys.modules))"
     )

@@ -6,12 +6,12 @@ import asyncio
 import json
 from pathlib import Path
 
-from agents.scripted_llm import Reply, ScriptedLlmServer
+from agents.testing.scripted_llm import Reply, ScriptedLlmServer
 from telephony.app import create_app
 from telephony.server import BackgroundServer
 from telephony.simulator import Pause, SimulatedCall
-from tests.conftest import AGENT_NUMBER, AUTH_TOKEN, make_settings
-from tests.e2e.voice_harness import utterance
+from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN, make_settings
+from tests.support.voice_harness import utterance
 
 
 def test_agents_file_agents_answer_calls(tmp_path: Path) -> None:

@@ -12,15 +12,15 @@ import pytest
 
 from agents.config import AgentConfig
 from agents.port import Agent
-from agents.scripted_llm import Fail, Hang, Reply, ScriptedToolCall
+from agents.testing.scripted_llm import Fail, Hang, Reply, ScriptedToolCall
 from db import AgentConfigs, BusinessData, CallRecords, QueryLog, SafeQuery, in_memory
 from db.seed import seed_demo
 from telephony.data import DatabaseCallStore
 from telephony.simulator import CallReport, Pause, Press, SimulatedCall
 from telephony.stored_agents import StoredAgents
 from telephony.voice import build_voice_agent
-from tests.conftest import AGENT_NUMBER, AUTH_TOKEN
-from tests.e2e.voice_harness import VOICE_AGENT, VoicePod, speech_onset_s, utterance, voice_pod, words
+from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN
+from tests.support.voice_harness import VOICE_AGENT, VoicePod, speech_onset_s, utterance, voice_pod, words
 from tools import Tool, ToolArguments, ToolExecutor, builtin_tools
 
 REPLY = "The order shipped yesterday and will arrive on Friday."

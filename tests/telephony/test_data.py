@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agents.call_record import CallRecord, TurnMetrics
 from agents.config import AgentConfig
+from agents.conversation.record import CallRecord, TurnMetrics
 from db import Database, PhoneNumbers
 from telephony.data import DatabaseCallStore, LayeredNumberDirectory, tools_for
 from telephony.routing import InMemoryNumberDirectory
-from tests.conftest import make_settings
-from tests.db.backend import open_test_database
+from tests.support.db import open_test_database
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.mongodb
 

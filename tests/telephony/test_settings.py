@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from telephony.settings import Settings
-from tests.conftest import AUTH_TOKEN, make_settings
+from tests.support.settings import AUTH_TOKEN, make_settings
 
 
 @pytest.fixture(autouse=True)

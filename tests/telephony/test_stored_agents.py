@@ -12,7 +12,7 @@ from agents.echo import EchoAgent
 from agents.port import Agent, AgentCatalog
 from db import AgentConfigs, Database
 from telephony.stored_agents import StoredAgents
-from tests.db.backend import open_test_database
+from tests.support.db import open_test_database
 
 pytestmark = pytest.mark.mongodb
 

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from telephony.app import create_app
 from telephony.voice import AgentsFileError, read_agents_file
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 
 def write(tmp_path: Path, content: object) -> Path:

@@ -8,7 +8,7 @@ import pytest
 
 from db import BusinessData, Database, QueryLog, SafeQuery
 from db.seed import seed_demo
-from tests.db.backend import make_database
+from tests.support.db import make_database
 from tools import BUILTIN, InMemoryToolAudit, ToolContext, ToolExecutor, builtin_tools
 
 

@@ -20,8 +20,8 @@ from pydantic import BaseModel
 
 from db import BusinessData, QueryLog, SafeQuery
 from db.seed import seed_demo
-from tests.db.backend import open_test_database
-from tests.tools.guards import assert_bounded
+from tests.support.db import open_test_database
+from tests.support.tool_guards import assert_bounded
 from tools import BUILTIN, ToolCall, ToolContext, ToolExecutor, builtin_tools
 from tools.builtin import (
     BookAppointmentArgs,

@@ -16,7 +16,7 @@ import pytest
 
 from db import BusinessData, Database, QueryLog, SafeQuery
 from db.seed import BULK_CUSTOMER, seed_demo, seed_large
-from tests.tools.guards import assert_bounded
+from tests.support.tool_guards import assert_bounded
 from tools import BUILTIN, InMemoryToolAudit, ToolCall, ToolContext, ToolExecutor, builtin_tools
 
 pytestmark = pytest.mark.mongodb

@@ -1,0 +1,546 @@
+"""One call's conversation: listen, think, look things up, talk back, and yield to the caller.
+
+The session reads the port's events in one loop and never blocks it: each caller turn runs as a
+task (transcript -> model -> tools -> speech), so that caller speech arriving while the agent talks
+can clear the line at once and cancel that task. What the caller heard decides what the history
+says the agent said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from agents.config import AgentConfig
+from agents.conversation.control import CONTROL_ACTIONS, END_CALL, TRANSFER_CALL, control_schemas
+from agents.conversation.history import AssistantReply, ConversationHistory
+from agents.conversation.listener import TurnListener, UtteranceReady
+from agents.conversation.record import CallObserver, CallRecord, TurnMetrics
+from agents.conversation.sentences import SentenceChunker
+from agents.conversation.speaker import Speaker
+from agents.engines.local.pool import InferenceOverloaded
+from agents.engines.protocols import (
+    ChatModel,
+    ChatModelUnavailable,
+    SpeechEnded,
+    SpeechEngineUnavailable,
+    SpeechStarted,
+    SpeechSynthesisError,
+    StreamEnd,
+    TextDelta,
+    ToolCallRequest,
+    Transcript,
+    TranscriptionError,
+)
+from agents.port import AudioIn, CallPort, DtmfIn, EndRequested, MarkHeard
+from tools import ToolCall, ToolContext, ToolExecutor, ToolOutcome
+
+log = logging.getLogger("switchboard.agents")
+
+SENTENCE_QUEUE = 8
+"""Bound on sentences waiting for TTS while the model keeps streaming."""
+FIRST_CLAUSE_MIN_CHARS = 8
+"""A reply's first chunk may end at a clause this short ("Of course,"): synthesis time grows with
+the text, so the first audio leaves sooner while the rest of the sentence is synthesized."""
+MAX_DTMF_DIGITS = 32
+"""Bound on keys collected into one keypad entry."""
+MAX_UNANSWERED = 4
+"""Bound on caller utterances kept while the caller keeps talking before we can answer."""
+WRAP_UP_SECONDS = 15.0
+"""How long a goodbye (time limit, apology) may take before the call is cut regardless."""
+
+
+class _EndCall(Exception):
+    """Raised inside a turn once it has ended the call through the port."""
+
+
+class CallSession:
+    def __init__(
+        self,
+        port: CallPort,
+        config: AgentConfig,
+        *,
+        listener: TurnListener,
+        chat: ChatModel,
+        speaker: Speaker,
+        tools: ToolExecutor | None = None,
+        transfer_number: str | None = None,
+        fallback_audio: tuple[bytes, int] | None = None,
+        on_record: Callable[[CallRecord], Awaitable[None]] | None = None,
+        observer: CallObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.port = port
+        self.config = config
+        self.listener = listener
+        self.chat = chat
+        self.speaker = speaker
+        self.tools = tools
+        self.transfer_number = config.transfer_number or transfer_number
+        self.fallback_audio = fallback_audio
+        """Audio played when even TTS fails (rendered at start-up), with its rate."""
+        self.on_record = on_record
+        self.observer = observer
+        self.clock = clock
+        info = port.info
+        self.record = CallRecord(info.call_sid, info.agent_id, info.from_number, info.to_number, info.direction)
+        self.history = ConversationHistory(config.history_budget_chars)
+        self._turn: asyncio.Task[None] | None = None
+        self._turn_count = 0
+        self._unanswered: list[asyncio.Task[Transcript]] = []
+        self._current_reply: AssistantReply | None = None
+        self._caller_speaking = False
+        self._last_activity = clock()
+        self._reprompts = 0
+        self._ending = False
+        self._digits: list[str] = []
+        self._dtmf_timer: asyncio.TimerHandle | None = None
+        self._goodbye: asyncio.Task[None] | None = None
+        """The goodbye the pod asked for (`EndRequested`), running beside the event loop."""
+        self._schemas = self._tool_schemas()
+        self._speech_outages = 0
+        """Turns in a row that failed on an unavailable speech service."""
+
+    # -- the event loop ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        watchdog = asyncio.create_task(self._silence_watchdog(), name=f"silence-{self.record.call_sid}")
+        if self.config.greeting:
+            self._start_turn(self._greet())
+        try:
+            async with asyncio.timeout(self.config.max_call_seconds):
+                async for event in self.port.events():
+                    if isinstance(event, AudioIn):
+                        await self._on_audio(event)
+                    elif isinstance(event, DtmfIn):
+                        await self._on_dtmf(event)
+                    elif isinstance(event, MarkHeard):
+                        self.speaker.on_mark(event)
+                    elif isinstance(event, EndRequested):
+                        self._end_requested(event)
+            self.record.end_reason = self.record.end_reason or "caller hung up"
+        except TimeoutError:
+            await self._wrap_up(self.config.time_limit_goodbye, "max call duration")
+        finally:
+            await self._stop(watchdog)
+
+    async def _on_audio(self, event: AudioIn) -> None:
+        for item in self.listener.feed(event.pcm):
+            if isinstance(item, SpeechStarted):
+                self._caller_speaking = True
+                self._touch()
+                if self._agent_busy() and not self._ending:
+                    await self._barge_in(f"speech at {item.at_ms} ms")
+            elif isinstance(item, SpeechEnded):
+                self._caller_speaking = False
+                self._touch()
+            elif isinstance(item, UtteranceReady) and not self._ending:
+                speech_end_wall = self.clock() - (self.listener.audio_ms - item.speech_end_ms) / 1000
+                self._start_turn(self._answer_speech(item, speech_end_wall))
+
+    async def _on_dtmf(self, event: DtmfIn) -> None:
+        if self._ending:
+            return
+        self._touch()
+        if self._agent_busy():
+            await self._barge_in(f"key {event.digit}")
+        if self._dtmf_timer:
+            self._dtmf_timer.cancel()
+        if event.digit != "#" and len(self._digits) < MAX_DTMF_DIGITS:
+            self._digits.append(event.digit)
+        if event.digit == "#":
+            self._flush_digits()
+        else:
+            loop = asyncio.get_running_loop()
+            self._dtmf_timer = loop.call_later(self.config.dtmf_timeout_ms / 1000, self._flush_digits)
+
+    def _flush_digits(self) -> None:
+        self._dtmf_timer = None
+        digits, self._digits = "".join(self._digits), []
+        if digits and not self._ending:
+            self._start_turn(self._answer_text(f"(The caller typed {digits} on the keypad.)", source="dtmf"))
+
+    # -- barge-in ------------------------------------------------------------------------
+
+    def _agent_busy(self) -> bool:
+        return self._turn_active() or self.speaker.speaking
+
+    def _turn_active(self) -> bool:
+        return self._turn is not None and not self._turn.done()
+
+    async def _barge_in(self, why: str) -> None:
+        """The caller spoke or pressed a key over the agent: stop at once.
+
+        The turn is cancelled before the line is cleared, so no audio it had in hand can be
+        queued after the `clear`. If the agent was only thinking, nothing is cleared or counted.
+        """
+        audible = self.speaker.speaking
+        turn, self._turn = self._turn, None
+        if self._current_reply is not None:
+            self._current_reply.interrupted = True  # parts not yet reported heard were not heard
+        if turn is not None and not turn.done():
+            turn.cancel()
+        if audible:
+            await self.speaker.clear()
+            self.record.barge_ins += 1
+            self._observe(lambda observer: observer.barged_in())
+            self.record.say("system", f"barge-in ({why})")
+            log.info("barge-in", extra={"event": "barge_in", "why": why})
+        await self._settle(turn)
+
+    async def _cancel_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is not None and not turn.done():
+            turn.cancel()
+        await self._settle(turn)
+
+    async def _settle(self, turn: asyncio.Task[None] | None) -> None:
+        if turn is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await turn
+        self.history.close_unanswered_tool_calls("cancelled: the caller interrupted")
+
+    # -- turns ---------------------------------------------------------------------------
+
+    def _start_turn(self, work: Awaitable[None]) -> None:
+        previous = self._turn
+        if previous is not None and not previous.done():
+            previous.cancel()  # the caller said more before we answered: answer everything at once
+        self._turn = asyncio.ensure_future(self._guarded(work))
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
+        """Run one turn; a failure ends the call politely instead of leaving it silent."""
+        try:
+            await work
+            self._speech_outages = 0
+        except _EndCall:
+            pass
+        except ChatModelUnavailable as exc:
+            log.warning("model unavailable", extra={"event": "llm_unavailable", "error": str(exc)})
+            await self._fail("model unavailable")
+        except SpeechEngineUnavailable as exc:
+            log.warning("speech service unavailable", extra={"event": "speech_unavailable", "error": str(exc)})
+            await self._speech_outage()
+        except (SpeechSynthesisError, TranscriptionError, InferenceOverloaded) as exc:
+            log.warning("speech engine failed", extra={"event": "engine_failed", "error": str(exc)})
+            await self._fail("speech engine failed")
+        finally:
+            self._touch()
+
+    async def _greet(self) -> None:
+        reply = AssistantReply()
+        self.history.add_reply(reply)
+        self.record.say("agent", self.config.greeting)
+        await self.speaker.say(self.config.greeting, reply)
+
+    async def _answer_speech(self, ready: UtteranceReady, speech_end_wall: float) -> None:
+        self._turn_count += 1
+        metrics = TurnMetrics(turn=self._turn_count, speech_ms=ready.speech_end_ms - ready.speech_start_ms)
+        metrics.endpoint_ms = (ready.ended_at_ms - ready.speech_end_ms) if ready.ended_at_ms else None
+        ended_wall = self.clock()
+        if len(self._unanswered) >= MAX_UNANSWERED:
+            del self._unanswered[0]
+        self._unanswered.append(ready.transcript)
+        texts = []
+        try:
+            for pending in list(self._unanswered):
+                # shielded: if the caller goes on talking this turn is cancelled, but the words stay
+                # pending and the next turn answers them together with what follows.
+                texts.append((await asyncio.shield(pending)).text)
+        except (SpeechEngineUnavailable, TranscriptionError, InferenceOverloaded):
+            self._unanswered.clear()  # words lost to a failed transcription are not asked for again
+            raise
+        self._unanswered.clear()
+        metrics.stt_ms = _ms(self.clock() - ended_wall)
+        metrics.transcript_ms = _ms(self.clock() - speech_end_wall)
+        metrics.early_transcript = ready.early
+        text = " ".join(t for t in texts if t)
+        if not text:
+            return  # noise, a cough: nothing to answer
+        self._reprompts = 0
+        await self._respond(text, metrics, speech_end_wall)
+
+    async def _answer_text(self, text: str, source: str) -> None:
+        self._turn_count += 1
+        await self._respond(text, TurnMetrics(turn=self._turn_count, source=source), self.clock())
+
+    async def _respond(self, text: str, metrics: TurnMetrics, since: float) -> None:
+        # A turn superseded mid-tool (the caller said more) left calls without results: close them,
+        # or the model server would refuse the history.
+        self.history.close_unanswered_tool_calls("cancelled: the caller said more")
+        self.record.say("caller", text)
+        self.history.add_user(text)
+        tool_turn = self.tools.turn(self._tool_context()) if self.tools else None
+        first_audio = False
+        filler: asyncio.Task[None] | None = None
+        answering = asyncio.Event()
+
+        def on_first_audio() -> None:
+            nonlocal first_audio
+            if not first_audio:
+                first_audio = True
+                metrics.voice_to_voice_ms = _ms(self.clock() - since)
+
+        def on_answer_audio() -> None:
+            on_first_audio()
+            answering.set()  # the answer is on the line: no more fillers
+
+        try:
+            for step in range(self.config.max_tool_steps + 1):
+                reply = AssistantReply()
+                self._current_reply = reply
+                self.history.add_reply(reply)
+                last_step = step == self.config.max_tool_steps
+                await self._model_step(reply, metrics, on_answer_audio, tools_allowed=not last_step)
+                if reply.spoken_text():
+                    self.record.say("agent", reply.spoken_text())
+                if not reply.tool_calls:
+                    return
+                metrics.tool_calls += len(reply.tool_calls)
+                control = [c for c in reply.tool_calls if c.name in CONTROL_ACTIONS]
+                if control:
+                    await self._control(control[0], reply)
+                if filler is None or filler.done():
+                    # From here until the answer's first audio (the tools, then the model again),
+                    # the line is never silent for longer than the bound.
+                    answering.clear()
+                    filler = asyncio.create_task(self._fill_silence(answering, on_first_audio))
+                await self._execute([c for c in reply.tool_calls if c.name not in CONTROL_ACTIONS], tool_turn)
+        finally:
+            if filler is not None and not filler.done():
+                filler.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await filler
+            metrics.interrupted = bool(self._current_reply and self._current_reply.interrupted)
+            self.record.add_turn(metrics)
+            self._observe(lambda observer: observer.turn_ended(metrics))
+
+    async def _fill_silence(self, answering: asyncio.Event, on_first_audio: Callable[[], None]) -> None:
+        """Until the answer starts, say the next filler whenever the line has been quiet for
+        `max_tool_silence_ms`. A filler already playing is never cut: the answer waits for it."""
+        fillers = self.config.filler_phrases
+        said = 0
+        while not answering.is_set():
+            quiet_for = max(0.0, self.speaker.playing_until - self.clock()) + self.config.max_tool_silence_ms / 1000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answering.wait(), quiet_for)
+            if not answering.is_set() and self.speaker.playing_until <= self.clock():
+                await self.speaker.say_phrase(fillers[min(said, len(fillers) - 1)], on_first_audio=on_first_audio)
+                said += 1
+
+    async def _model_step(
+        self, reply: AssistantReply, metrics: TurnMetrics, on_first_audio: Callable[[], None], *, tools_allowed: bool
+    ) -> None:
+        """Stream one model answer; speak its sentences while the rest is still being generated."""
+        sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
+        messages = self.history.messages(self.config.system_prompt)
+        tools = self._schemas if tools_allowed else []
+        tool_choice: Any = self.config.tool_choice if tools else None
+        measure_ttft = metrics.llm_ttft_ms is None
+
+        async def think() -> None:
+            chunker = SentenceChunker(first_clause_min_chars=FIRST_CLAUSE_MIN_CHARS)
+            budget = self.config.max_reply_chars
+            started = self.clock()
+            try:
+                async for event in self.chat.stream(messages, tools, tool_choice):
+                    if measure_ttft and metrics.llm_ttft_ms is None and not isinstance(event, StreamEnd):
+                        metrics.llm_ttft_ms = _ms(self.clock() - started)
+                    if isinstance(event, TextDelta) and budget > 0:
+                        text = event.text[:budget]
+                        budget -= len(text)
+                        for sentence in chunker.feed(text):
+                            await sentences.put(sentence)
+                    elif isinstance(event, ToolCallRequest):
+                        reply.tool_calls.append(event)
+                for sentence in chunker.flush():
+                    await sentences.put(sentence)
+            finally:
+                await sentences.put(None)
+
+        async def speak() -> None:
+            while (sentence := await sentences.get()) is not None:
+                if metrics.tts_first_audio_ms is None:
+                    handed = self.clock()
+
+                    def first_audio(handed: float = handed) -> None:
+                        metrics.tts_first_audio_ms = _ms(self.clock() - handed)
+                        on_first_audio()
+
+                    await self.speaker.say(sentence, reply, first_audio)
+                else:
+                    await self.speaker.say(sentence, reply, on_first_audio)
+
+        thinking = asyncio.create_task(think())
+        try:
+            await speak()
+            await thinking
+        finally:
+            if not thinking.done():
+                thinking.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await thinking
+
+    async def _execute(self, calls: list[ToolCallRequest], tool_turn: Any) -> None:
+        for call in calls:
+            if tool_turn is None:
+                content = '{"error": "no tools are available on this call"}'
+            else:
+                outcome = await tool_turn.run(ToolCall(id=call.id, name=call.name, arguments=call.arguments))
+                content = outcome.content
+                log.info(
+                    "tool call",
+                    extra={"event": "tool_call", "tool": call.name, "ok": outcome.ok, "ms": outcome.duration_ms},
+                )
+                self._tool_called(outcome)
+            self.history.add_tool_result(call.id, content)
+
+    def _tool_called(self, outcome: ToolOutcome) -> None:
+        self._observe(lambda observer: observer.tool_called(outcome.name, outcome.ok, outcome.error))
+
+    def _observe(self, notify: Callable[[CallObserver], None]) -> None:
+        """Tell the observer (the pod's metrics); its failure is logged, never the call's."""
+        if self.observer is None:
+            return
+        try:
+            notify(self.observer)
+        except Exception:
+            log.exception("call observer failed")
+
+    async def _control(self, call: ToolCallRequest, reply: AssistantReply) -> None:
+        """Carry out end_call / transfer_call through the port; the turn ends there."""
+        if call.name == TRANSFER_CALL and self.transfer_number:
+            if not reply.spoken_text():
+                await self.speaker.say_phrase("Let me transfer you now.", reply)
+            self._ending = True
+            self.record.end_reason = "transferred"
+            self.record.say("system", f"transfer to {self.transfer_number}")
+            await self.port.transfer(self.transfer_number)
+            raise _EndCall
+        if call.name == END_CALL:
+            if not reply.spoken_text():
+                await self.speaker.say_phrase("Thank you for calling. Goodbye.", reply)
+            self._ending = True
+            self.record.end_reason = "agent ended the call"
+            await self.port.hang_up("agent ended the call")
+            raise _EndCall
+        self.history.add_tool_result(call.id, '{"error": "transfer is not available on this line"}')
+
+    # -- silence, failure, wrap-up --------------------------------------------------------
+
+    def _touch(self) -> None:
+        self._last_activity = self.clock()
+
+    async def _silence_watchdog(self) -> None:
+        while not self._ending:
+            await asyncio.sleep(0.25)
+            if self._ending or self._caller_speaking or self._agent_busy() or self._digits:
+                continue
+            quiet = self.clock() - max(self._last_activity, self.speaker.playing_until)
+            if quiet < self.config.silence_timeout_seconds:
+                continue
+            if self._reprompts < self.config.silence_reprompts:
+                self._reprompts += 1
+                self._start_turn(self._say_line(self.config.reprompt))
+            else:
+                await self._wrap_up(self.config.silence_goodbye, "caller silent")
+                return
+
+    def _end_requested(self, event: EndRequested) -> None:
+        """The pod sheds this call: the apology, then hang-up. Run beside the event loop, which
+        must keep reading marks (they tell the speaker the apology was heard)."""
+        if self._ending or self._goodbye is not None:
+            return
+        log.warning("the pod is ending this call", extra={"event": "call_shed", "why": event.reason})
+        self._goodbye = asyncio.create_task(
+            self._wrap_up(self.config.apology, f"ended by the pod ({event.reason})"),
+            name=f"goodbye-{self.record.call_sid}",
+        )
+
+    async def _say_line(self, text: str) -> None:
+        reply = AssistantReply()
+        self.history.add_reply(reply)
+        self.record.say("agent", text)
+        await self.speaker.say_phrase(text, reply)
+
+    async def _speech_outage(self) -> None:
+        """A remote speech engine is down or slow: ask the caller to say it again (the line was
+        rendered at start-up, so it plays while the service is away) and keep listening; after
+        `max_speech_outages` such turns in a row, apologise and hang up."""
+        self._speech_outages += 1
+        if self._speech_outages > self.config.max_speech_outages:
+            await self._fail("speech service unavailable")
+            return
+        self.record.say("agent", self.config.say_again)
+        try:
+            await self.speaker.say_phrase(self.config.say_again)
+        except (SpeechSynthesisError, SpeechEngineUnavailable, InferenceOverloaded):
+            if self.fallback_audio is not None:
+                await self.speaker.play_audio(*self.fallback_audio)
+
+    async def _fail(self, reason: str) -> None:
+        await self._wrap_up(self.config.apology, reason)
+
+    async def _wrap_up(self, text: str, reason: str) -> None:
+        """Say a last line (or play the fallback clip if speech fails) and hang up."""
+        if self._ending:
+            return
+        self._ending = True
+        self.record.end_reason = reason
+        self.record.say("agent", text)
+        current = asyncio.current_task()
+        if self._turn is not None and self._turn is not current and not self._turn.done():
+            await self._cancel_turn()
+        try:
+            async with asyncio.timeout(WRAP_UP_SECONDS):
+                try:
+                    await self.speaker.say_phrase(text)
+                except (SpeechSynthesisError, SpeechEngineUnavailable, InferenceOverloaded):
+                    if self.fallback_audio is not None:
+                        await self.speaker.play_audio(*self.fallback_audio)
+                await self.port.hang_up(reason)
+        except TimeoutError:
+            await self.port.hang_up(reason)
+
+    async def _stop(self, watchdog: asyncio.Task[None]) -> None:
+        """Leave nothing running: turn, watchdog, timers, background transcription."""
+        self._ending = True
+        if self._dtmf_timer:
+            self._dtmf_timer.cancel()
+        watchdog.cancel()
+        current = asyncio.current_task()
+        if self._turn is not None and self._turn is not current:
+            await self._cancel_turn()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await watchdog
+        if self._goodbye is not None:  # it ends in hang-up, which is what ended the events
+            self._goodbye.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._goodbye
+        self.listener.close()
+        self.record.ended_at = time.time()
+        if self.on_record is not None:
+            try:
+                await self.on_record(self.record)
+            except Exception:
+                log.exception("could not store the call record")
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _tool_schemas(self) -> list[dict[str, Any]]:
+        schemas = list(self.tools.schemas()) if self.tools else []
+        return schemas + control_schemas(
+            hang_up=self.config.allow_hang_up, transfer=self.config.allow_transfer and bool(self.transfer_number)
+        )
+
+    def _tool_context(self) -> ToolContext:
+        info = self.port.info
+        return ToolContext(call_sid=info.call_sid, agent_id=info.agent_id, caller_number=info.from_number)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)

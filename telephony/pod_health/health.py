@@ -1,0 +1,127 @@
+"""The pod's operational endpoints: liveness, readiness, drain and metrics.
+
+- `GET /healthz` (liveness): the process serves requests. Never fails for load: restarting a pod
+  because it is busy would drop its calls.
+- `GET /readyz` (readiness): 200 while the pod would admit a call; 503 with the reasons while it
+  drains, while memory is at or above the soft threshold, while it carries its maximum of calls,
+  or while a dependency check (the database) fails, so the load balancer sends calls elsewhere.
+- `POST /drain` (the preStop hook): refuse new calls at once, answer when the calls have ended.
+  Accepted from loopback only (an exec hook inside the pod), or, when `drain_token` is set, only
+  with `Authorization: Bearer <token>` from anywhere.
+- `GET /metrics`: Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from telephony.edge import CallEdge, ReadinessCheck
+from telephony.pod_health.admission import DRAINING, MAX_CONCURRENT_CALLS, MEMORY
+from telephony.pod_health.guard import GuardState
+from telephony.pod_health.metrics import metrics_response
+
+log = logging.getLogger("switchboard.health")
+
+
+async def healthz(request: Request) -> JSONResponse:
+    edge: CallEdge = request.app.state.edge
+    return JSONResponse({"status": "ok", "active_calls": edge.calls.active, "counters": edge.stats})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    edge: CallEdge = request.app.state.edge
+    reasons = []
+    if edge.drain.draining:
+        reasons.append(DRAINING)
+    state = edge.memory.sample()
+    if state is not GuardState.OK:
+        reasons.append(MEMORY)
+    if edge.calls.count >= edge.calls.limit:
+        reasons.append(MAX_CONCURRENT_CALLS)
+    for name, check in edge.readiness_checks.items():
+        if not await _passes(name, check, edge.settings.readiness_check_timeout_seconds):
+            reasons.append(name)
+    reading = edge.memory.reading
+    body: dict[str, object] = {
+        "status": "not ready" if reasons else "ready",
+        "calls": edge.calls.count,
+        "max_concurrent_calls": edge.calls.limit,
+        "memory": {
+            "state": state.value,
+            "used_bytes": reading.used_bytes,
+            "limit_bytes": reading.limit_bytes,
+            "source": reading.source,
+        },
+    }
+    if reasons:
+        body["reason"] = reasons[0]
+        body["reasons"] = reasons
+    return JSONResponse(body, status_code=503 if reasons else 200)
+
+
+async def _passes(name: str, check: ReadinessCheck, timeout_s: float) -> bool:
+    try:
+        async with asyncio.timeout(timeout_s):
+            await check()
+    except Exception as exc:
+        log.warning("readiness check failed", extra={"check": name, "error": f"{type(exc).__name__}: {exc}"[:200]})
+        return False
+    return True
+
+
+async def drain(request: Request) -> JSONResponse:
+    edge: CallEdge = request.app.state.edge
+    refusal = _refusal(request, edge)
+    if refusal is not None:
+        return refusal
+    started = time.monotonic()
+    edge.drain.begin()
+    drained = await edge.drain.wait(edge.calls, edge.settings.drain_timeout_seconds)
+    body = {"drained": drained, "calls": edge.calls.count, "waited_s": round(time.monotonic() - started, 3)}
+    log.warning("drain answered", extra=body)
+    return JSONResponse(body, status_code=200 if drained else 503)
+
+
+def _refusal(request: Request, edge: CallEdge) -> JSONResponse | None:
+    """Why this drain request may not proceed, or None. With a token set, the token alone decides
+    (loopback is not trusted: a sidecar proxy forwards outside traffic from loopback)."""
+    token = edge.settings.drain_token
+    if token is not None:
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return JSONResponse({"error": "drain needs Authorization: Bearer <SWITCHBOARD_DRAIN_TOKEN>"}, 401)
+        return None
+    host = request.client.host if request.client else ""
+    if not _is_loopback(host):
+        log.warning("drain refused from a non-loopback address", extra={"client": host})
+        return JSONResponse({"error": "drain is accepted from loopback only (or set SWITCHBOARD_DRAIN_TOKEN)"}, 403)
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def metrics(request: Request) -> Response:
+    edge: CallEdge = request.app.state.edge
+    state = edge.memory.sample()
+    edge.metrics.set_pod_state(
+        active=edge.calls.active,
+        reserved=edge.calls.count - edge.calls.active,
+        limit=edge.calls.limit,
+        memory=edge.memory.reading,
+        state=state,
+        draining=edge.drain.draining,
+    )
+    return metrics_response(edge.metrics)

@@ -1,0 +1,142 @@
+"""The pod's Prometheus metrics, in a registry of the app's own (two apps in one process, as in
+the tests, never share or collide over series).
+
+Counters and histograms are fed as things happen: admission by the webhook, turns, barge-ins and
+tool calls through the `CallObserver` hook the composition root hands the voice agents. What is a
+state rather than an event (calls carried, memory, guard state, draining) is set from the pod just
+before each scrape.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Enum as StateMetric
+from starlette.responses import Response
+
+from agents.conversation.record import TurnMetrics
+from telephony.pod_health.guard import GuardState
+from telephony.pod_health.memory import MemoryReading
+
+STAGES = ("endpoint", "stt", "llm_ttft", "tts_first_audio", "voice_to_voice")
+"""The per-turn latency stages (fields `<stage>_ms` of `TurnMetrics`)."""
+
+LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+"""Seconds; fine around the 0.3-1.5 s where a phone conversation feels quick or slow."""
+
+
+class Metrics:
+    """Implements `CallObserver` (turns, barge-ins, tool calls) and holds every series."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.calls_admitted = Counter("switchboard_calls_admitted", "Calls admitted by the voice webhook.", registry=r)
+        self.calls_refused = Counter(
+            "switchboard_calls_refused",
+            "Calls refused by admission, by reason (draining, memory, max_concurrent_calls).",
+            ["reason"],
+            registry=r,
+        )
+        self.active_calls = Gauge("switchboard_active_calls", "Calls whose media stream is running.", registry=r)
+        self.reserved_calls = Gauge(
+            "switchboard_reserved_calls", "Calls admitted whose media stream has not started yet.", registry=r
+        )
+        self.max_calls = Gauge("switchboard_max_concurrent_calls", "The pod's concurrent-call limit.", registry=r)
+        self.memory_used = Gauge(
+            "switchboard_memory_usage_bytes",
+            "Memory counted against the limit: the cgroup's working set, or the process RSS without a cgroup.",
+            registry=r,
+        )
+        self.memory_limit = Gauge(
+            "switchboard_memory_limit_bytes",
+            "The cgroup's memory limit, or the configured one where the cgroup sets none.",
+            registry=r,
+        )
+        self.memory_oom_kills = Gauge(
+            "switchboard_memory_cgroup_oom_kills",
+            "OOM kills the kernel reports in the pod's cgroup (stays 0 without a cgroup).",
+            registry=r,
+        )
+        self.guard_state = StateMetric(
+            "switchboard_memory_guard_state",
+            "Memory guard state: ok, soft (no new calls), hard (shedding).",
+            states=[state.value for state in GuardState],
+            registry=r,
+        )
+        self.calls_shed = Counter(
+            "switchboard_calls_shed",
+            "Calls the pod ended (with the apology) because memory was at the hard threshold.",
+            registry=r,
+        )
+        self.memory_reliefs = Counter(
+            "switchboard_memory_reliefs",
+            "Times the pod released free memory (garbage collection, malloc_trim) at the hard threshold.",
+            registry=r,
+        )
+        self.draining = Gauge("switchboard_draining", "1 once the pod is draining.", registry=r)
+        self.barge_ins = Counter("switchboard_barge_ins", "Times a caller interrupted the agent.", registry=r)
+        self.tool_calls = Counter(
+            "switchboard_tool_calls",
+            "Tool calls the model made, by outcome (ok, or the executor's error kind).",
+            ["outcome"],
+            registry=r,
+        )
+        self.turn_latency = Histogram(
+            "switchboard_turn_stage_seconds",
+            "Per-turn latency by stage: endpoint, stt, llm_ttft, tts_first_audio, voice_to_voice.",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        for stage in STAGES:  # every stage is exposed from the start, at zero
+            self.turn_latency.labels(stage)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def call_admitted(self) -> None:
+        self.calls_admitted.inc()
+
+    def call_refused(self, reason: str) -> None:
+        self.calls_refused.labels(reason).inc()
+
+    def turn_ended(self, metrics: TurnMetrics) -> None:
+        for stage in STAGES:
+            value = getattr(metrics, f"{stage}_ms")
+            if value is not None:
+                self.turn_latency.labels(stage).observe(value / 1000)
+
+    def barged_in(self) -> None:
+        self.barge_ins.inc()
+
+    def tool_called(self, name: str, ok: bool, error: str | None) -> None:
+        # By outcome only: the name comes from the model and would make the label unbounded.
+        self.tool_calls.labels("ok" if ok else (error or "error")[:32]).inc()
+
+    # -- state, set before a scrape -------------------------------------------------------------
+
+    def set_pod_state(
+        self,
+        *,
+        active: int,
+        reserved: int,
+        limit: int,
+        memory: MemoryReading,
+        state: GuardState,
+        draining: bool,
+    ) -> None:
+        self.active_calls.set(active)
+        self.reserved_calls.set(reserved)
+        self.max_calls.set(limit)
+        self.memory_used.set(memory.used_bytes)
+        self.memory_limit.set(memory.limit_bytes)
+        if memory.oom_kills is not None:
+            self.memory_oom_kills.set(memory.oom_kills)
+        self.guard_state.state(state.value)
+        self.draining.set(1 if draining else 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def metrics_response(metrics: Metrics) -> Response:
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,268 @@
+"""`WS /twilio/media`: one Twilio Media Stream, from `connected` to `stop`.
+
+The stream waits for `start`, verifies the call token Twilio hands back in `customParameters`
+(close 1008 if missing, forged, expired or for another call), then runs the agent's session
+against a `TwilioCallPort` while this handler reads Twilio's messages. A malformed, unknown or
+oversized message is logged and dropped; only `stop`, a disconnect, or the session ending the
+call ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from agents.port import Agent, AudioIn, CallInfo, CallOutcome, DtmfIn, EndRequested, MarkHeard
+from telephony.audio.mulaw import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
+from telephony.audio.resamplers import StreamResampler
+from telephony.edge import CallEdge
+from telephony.logs import call_sid_var
+from telephony.twilio import call_token
+from telephony.twilio.playout import Playout
+from telephony.twilio.port import TwilioCallPort
+from telephony.twilio.protocol import Connected, Dtmf, Mark, Media, ProtocolError, Start, Stop, parse_inbound
+
+log = logging.getLogger(__name__)
+
+POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
+TOKEN_PARAMETER = "token"
+SESSION_GRACE_SECONDS = 2.0
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def media_stream(websocket: WebSocket) -> None:
+    edge: CallEdge = websocket.app.state.edge
+    await websocket.accept()
+    try:
+        await _serve(websocket, edge)
+    except _Disconnected:
+        pass
+    except Exception:  # never let one call's failure escape into the server
+        log.exception("media stream failed")
+        await _close(websocket, INTERNAL_ERROR, "internal error")
+
+
+class _Reader:
+    """Reads one stream's messages; drops the unusable ones (logging the first few, then every
+    hundredth, so a stream spewing garbage cannot flood the logs)."""
+
+    def __init__(self, websocket: WebSocket, edge: CallEdge) -> None:
+        self.websocket = websocket
+        self.edge = edge
+        self.dropped = 0
+
+    def drop(self, reason: str, size: int) -> None:
+        self.dropped += 1
+        self.edge.count("stream_messages_dropped")
+        if self.dropped <= 10 or self.dropped % 100 == 0:
+            log.warning("dropped media-stream message", extra={"reason": reason, "size": size, "dropped": self.dropped})
+
+    async def next(self) -> Connected | Start | Media | Dtmf | Mark | Stop | None:
+        """The next usable message, None for one that was dropped; `_Disconnected` at the end."""
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise _Disconnected
+        raw = message.get("text")
+        if raw is None:
+            raw = message.get("bytes") or b""
+        try:
+            return parse_inbound(raw, self.edge.settings.ws_max_message_bytes)
+        except ProtocolError as exc:
+            self.drop(str(exc), len(raw))
+            return None
+
+    async def start(self) -> Start:
+        """Wait for `start`, dropping anything else but `connected`."""
+        async with asyncio.timeout(self.edge.settings.stream_start_timeout_seconds):
+            while True:
+                message = await self.next()
+                if isinstance(message, Start):
+                    return message
+                if message is not None and not isinstance(message, Connected):
+                    self.drop(f"{message.event} before start", 0)
+
+
+async def _serve(websocket: WebSocket, edge: CallEdge) -> None:
+    settings = edge.settings
+    reader = _Reader(websocket, edge)
+    try:
+        start = await reader.start()
+    except TimeoutError:
+        await _close(websocket, POLICY_VIOLATION, "no start message")
+        return
+    meta = start.start
+    try:
+        claims = call_token.verify(settings.call_token_key(), meta.custom_parameters.get(TOKEN_PARAMETER))
+        if claims.call_sid != meta.call_sid:
+            raise call_token.CallTokenError("call token is for another call")
+        if settings.twilio_account_sid and meta.account_sid != settings.twilio_account_sid:
+            raise call_token.CallTokenError("stream from another account")
+    except call_token.CallTokenError as exc:
+        edge.count("streams_refused")
+        log.warning("refused media stream", extra={"reason": str(exc), "call_sid_claimed": meta.call_sid})
+        await _close(websocket, POLICY_VIOLATION, str(exc))
+        return
+    agent = edge.agents.get(claims.agent_id)
+    if agent is None:
+        log.error("call token names an unknown agent", extra={"agent_id": claims.agent_id})
+        await _close(websocket, INTERNAL_ERROR, "unknown agent")
+        return
+
+    call_sid_var.set(meta.call_sid)
+    info = CallInfo(
+        call_sid=meta.call_sid,
+        stream_sid=meta.stream_sid,
+        agent_id=claims.agent_id,
+        from_number=claims.from_number,
+        to_number=claims.to_number,
+        direction=claims.direction,
+        sample_rate=settings.pipeline_sample_rate,
+        variables=await _call_variables(edge, claims),
+    )
+    await _run_call(reader, agent, info)
+
+
+async def _call_variables(edge: CallEdge, claims: call_token.CallClaims) -> dict[str, str]:
+    """An outbound call's per-contact variables, stored with its record when it was placed."""
+    if edge.database is None or not claims.direction.startswith("outbound"):
+        return {}
+    from db import CallRecords
+
+    try:
+        record = await CallRecords(edge.database).get(claims.call_sid)
+    except Exception:
+        log.exception("could not read the call's variables; the agent's prompt stays generic")
+        return {}
+    variables = (record or {}).get("variables") or {}
+    return {str(k): str(v) for k, v in variables.items()}
+
+
+async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
+    websocket, edge = reader.websocket, reader.edge
+    settings = edge.settings
+    send_lock = asyncio.Lock()
+
+    async def send(text: str) -> None:
+        async with send_lock:
+            await websocket.send_text(text)
+
+    async def end_call(outcome: CallOutcome) -> None:
+        edge.outcomes.put(info.call_sid, outcome)
+        await _close(websocket, 1000, outcome.reason)
+
+    playout = Playout(
+        send,
+        info.stream_sid,
+        lead_ms=settings.playout_lead_ms,
+        max_frames=settings.playout_queue_frames,
+        max_pending_marks=settings.pending_marks,
+    )
+    port = TwilioCallPort(
+        info,
+        playout,
+        end_call,
+        max_queued_events=settings.inbound_queue_frames,
+        outbound_resampler=settings.outbound_resampler,
+        end_wait_seconds=settings.playout_queue_frames * 0.02,
+    )
+    inbound = StreamResampler(TWILIO_SAMPLE_RATE, settings.pipeline_sample_rate, settings.inbound_resampler)
+
+    ending: list[asyncio.TimerHandle | asyncio.Task[None]] = []
+
+    def end_requested(reason: str) -> None:
+        """The pod sheds this call: the agent says its apology and hangs up; if it has not within
+        `shed_goodbye_seconds`, the stream is closed anyway."""
+        if ending:
+            return
+        port.push(EndRequested(reason))
+
+        def close_anyway() -> None:
+            log.warning("the agent did not end the call in time; closing its stream")
+            ending.append(asyncio.create_task(_close(websocket, 1000, f"ended by the pod ({reason})")))
+
+        ending.append(asyncio.get_running_loop().call_later(settings.shed_goodbye_seconds, close_anyway))
+
+    edge.calls.start(info.call_sid, end_requested)
+    edge.count("calls_started")
+    started = time.monotonic()
+    log.info("call started", extra={"agent_id": info.agent_id, "stream_sid": info.stream_sid})
+    playout_task = asyncio.create_task(playout.run(), name=f"playout-{info.call_sid}")
+    session_task = asyncio.create_task(_run_session(agent, port), name=f"session-{info.call_sid}")
+    ended_by = "caller"
+    try:
+        while True:
+            try:
+                message = await reader.next()
+            except _Disconnected:
+                ended_by = "session" if port.outcome is not None else "disconnect"
+                break
+            if isinstance(message, Media):
+                if message.media.track in ("inbound", "inbound_track"):
+                    pcm = inbound.process(mulaw_to_pcm16(message.media.payload))
+                    if pcm:
+                        port.push(AudioIn(pcm, message.media.timestamp))
+            elif isinstance(message, Mark):
+                if playout.mark_echoed(message.mark.name):
+                    port.push(MarkHeard(message.mark.name, heard=True))
+            elif isinstance(message, Dtmf):
+                port.push(DtmfIn(message.dtmf.digit))
+            elif isinstance(message, Stop):
+                break
+            elif isinstance(message, Start):
+                reader.drop("second start message", 0)
+    finally:
+        for handle in ending:
+            handle.cancel()
+        port.close()
+        playout.close()
+        await _finish_session(session_task)
+        playout_task.cancel()
+        await asyncio.gather(playout_task, return_exceptions=True)
+        edge.calls.release(info.call_sid)
+        edge.count("calls_ended")
+        log.info(
+            "call ended",
+            extra={
+                "ended_by": ended_by,
+                "duration_s": round(time.monotonic() - started, 3),
+                "frames_sent": playout.frames_sent,
+                "dropped_audio_frames": port.dropped_audio_frames,
+            },
+        )
+        await _close(websocket, 1000, "call ended")
+
+
+async def _run_session(agent: Agent, port: TwilioCallPort) -> None:
+    try:
+        await agent.run(port)
+        if not port.closed:  # the agent is done talking: end the call rather than leave silence
+            await port.hang_up("agent finished")
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("session failed; ending the call")
+        await port.hang_up("session error")
+
+
+async def _finish_session(task: asyncio.Task[None]) -> None:
+    """Give the session a moment to notice the end of events, then cancel it."""
+    done, _ = await asyncio.wait({task}, timeout=SESSION_GRACE_SECONDS)
+    if not done:
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    if websocket.application_state == WebSocketState.DISCONNECTED:
+        return
+    try:
+        await websocket.close(code, reason[:120])
+    except Exception:  # already closing from the other side
+        pass

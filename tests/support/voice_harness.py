@@ -1,0 +1,129 @@
+"""Whole voice calls for the e2e tests: real VAD, Whisper and Kokoro in a real server, the Twilio
+simulator as the carrier, and the scripted (fake) OpenAI-compatible server as the model."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.config import AgentConfig
+from agents.engines.remote.openai_chat import OpenAIChatModel
+from agents.port import AgentCatalog
+from agents.testing.scripted_llm import ScriptedLlmServer
+from agents.voice_agent import VoiceAgent
+from telephony.app import build_edge, create_app
+from telephony.audio.mulaw import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
+from telephony.cli.demo import agent_transcript
+from telephony.edge import CallEdge
+from telephony.server import BackgroundServer
+from telephony.settings import Settings
+from telephony.simulator import CallReport, Pause, Press, Say, SimulatedCall
+from telephony.simulator.caller_audio import load_utterance
+from telephony.voice import VoiceStack, build_voice_agent, load_voice_stack, warm_up
+from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN, make_settings
+from tests.support.speech import SPEECH_DIR
+from tools import ToolExecutor
+
+VOICE_AGENT = "voice"
+
+
+def utterance(name: str) -> Say:
+    return Say(load_utterance(SPEECH_DIR / f"{name}.wav"), name)
+
+
+def speech_onset_s(say: Say, threshold: float = 500.0) -> float:
+    """Seconds from the start of `say`'s audio to the first 10 ms with speech energy."""
+    pcm = np.frombuffer(mulaw_to_pcm16(say.audio), dtype=np.int16).astype(np.float64)
+    window = TWILIO_SAMPLE_RATE // 100
+    for i in range(0, pcm.size - window, window):
+        if np.sqrt(np.mean(pcm[i : i + window] ** 2)) > threshold:
+            return i / TWILIO_SAMPLE_RATE
+    raise AssertionError("no speech in utterance")
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
+
+
+@dataclass
+class VoicePod:
+    """A server with one voice agent slot, the shared engines, and the fake model behind them."""
+
+    url: str
+    settings: Settings
+    stack: VoiceStack
+    llm: ScriptedLlmServer
+    catalog: AgentCatalog
+    edge: CallEdge
+
+    def use_agent(self, config: AgentConfig, tools: ToolExecutor | None = None) -> VoiceAgent:
+        """Wired as the pod's lifespan wires agents: the pod's metrics observe its calls."""
+        agent = asyncio.run(build_voice_agent(config, self.stack, self.settings, tools, observer=self.edge.metrics))
+        self.catalog.agents[VOICE_AGENT] = agent
+        return agent
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A sample of the pod's Prometheus registry (0 when never set)."""
+        return self.edge.metrics.registry.get_sample_value(name, labels) or 0.0
+
+    def place(self, *script: Say | Pause | Press, tail_s: float = 1.0) -> CallReport:
+        call = SimulatedCall(self.url, AUTH_TOKEN, to=AGENT_NUMBER, script=list(script), tail_s=tail_s)
+        return asyncio.run(call.run())
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Until the server has no call running (session, listener and all)."""
+        edge = self.edge
+        for _ in range(int(timeout / 0.05)):
+            if edge.calls.active == 0 and edge.stats.get("calls_ended") == edge.stats.get("calls_started"):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"call still active: {edge.stats}")
+
+    def assert_nothing_running(self, timeout: float = 10.0) -> None:
+        """No call, no inference job and no model request is left once a call has ended."""
+        self.wait_idle(timeout)
+        engines = {"stt": self.stack.engines.stt, "tts": self.stack.tts}
+        for _ in range(int(timeout / 0.05)):
+            busy = {name: pending for name, engine in engines.items() if (pending := _pending(engine))}
+            open_requests = [r for r in self.llm.requests if r.outcome is None]
+            if not busy and not open_requests:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"still running after the call: pools {busy}, model requests {open_requests}")
+
+    def agent_words(self, report: CallReport, after_s: float = 0.0, until_s: float | None = None) -> list[str]:
+        """What Whisper hears in the agent's recorded audio from `after_s` (call time) on."""
+        return words(agent_transcript(report, self.stack.engines.stt, after_s, until_s))
+
+
+def _pending(engine: object) -> int:
+    """Inference jobs queued or running (in-process), or requests in flight (remote)."""
+    pool = getattr(engine, "pool", None)
+    if pool is not None:
+        return int(pool.pending)
+    client = getattr(engine, "client", None)
+    return int(client.in_flight) if client is not None else 0
+
+
+@contextmanager
+def voice_pod(**settings_overrides: object) -> Iterator[VoicePod]:
+    settings = make_settings(numbers={AGENT_NUMBER: VOICE_AGENT}, **settings_overrides)
+    with ScriptedLlmServer() as llm:
+        chat = OpenAIChatModel(
+            llm.base_url, "scripted", first_token_timeout_s=1.5, idle_timeout_s=2.0, request_timeout_s=10.0
+        )
+        stack = load_voice_stack(settings, chat=chat)
+        try:
+            asyncio.run(warm_up(stack))
+            catalog = AgentCatalog({})
+            edge = build_edge(settings, agents=catalog)
+            with BackgroundServer(create_app(settings, edge), settings) as url:
+                yield VoicePod(url, settings, stack, llm, catalog, edge)
+        finally:
+            asyncio.run(stack.aclose())

@@ -1,0 +1,107 @@
+"""ActiveCalls: reservations at the webhook, activation at stream start, release at the end."""
+
+from __future__ import annotations
+
+from telephony.pod_health.active_calls import ActiveCalls
+from tests.support.clock import FakeClock
+
+
+def test_limit_is_enforced(clock: FakeClock) -> None:
+    calls = ActiveCalls(limit=2, reservation_ttl=60, clock=clock)
+    assert calls.try_reserve("CA1") is True
+    assert calls.try_reserve("CA2") is True
+    assert calls.try_reserve("CA3") is False
+    assert calls.count == 2
+    assert calls.active == 0
+
+
+def test_active_calls_count_against_the_limit(clock: FakeClock) -> None:
+    calls = ActiveCalls(limit=2, reservation_ttl=60, clock=clock)
+    calls.start("CA1")
+    assert calls.try_reserve("CA2") is True
+    assert calls.try_reserve("CA3") is False
+
+
+def test_retried_webhook_does_not_double_count(clock: FakeClock) -> None:
+    calls = ActiveCalls(limit=2, reservation_ttl=60, clock=clock)
+    assert calls.try_reserve("CA1") is True
+    assert calls.try_reserve("CA1") is True
+    assert calls.count == 1
+    assert calls.try_reserve("CA2") is True
+    assert calls.try_reserve("CA1") is True  # a retry is still answered when the pod is full
+    assert calls.count == 2
+
+
+def test_retried_webhook_for_an_active_call(clock: FakeClock) -> None:
+    calls = ActiveCalls(limit=1, reservation_ttl=60, clock=clock)
+    calls.start("CA1")
+    assert calls.try_reserve("CA1") is True
+    assert calls.count == 1
+    assert calls.active == 1
+
+
+def test_reservation_expires(clock: FakeClock) -> None:
+    calls = ActiveCalls(limit=1, reservation_ttl=60, clock=clock)
+    assert calls.try_reserve("CA1") is True
+    clock.now += 60
+    assert calls.count == 1  # still held at the deadline itself
+    assert calls.try_reserve("CA2") is False
+    clock.now += 0.001
+    assert calls.count == 0
+    assert calls.try_reserve("CA2") is True
+    assert calls.count == 1
+
+
+def test_started_call_does_not_expire(clock: FakeClock) -> None:
+    calls = ActiveCalls(limit=1, reservation_ttl=60, clock=clock)
+    calls.try_reserve("CA1")
+    calls.start("CA1")
+    clock.now += 3600
+    assert calls.count == 1
+    assert calls.active == 1
+    assert calls.try_reserve("CA2") is False
+
+
+def test_start_moves_a_reservation_to_active(clock: FakeClock) -> None:
+    calls = ActiveCalls(limit=5, reservation_ttl=60, clock=clock)
+    calls.try_reserve("CA1")
+    calls.start("CA1")
+    assert calls.count == 1
+    assert calls.active == 1
+
+
+def test_start_without_reservation(clock: FakeClock) -> None:
+    """A stream may start on a pod other than the one that answered the webhook."""
+    calls = ActiveCalls(limit=1, reservation_ttl=60, clock=clock)
+    calls.start("CA1")
+    assert calls.active == 1
+    assert calls.count == 1
+    calls.start("CA1")  # idempotent
+    assert calls.count == 1
+    calls.start("CA2")  # not refused here: the call is already connected
+    assert calls.active == 2
+
+
+def test_release(clock: FakeClock) -> None:
+    calls = ActiveCalls(limit=2, reservation_ttl=60, clock=clock)
+    calls.try_reserve("CA1")
+    calls.try_reserve("CA2")
+    calls.start("CA2")
+    calls.release("CA1")  # reserved, never started
+    assert calls.count == 1
+    calls.release("CA2")  # active
+    assert calls.count == 0
+    assert calls.active == 0
+    calls.release("CA2")  # twice: harmless
+    calls.release("CA-unknown")
+    assert calls.count == 0
+    assert calls.try_reserve("CA3") is True
+
+
+def test_retry_after_reservation_expired_holds_a_place(clock: FakeClock) -> None:
+    calls = ActiveCalls(limit=1, reservation_ttl=60, clock=clock)
+    assert calls.try_reserve("CA1") is True
+    clock.now += 61
+    assert calls.try_reserve("CA1") is True  # admitted again...
+    assert calls.count == 1  # ...so it must hold the place
+    assert calls.try_reserve("CA2") is False
