@@ -1,9 +1,9 @@
 """One call's conversation: listen, think, look things up, talk back, and yield to the caller.
 
 The session reads the port's events in one loop and never blocks it: each caller turn runs as a
-task (transcript -> model -> tools -> speech), so that caller speech arriving while the agent talks
-can clear the line at once and cancel that task. What the caller heard decides what the history
-says the agent said.
+task (transcript, then `ReplyPipeline`: model -> tools -> speech), so that caller speech arriving
+while the agent talks can clear the line at once and cancel that task. What the caller heard
+decides what the history says the agent said.
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from agents.config import AgentConfig
-from agents.conversation.control import CONTROL_ACTIONS, END_CALL, TRANSFER_CALL, control_schemas
 from agents.conversation.history import AssistantReply, ConversationHistory
 from agents.conversation.listener import TurnListener, UtteranceReady
 from agents.conversation.record import CallObserver, CallRecord, TurnMetrics
-from agents.conversation.sentences import SentenceChunker
+from agents.conversation.reply import CallEnded, ReplyPipeline, observe, to_ms
 from agents.conversation.speaker import Speaker
 from agents.engines.local.pool import InferenceOverloaded
 from agents.engines.protocols import (
@@ -30,32 +28,20 @@ from agents.engines.protocols import (
     SpeechEngineUnavailable,
     SpeechStarted,
     SpeechSynthesisError,
-    StreamEnd,
-    TextDelta,
-    ToolCallRequest,
     Transcript,
     TranscriptionError,
 )
 from agents.port import AudioIn, CallPort, DtmfIn, EndRequested, MarkHeard
-from tools import ToolCall, ToolContext, ToolExecutor, ToolOutcome
+from tools import ToolExecutor
 
 log = logging.getLogger("switchboard.agents")
 
-SENTENCE_QUEUE = 8
-"""Bound on sentences waiting for TTS while the model keeps streaming."""
-FIRST_CLAUSE_MIN_CHARS = 8
-"""A reply's first chunk may end at a clause this short ("Of course,"): synthesis time grows with
-the text, so the first audio leaves sooner while the rest of the sentence is synthesized."""
 MAX_DTMF_DIGITS = 32
 """Bound on keys collected into one keypad entry."""
 MAX_UNANSWERED = 4
 """Bound on caller utterances kept while the caller keeps talking before we can answer."""
 WRAP_UP_SECONDS = 15.0
 """How long a goodbye (time limit, apology) may take before the call is cut regardless."""
-
-
-class _EndCall(Exception):
-    """Raised inside a turn once it has ended the call through the port."""
 
 
 class CallSession:
@@ -77,9 +63,7 @@ class CallSession:
         self.port = port
         self.config = config
         self.listener = listener
-        self.chat = chat
         self.speaker = speaker
-        self.tools = tools
         self.transfer_number = config.transfer_number or transfer_number
         self.fallback_audio = fallback_audio
         """Audio played when even TTS fails (rendered at start-up), with its rate."""
@@ -92,7 +76,6 @@ class CallSession:
         self._turn: asyncio.Task[None] | None = None
         self._turn_count = 0
         self._unanswered: list[asyncio.Task[Transcript]] = []
-        self._current_reply: AssistantReply | None = None
         self._caller_speaking = False
         self._last_activity = clock()
         self._reprompts = 0
@@ -101,7 +84,20 @@ class CallSession:
         self._dtmf_timer: asyncio.TimerHandle | None = None
         self._goodbye: asyncio.Task[None] | None = None
         """The goodbye the pod asked for (`EndRequested`), running beside the event loop."""
-        self._schemas = self._tool_schemas()
+        self.reply = ReplyPipeline(
+            port,
+            config,
+            chat=chat,
+            speaker=speaker,
+            history=self.history,
+            record=self.record,
+            tools=tools,
+            transfer_number=self.transfer_number,
+            observer=observer,
+            clock=clock,
+            on_ending=self._end_taking_input,
+        )
+        """Model -> sentences -> speech -> tool steps, for each caller turn."""
         self._speech_outages = 0
         """Turns in a row that failed on an unavailable speech service."""
 
@@ -180,14 +176,14 @@ class CallSession:
         """
         audible = self.speaker.speaking
         turn, self._turn = self._turn, None
-        if self._current_reply is not None:
-            self._current_reply.interrupted = True  # parts not yet reported heard were not heard
+        if self.reply.current is not None:
+            self.reply.current.interrupted = True  # parts not yet reported heard were not heard
         if turn is not None and not turn.done():
             turn.cancel()
         if audible:
             await self.speaker.clear()
             self.record.barge_ins += 1
-            self._observe(lambda observer: observer.barged_in())
+            observe(self.observer, lambda observer: observer.barged_in())
             self.record.say("system", f"barge-in ({why})")
             log.info("barge-in", extra={"event": "barge_in", "why": why})
         await self._settle(turn)
@@ -217,7 +213,7 @@ class CallSession:
         try:
             await work
             self._speech_outages = 0
-        except _EndCall:
+        except CallEnded:
             pass
         except ChatModelUnavailable as exc:
             log.warning("model unavailable", extra={"event": "llm_unavailable", "error": str(exc)})
@@ -255,182 +251,24 @@ class CallSession:
             self._unanswered.clear()  # words lost to a failed transcription are not asked for again
             raise
         self._unanswered.clear()
-        metrics.stt_ms = _ms(self.clock() - ended_wall)
-        metrics.transcript_ms = _ms(self.clock() - speech_end_wall)
+        metrics.stt_ms = to_ms(self.clock() - ended_wall)
+        metrics.transcript_ms = to_ms(self.clock() - speech_end_wall)
         metrics.early_transcript = ready.early
         text = " ".join(t for t in texts if t)
         if not text:
             return  # noise, a cough: nothing to answer
         self._reprompts = 0
-        await self._respond(text, metrics, speech_end_wall)
+        await self.reply.respond(text, metrics, speech_end_wall)
 
     async def _answer_text(self, text: str, source: str) -> None:
         self._turn_count += 1
-        await self._respond(text, TurnMetrics(turn=self._turn_count, source=source), self.clock())
-
-    async def _respond(self, text: str, metrics: TurnMetrics, since: float) -> None:
-        # A turn superseded mid-tool (the caller said more) left calls without results: close them,
-        # or the model server would refuse the history.
-        self.history.close_unanswered_tool_calls("cancelled: the caller said more")
-        self.record.say("caller", text)
-        self.history.add_user(text)
-        tool_turn = self.tools.turn(self._tool_context()) if self.tools else None
-        first_audio = False
-        filler: asyncio.Task[None] | None = None
-        answering = asyncio.Event()
-
-        def on_first_audio() -> None:
-            nonlocal first_audio
-            if not first_audio:
-                first_audio = True
-                metrics.voice_to_voice_ms = _ms(self.clock() - since)
-
-        def on_answer_audio() -> None:
-            on_first_audio()
-            answering.set()  # the answer is on the line: no more fillers
-
-        try:
-            for step in range(self.config.max_tool_steps + 1):
-                reply = AssistantReply()
-                self._current_reply = reply
-                self.history.add_reply(reply)
-                last_step = step == self.config.max_tool_steps
-                await self._model_step(reply, metrics, on_answer_audio, tools_allowed=not last_step)
-                if reply.spoken_text():
-                    self.record.say("agent", reply.spoken_text())
-                if not reply.tool_calls:
-                    return
-                metrics.tool_calls += len(reply.tool_calls)
-                control = [c for c in reply.tool_calls if c.name in CONTROL_ACTIONS]
-                if control:
-                    await self._control(control[0], reply)
-                if filler is None or filler.done():
-                    # From here until the answer's first audio (the tools, then the model again),
-                    # the line is never silent for longer than the bound.
-                    answering.clear()
-                    filler = asyncio.create_task(self._fill_silence(answering, on_first_audio))
-                await self._execute([c for c in reply.tool_calls if c.name not in CONTROL_ACTIONS], tool_turn)
-        finally:
-            if filler is not None and not filler.done():
-                filler.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await filler
-            metrics.interrupted = bool(self._current_reply and self._current_reply.interrupted)
-            self.record.add_turn(metrics)
-            self._observe(lambda observer: observer.turn_ended(metrics))
-
-    async def _fill_silence(self, answering: asyncio.Event, on_first_audio: Callable[[], None]) -> None:
-        """Until the answer starts, say the next filler whenever the line has been quiet for
-        `max_tool_silence_ms`. A filler already playing is never cut: the answer waits for it."""
-        fillers = self.config.filler_phrases
-        said = 0
-        while not answering.is_set():
-            quiet_for = max(0.0, self.speaker.playing_until - self.clock()) + self.config.max_tool_silence_ms / 1000
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(answering.wait(), quiet_for)
-            if not answering.is_set() and self.speaker.playing_until <= self.clock():
-                await self.speaker.say_phrase(fillers[min(said, len(fillers) - 1)], on_first_audio=on_first_audio)
-                said += 1
-
-    async def _model_step(
-        self, reply: AssistantReply, metrics: TurnMetrics, on_first_audio: Callable[[], None], *, tools_allowed: bool
-    ) -> None:
-        """Stream one model answer; speak its sentences while the rest is still being generated."""
-        sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
-        messages = self.history.messages(self.config.system_prompt)
-        tools = self._schemas if tools_allowed else []
-        tool_choice: Any = self.config.tool_choice if tools else None
-        measure_ttft = metrics.llm_ttft_ms is None
-
-        async def think() -> None:
-            chunker = SentenceChunker(first_clause_min_chars=FIRST_CLAUSE_MIN_CHARS)
-            budget = self.config.max_reply_chars
-            started = self.clock()
-            try:
-                async for event in self.chat.stream(messages, tools, tool_choice):
-                    if measure_ttft and metrics.llm_ttft_ms is None and not isinstance(event, StreamEnd):
-                        metrics.llm_ttft_ms = _ms(self.clock() - started)
-                    if isinstance(event, TextDelta) and budget > 0:
-                        text = event.text[:budget]
-                        budget -= len(text)
-                        for sentence in chunker.feed(text):
-                            await sentences.put(sentence)
-                    elif isinstance(event, ToolCallRequest):
-                        reply.tool_calls.append(event)
-                for sentence in chunker.flush():
-                    await sentences.put(sentence)
-            finally:
-                await sentences.put(None)
-
-        async def speak() -> None:
-            while (sentence := await sentences.get()) is not None:
-                if metrics.tts_first_audio_ms is None:
-                    handed = self.clock()
-
-                    def first_audio(handed: float = handed) -> None:
-                        metrics.tts_first_audio_ms = _ms(self.clock() - handed)
-                        on_first_audio()
-
-                    await self.speaker.say(sentence, reply, first_audio)
-                else:
-                    await self.speaker.say(sentence, reply, on_first_audio)
-
-        thinking = asyncio.create_task(think())
-        try:
-            await speak()
-            await thinking
-        finally:
-            if not thinking.done():
-                thinking.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await thinking
-
-    async def _execute(self, calls: list[ToolCallRequest], tool_turn: Any) -> None:
-        for call in calls:
-            if tool_turn is None:
-                content = '{"error": "no tools are available on this call"}'
-            else:
-                outcome = await tool_turn.run(ToolCall(id=call.id, name=call.name, arguments=call.arguments))
-                content = outcome.content
-                log.info(
-                    "tool call",
-                    extra={"event": "tool_call", "tool": call.name, "ok": outcome.ok, "ms": outcome.duration_ms},
-                )
-                self._tool_called(outcome)
-            self.history.add_tool_result(call.id, content)
-
-    def _tool_called(self, outcome: ToolOutcome) -> None:
-        self._observe(lambda observer: observer.tool_called(outcome.name, outcome.ok, outcome.error))
-
-    def _observe(self, notify: Callable[[CallObserver], None]) -> None:
-        """Tell the observer (the pod's metrics); its failure is logged, never the call's."""
-        if self.observer is None:
-            return
-        try:
-            notify(self.observer)
-        except Exception:
-            log.exception("call observer failed")
-
-    async def _control(self, call: ToolCallRequest, reply: AssistantReply) -> None:
-        """Carry out end_call / transfer_call through the port; the turn ends there."""
-        if call.name == TRANSFER_CALL and self.transfer_number:
-            if not reply.spoken_text():
-                await self.speaker.say_phrase("Let me transfer you now.", reply)
-            self._ending = True
-            self.record.end_reason = "transferred"
-            self.record.say("system", f"transfer to {self.transfer_number}")
-            await self.port.transfer(self.transfer_number)
-            raise _EndCall
-        if call.name == END_CALL:
-            if not reply.spoken_text():
-                await self.speaker.say_phrase("Thank you for calling. Goodbye.", reply)
-            self._ending = True
-            self.record.end_reason = "agent ended the call"
-            await self.port.hang_up("agent ended the call")
-            raise _EndCall
-        self.history.add_tool_result(call.id, '{"error": "transfer is not available on this line"}')
+        await self.reply.respond(text, TurnMetrics(turn=self._turn_count, source=source), self.clock())
 
     # -- silence, failure, wrap-up --------------------------------------------------------
+
+    def _end_taking_input(self) -> None:
+        """The call is being hung up or handed over: caller input no longer starts turns."""
+        self._ending = True
 
     def _touch(self) -> None:
         self._last_activity = self.clock()
@@ -528,19 +366,3 @@ class CallSession:
                 await self.on_record(self.record)
             except Exception:
                 log.exception("could not store the call record")
-
-    # -- helpers -------------------------------------------------------------------------
-
-    def _tool_schemas(self) -> list[dict[str, Any]]:
-        schemas = list(self.tools.schemas()) if self.tools else []
-        return schemas + control_schemas(
-            hang_up=self.config.allow_hang_up, transfer=self.config.allow_transfer and bool(self.transfer_number)
-        )
-
-    def _tool_context(self) -> ToolContext:
-        info = self.port.info
-        return ToolContext(call_sid=info.call_sid, agent_id=info.agent_id, caller_number=info.from_number)
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)

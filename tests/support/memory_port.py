@@ -1,8 +1,10 @@
 """An in-memory `CallPort`: the session's side of a call with no carrier behind it.
 
 Tests feed caller events with `push` and read back what the session asked for in `actions`.
-Audio is "played" instantly: a mark is reported heard as soon as it is placed, unless the test
-holds marks back (`auto_heard=False`) to keep the agent talking.
+Audio is "played" instantly (and kept in `played`): a mark is reported heard as soon as it is
+placed, unless the test holds marks back (`auto_heard=False`) to keep the agent talking, and
+reports them with `hear`. As on a real carrier, the events end once the call is hung up or
+transferred.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from agents.port import CallEvent, CallInfo, MarkHeard
+from agents.port import AudioIn, CallEvent, CallInfo, MarkHeard
 
 
 class MemoryPort:
@@ -20,7 +22,10 @@ class MemoryPort:
         self.auto_heard = auto_heard
         self.actions: list[tuple[str, object]] = []
         self.pending_marks: list[str] = []
+        self.played: list[bytes] = []
+        """The PCM the session played, in order (at the rate it gave)."""
         self.ended = asyncio.Event()
+        self._audio_ms = 0
 
     @property
     def info(self) -> CallInfo:
@@ -29,15 +34,31 @@ class MemoryPort:
     def push(self, event: CallEvent) -> None:
         self._queue.put_nowait(event)
 
+    def push_audio(self, pcm: bytes, frame_ms: int = 20) -> None:
+        """Caller audio, as the carrier delivers it: `frame_ms` frames at the call's rate."""
+        frame = self._info.sample_rate * frame_ms // 1000 * 2
+        for start in range(0, len(pcm), frame):
+            self.push(AudioIn(pcm[start : start + frame], self._audio_ms))
+            self._audio_ms += frame_ms
+
+    def hear(self, count: int | None = None) -> None:
+        """Report the oldest `count` held-back marks (all when None) as heard."""
+        heard = self.pending_marks[:count]
+        del self.pending_marks[: len(heard)]
+        for name in heard:
+            self.push(MarkHeard(name))
+
     def hang_up_caller(self) -> None:
         self._queue.put_nowait(None)
 
     async def events(self) -> AsyncIterator[CallEvent]:
         while (event := await self._queue.get()) is not None:
             yield event
+            await asyncio.sleep(0)  # a carrier's events come one read at a time: other tasks run between them
 
     async def play(self, pcm: bytes, sample_rate: int) -> None:
         self.actions.append(("play", len(pcm) / 2 / sample_rate))
+        self.played.append(pcm)
 
     async def mark(self, name: str) -> None:
         self.actions.append(("mark", name))
@@ -54,11 +75,16 @@ class MemoryPort:
 
     async def hang_up(self, reason: str = "completed") -> None:
         self.actions.append(("hang_up", reason))
-        self.ended.set()
+        self._end()
 
     async def transfer(self, to: str) -> None:
         self.actions.append(("transfer", to))
-        self.ended.set()
+        self._end()
+
+    def _end(self) -> None:
+        if not self.ended.is_set():
+            self.ended.set()
+            self._queue.put_nowait(None)
 
     def drain(self) -> list[CallEvent]:
         """The events queued for the session so far (marks reported by a clear, say)."""

@@ -1,0 +1,251 @@
+"""One answer to the caller: model -> sentences -> speech -> tool steps, until the model just talks.
+
+The model's text is cut into sentences as it streams and each is spoken while the rest is still
+being generated. Tool calls are run through the executor and the model asked again, with filler
+phrases keeping the line from going silent meanwhile; call control (end, transfer) goes through
+the port. The session decides when an answer starts and cancels it when the caller barges in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from agents.config import AgentConfig
+from agents.conversation.control import CONTROL_ACTIONS, END_CALL, TRANSFER_CALL, control_schemas
+from agents.conversation.history import AssistantReply, ConversationHistory
+from agents.conversation.record import CallObserver, CallRecord, TurnMetrics
+from agents.conversation.sentences import SentenceChunker
+from agents.conversation.speaker import Speaker
+from agents.engines.protocols import ChatModel, StreamEnd, TextDelta, ToolCallRequest
+from agents.port import CallPort
+from tools import ToolCall, ToolContext, ToolExecutor, ToolOutcome, ToolTurn
+
+log = logging.getLogger("switchboard.agents")
+
+SENTENCE_QUEUE = 8
+"""Bound on sentences waiting for TTS while the model keeps streaming."""
+FIRST_CLAUSE_MIN_CHARS = 8
+"""A reply's first chunk may end at a clause this short ("Of course,"): synthesis time grows with
+the text, so the first audio leaves sooner while the rest of the sentence is synthesized."""
+
+
+class CallEnded(Exception):
+    """Raised inside a turn once it has ended the call through the port (end_call, transfer_call)."""
+
+
+class ReplyPipeline:
+    """Answers one call's caller turns; the session owns it and runs one `respond` at a time."""
+
+    def __init__(
+        self,
+        port: CallPort,
+        config: AgentConfig,
+        *,
+        chat: ChatModel,
+        speaker: Speaker,
+        history: ConversationHistory,
+        record: CallRecord,
+        tools: ToolExecutor | None,
+        transfer_number: str | None,
+        observer: CallObserver | None,
+        clock: Callable[[], float],
+        on_ending: Callable[[], None],
+    ) -> None:
+        """`on_ending` is called just before a control action reaches the port, so the session
+        stops taking caller input for a call that is being handed over or hung up."""
+        self.port = port
+        self.config = config
+        self.chat = chat
+        self.speaker = speaker
+        self.history = history
+        self.record = record
+        self.tools = tools
+        self.transfer_number = transfer_number
+        self.observer = observer
+        self.clock = clock
+        self.on_ending = on_ending
+        self.current: AssistantReply | None = None
+        """The model step being spoken now: a barge-in marks it interrupted."""
+        self._schemas = self._tool_schemas()
+
+    async def respond(self, text: str, metrics: TurnMetrics, since: float) -> None:
+        """Answer `text`, the caller's words; `since` is when the caller stopped (for voice-to-voice)."""
+        # A turn superseded mid-tool (the caller said more) left calls without results: close them,
+        # or the model server would refuse the history.
+        self.history.close_unanswered_tool_calls("cancelled: the caller said more")
+        self.record.say("caller", text)
+        self.history.add_user(text)
+        tool_turn = self.tools.turn(self._tool_context()) if self.tools else None
+        first_audio = False
+        filler: asyncio.Task[None] | None = None
+        answering = asyncio.Event()
+
+        def on_first_audio() -> None:
+            nonlocal first_audio
+            if not first_audio:
+                first_audio = True
+                metrics.voice_to_voice_ms = to_ms(self.clock() - since)
+
+        def on_answer_audio() -> None:
+            on_first_audio()
+            answering.set()  # the answer is on the line: no more fillers
+
+        try:
+            for step in range(self.config.max_tool_steps + 1):
+                reply = AssistantReply()
+                self.current = reply
+                self.history.add_reply(reply)
+                last_step = step == self.config.max_tool_steps
+                await self._model_step(reply, metrics, on_answer_audio, tools_allowed=not last_step)
+                if reply.spoken_text():
+                    self.record.say("agent", reply.spoken_text())
+                if not reply.tool_calls:
+                    return
+                metrics.tool_calls += len(reply.tool_calls)
+                control = [c for c in reply.tool_calls if c.name in CONTROL_ACTIONS]
+                if control:
+                    await self._control(control[0], reply)
+                if filler is None or filler.done():
+                    # From here until the answer's first audio (the tools, then the model again),
+                    # the line is never silent for longer than the bound.
+                    answering.clear()
+                    filler = asyncio.create_task(self._fill_silence(answering, on_first_audio))
+                await self._execute([c for c in reply.tool_calls if c.name not in CONTROL_ACTIONS], tool_turn)
+        finally:
+            if filler is not None and not filler.done():
+                filler.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await filler
+            metrics.interrupted = bool(self.current and self.current.interrupted)
+            self.record.add_turn(metrics)
+            observe(self.observer, lambda observer: observer.turn_ended(metrics))
+
+    async def _fill_silence(self, answering: asyncio.Event, on_first_audio: Callable[[], None]) -> None:
+        """Until the answer starts, say the next filler whenever the line has been quiet for
+        `max_tool_silence_ms`. A filler already playing is never cut: the answer waits for it."""
+        fillers = self.config.filler_phrases
+        said = 0
+        while not answering.is_set():
+            quiet_for = max(0.0, self.speaker.playing_until - self.clock()) + self.config.max_tool_silence_ms / 1000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answering.wait(), quiet_for)
+            if not answering.is_set() and self.speaker.playing_until <= self.clock():
+                await self.speaker.say_phrase(fillers[min(said, len(fillers) - 1)], on_first_audio=on_first_audio)
+                said += 1
+
+    async def _model_step(
+        self, reply: AssistantReply, metrics: TurnMetrics, on_first_audio: Callable[[], None], *, tools_allowed: bool
+    ) -> None:
+        """Stream one model answer; speak its sentences while the rest is still being generated."""
+        sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
+        messages = self.history.messages(self.config.system_prompt)
+        tools = self._schemas if tools_allowed else []
+        tool_choice: Any = self.config.tool_choice if tools else None
+        measure_ttft = metrics.llm_ttft_ms is None
+
+        async def think() -> None:
+            chunker = SentenceChunker(first_clause_min_chars=FIRST_CLAUSE_MIN_CHARS)
+            budget = self.config.max_reply_chars
+            started = self.clock()
+            try:
+                async for event in self.chat.stream(messages, tools, tool_choice):
+                    if measure_ttft and metrics.llm_ttft_ms is None and not isinstance(event, StreamEnd):
+                        metrics.llm_ttft_ms = to_ms(self.clock() - started)
+                    if isinstance(event, TextDelta) and budget > 0:
+                        text = event.text[:budget]
+                        budget -= len(text)
+                        for sentence in chunker.feed(text):
+                            await sentences.put(sentence)
+                    elif isinstance(event, ToolCallRequest):
+                        reply.tool_calls.append(event)
+                for sentence in chunker.flush():
+                    await sentences.put(sentence)
+            finally:
+                await sentences.put(None)
+
+        async def speak() -> None:
+            while (sentence := await sentences.get()) is not None:
+                if metrics.tts_first_audio_ms is None:
+                    handed = self.clock()
+
+                    def first_audio(handed: float = handed) -> None:
+                        metrics.tts_first_audio_ms = to_ms(self.clock() - handed)
+                        on_first_audio()
+
+                    await self.speaker.say(sentence, reply, first_audio)
+                else:
+                    await self.speaker.say(sentence, reply, on_first_audio)
+
+        thinking = asyncio.create_task(think())
+        try:
+            await speak()
+            await thinking
+        finally:
+            if not thinking.done():
+                thinking.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await thinking
+
+    async def _execute(self, calls: list[ToolCallRequest], tool_turn: ToolTurn | None) -> None:
+        for call in calls:
+            if tool_turn is None:
+                content = '{"error": "no tools are available on this call"}'
+            else:
+                outcome = await tool_turn.run(ToolCall(id=call.id, name=call.name, arguments=call.arguments))
+                content = outcome.content
+                log.info(
+                    "tool call",
+                    extra={"event": "tool_call", "tool": call.name, "ok": outcome.ok, "ms": outcome.duration_ms},
+                )
+                self._tool_called(outcome)
+            self.history.add_tool_result(call.id, content)
+
+    def _tool_called(self, outcome: ToolOutcome) -> None:
+        observe(self.observer, lambda observer: observer.tool_called(outcome.name, outcome.ok, outcome.error))
+
+    async def _control(self, call: ToolCallRequest, reply: AssistantReply) -> None:
+        """Carry out end_call / transfer_call through the port; the turn ends there."""
+        if call.name == TRANSFER_CALL and self.transfer_number:
+            if not reply.spoken_text():
+                await self.speaker.say_phrase("Let me transfer you now.", reply)
+            self.on_ending()
+            self.record.end_reason = "transferred"
+            self.record.say("system", f"transfer to {self.transfer_number}")
+            await self.port.transfer(self.transfer_number)
+            raise CallEnded
+        if call.name == END_CALL:
+            if not reply.spoken_text():
+                await self.speaker.say_phrase("Thank you for calling. Goodbye.", reply)
+            self.on_ending()
+            self.record.end_reason = "agent ended the call"
+            await self.port.hang_up("agent ended the call")
+            raise CallEnded
+        self.history.add_tool_result(call.id, '{"error": "transfer is not available on this line"}')
+
+    def _tool_schemas(self) -> list[dict[str, Any]]:
+        schemas = list(self.tools.schemas()) if self.tools else []
+        return schemas + control_schemas(
+            hang_up=self.config.allow_hang_up, transfer=self.config.allow_transfer and bool(self.transfer_number)
+        )
+
+    def _tool_context(self) -> ToolContext:
+        info = self.port.info
+        return ToolContext(call_sid=info.call_sid, agent_id=info.agent_id, caller_number=info.from_number)
+
+
+def observe(observer: CallObserver | None, notify: Callable[[CallObserver], None]) -> None:
+    """Tell the observer (the pod's metrics); its failure is logged, never the call's."""
+    if observer is None:
+        return
+    try:
+        notify(observer)
+    except Exception:
+        log.exception("call observer failed")
+
+
+def to_ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
