@@ -10,6 +10,7 @@ from db.campaigns import Campaigns, TransitionRefused
 from db.client import Database, connect, in_memory
 from db.contacts import Contacts
 from db.do_not_call import DoNotCall
+from db.errors import DatabaseError
 from db.indexes import ensure_indexes
 from db.phone_numbers import PhoneNumbers
 from db.safe_query import Between, QueryLog, QueryRecord, ReadResult, ReadSpec, SafeQuery, UnsafeQuery
@@ -25,6 +26,7 @@ __all__ = [
     "Campaigns",
     "Contacts",
     "Database",
+    "DatabaseError",
     "DbSettings",
     "DoNotCall",
     "PhoneNumbers",

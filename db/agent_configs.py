@@ -20,6 +20,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from db.client import Database
+from db.errors import translates_driver_errors
 from db.indexes import AGENT_CONFIG_VERSIONS, AGENT_CONFIGS
 
 AGENT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -62,6 +63,7 @@ def _stored(document: Mapping[str, Any], agent_id: str | None = None) -> StoredC
     )
 
 
+@translates_driver_errors
 class AgentConfigs:
     def __init__(self, database: Database) -> None:
         self._database = database

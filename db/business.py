@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pymongo.errors import DuplicateKeyError
 
+from db.errors import translates_driver_errors
 from db.indexes import APPOINTMENTS, CUSTOMERS, ORDERS
 from db.safe_query import Between, ReadResult, ReadSpec, SafeQuery
 
@@ -72,6 +73,7 @@ def _day_start(day: date | datetime) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+@translates_driver_errors
 class BusinessData:
     def __init__(self, query: SafeQuery, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.query = query

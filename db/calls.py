@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from db.agent_configs import check_agent_id
 from db.client import Database
+from db.errors import translates_driver_errors
 from db.indexes import CALLS
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -62,6 +63,7 @@ def _entry(values: Mapping[str, Any]) -> dict[str, Any]:
     return entry
 
 
+@translates_driver_errors
 class CallRecords:
     def __init__(self, database: Database) -> None:
         self._database = database

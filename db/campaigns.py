@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pymongo import ReturnDocument
 
 from db.client import Database
+from db.errors import translates_driver_errors
 from db.indexes import CAMPAIGN_SLOTS, CAMPAIGNS
 
 Status = Literal["draft", "running", "paused", "cancelled", "completed"]
@@ -49,6 +50,7 @@ def new_campaign_id() -> str:
     return "cmp_" + secrets.token_hex(8)
 
 
+@translates_driver_errors
 class Campaigns:
     def __init__(self, database: Database) -> None:
         self._database = database

@@ -26,6 +26,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from db.client import Database
+from db.errors import translates_driver_errors
 from db.indexes import CONTACTS
 
 State = Literal["pending", "leased", "dialing", "in_call", "done", "failed", "skipped", "cancelled"]
@@ -53,6 +54,7 @@ def contact_key(contact_id: object) -> ObjectId:
     return ObjectId(contact_id)
 
 
+@translates_driver_errors
 class Contacts:
     def __init__(self, database: Database) -> None:
         self._database = database

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from db.client import Database
+from db.errors import translates_driver_errors
 from db.indexes import DO_NOT_CALL
 from db.phone_numbers import check_number
 
@@ -14,6 +15,7 @@ MAX_BATCH = 1000
 """Bound on numbers added in one call."""
 
 
+@translates_driver_errors
 class DoNotCall:
     def __init__(self, database: Database) -> None:
         self._database = database

@@ -10,6 +10,7 @@ import re
 
 from db.agent_configs import check_agent_id
 from db.client import Database
+from db.errors import translates_driver_errors
 from db.indexes import PHONE_NUMBERS
 
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
@@ -21,6 +22,7 @@ def check_number(number: object) -> str:
     return number.strip()
 
 
+@translates_driver_errors
 class PhoneNumbers:
     def __init__(self, database: Database) -> None:
         self._database = database

@@ -5,9 +5,9 @@ Imports `db`; never agents or telephony.
 
 from tools.audit import CallRecordsAudit, InMemoryToolAudit, ToolAudit, ToolAuditEntry
 from tools.builtin import BUILTIN, builtin_tools
-from tools.executor import ToolCall, ToolContext, ToolExecutor, ToolOutcome, ToolTurn
+from tools.executor import ToolCall, ToolExecutor, ToolOutcome, ToolTurn
 from tools.schema import strict_parameters, tool_schema
-from tools.tool import Tool, ToolArguments, ToolError, ToolResult
+from tools.tool import Tool, ToolArguments, ToolContext, ToolError, ToolResult
 
 __all__ = [
     "BUILTIN",

@@ -14,8 +14,7 @@ from typing import Annotated, Any, Self
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from db.business import BookingRefused, BusinessData, OrderStatus
-from tools.executor import ToolContext
-from tools.tool import Tool, ToolArguments, ToolError, ToolResult
+from tools.tool import Tool, ToolArguments, ToolContext, ToolError, ToolResult
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]

@@ -18,12 +18,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pymongo.errors import PyMongoError
 
+from db.errors import DatabaseError
 from db.safe_query import UnsafeQuery
 from tools.audit import MAX_AUDIT_ARGUMENT_CHARS, ToolAudit, ToolAuditEntry
 from tools.schema import tool_schema
-from tools.tool import Tool, ToolError, ToolResult
+from tools.tool import Tool, ToolContext, ToolError, ToolResult
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,6 @@ class ToolCall:
     name: str
     arguments: str
     """The raw JSON text the model produced."""
-
-
-@dataclass(frozen=True, slots=True)
-class ToolContext:
-    call_sid: str
-    agent_id: str
-    caller_number: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +149,9 @@ class ToolTurn:
             return _fail("timeout", f"{tool.name} took over {timeout:g} s; tell the caller you cannot check right now")
         except (ToolError, UnsafeQuery) as exc:
             return _fail("refused", str(exc))
-        except PyMongoError as exc:
-            log.warning("tool %s: database error %s", tool.name, type(exc).__name__, extra={"tool": tool.name})
+        except DatabaseError as exc:
+            kind = type(exc.__cause__ or exc).__name__  # the driver's error name, as logged before
+            log.warning("tool %s: database error %s", tool.name, kind, extra={"tool": tool.name})
             return _fail("database", f"{tool.name} could not reach the records; tell the caller, offer to try again")
         except Exception:
             log.exception("tool %s failed", tool.name, extra={"tool": tool.name})

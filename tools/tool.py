@@ -10,16 +10,22 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from db.safe_query import ReadResult
 
-if TYPE_CHECKING:
-    from tools.executor import ToolContext
-
 _TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """Who a tool call is for: handlers scope their queries to this call, agent and caller."""
+
+    call_sid: str
+    agent_id: str
+    caller_number: str
 
 
 class ToolArguments(BaseModel):
@@ -51,7 +57,7 @@ class ToolResult:
 
 
 Args = TypeVar("Args", bound=ToolArguments)
-Handler = Callable[[Args, "ToolContext"], Awaitable[ToolResult | Mapping[str, Any]]]
+Handler = Callable[[Args, ToolContext], Awaitable[ToolResult | Mapping[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
