@@ -1,5 +1,6 @@
 """`switchboard speech`: the speech service (faster-whisper and Kokoro behind the OpenAI audio
-API, `agents.speech_service`) built from the same settings as the call pod's in-process engines.
+API, `agents.speech_service`) built from the same settings sections as the call pod's in-process
+engines: it loads only those (`SpeechServiceSettings`), so it needs no Twilio token.
 
 It runs where the models belong (GPU nodes in production; a process beside the pod here), so call
 pods set `SWITCHBOARD_STT_BACKEND=remote` and `SWITCHBOARD_TTS_BACKEND=remote` and load neither.
@@ -17,12 +18,12 @@ from agents.engines.local.kokoro import KokoroTextToSpeech
 from agents.engines.local.pool import InferencePool
 from agents.engines.local.whisper import WhisperSpeechToText
 from agents.speech_service import SpeechService
-from telephony.settings import Settings
+from telephony.settings import SpeechServiceSettings
 
 log = logging.getLogger("switchboard.speech")
 
 
-def load_speech_service(settings: Settings) -> SpeechService:
+def load_speech_service(settings: SpeechServiceSettings) -> SpeechService:
     """Load Whisper and Kokoro (blocking: seconds) with the pod's model settings; the pools'
     bounds (`stt_max_pending`, `tts_max_pending`) are the service's bounds on concurrent jobs."""
     stt = WhisperSpeechToText(
@@ -50,7 +51,7 @@ async def warm_up(service: SpeechService) -> None:
     await service.tts.warm_up()
 
 
-def serve_speech(settings: Settings) -> None:
+def serve_speech(settings: SpeechServiceSettings) -> None:
     """Load, warm up, then serve until SIGTERM (uvicorn finishes the requests in hand)."""
     service = load_speech_service(settings)
     asyncio.run(warm_up(service))

@@ -9,7 +9,7 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from telephony.settings import Settings
+from telephony.settings import Section, Settings, SpeechServiceSettings
 from tests.support.settings import AUTH_TOKEN, make_settings
 
 
@@ -146,3 +146,18 @@ def test_settings_are_frozen() -> None:
 def test_out_of_range_values_are_rejected(overrides: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         make_settings(**overrides)
+
+
+def test_the_speech_service_loads_its_sections_without_a_twilio_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_SPEECH_PORT", "8102")
+    monkeypatch.setenv("SWITCHBOARD_TTS_VOICE", "af_heart")
+    settings = SpeechServiceSettings()
+    assert (settings.speech_port, settings.tts_voice) == (8102, "af_heart")
+    assert "twilio_auth_token" not in SpeechServiceSettings.model_fields
+    assert isinstance(make_settings(), SpeechServiceSettings)  # a pod's settings also load its engines
+
+
+def test_each_setting_lives_in_exactly_one_section() -> None:
+    own = {cls.__name__: vars(cls).get("__annotations__", {}) for cls in Settings.__mro__ if issubclass(cls, Section)}
+    owners = {name: [section for section, fields in own.items() if name in fields] for name in Settings.model_fields}
+    assert {name: found for name, found in owners.items() if len(found) != 1} == {}

@@ -1,0 +1,157 @@
+"""Sections of the agents and their engines: voice activity, speech-to-text, the chat model,
+text-to-speech, the remote speech service, and `switchboard speech` itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr
+
+from telephony.settings.section import Section
+
+
+class AgentSettings(Section):
+    """Which agents the pod serves."""
+
+    serve_stored_agents: bool = True
+    """Serve agents stored in MongoDB (created and changed through the admin API) without a
+    redeploy: with a database, the voice engines load at start-up even with no agents file."""
+    stored_agents_max: int = Field(32, ge=1, le=1000)
+    """Bound on stored agents kept built in the pod (least recently used dropped first)."""
+    agents_file: Path | None = None
+    """JSON file with a list of agent configs (see `agents/config.py`); each becomes a voice
+    agent on this pod's engines. The built-in `echo` agent is always there."""
+    transfer_number: str | None = None
+    """Where agents transfer a caller (the echo agent on `0`, voice agents on `transfer_call`)
+    unless an agent config names its own."""
+
+    model_cache: Path | None = None
+    """Where model files assembled from package parts are kept (unset: `~/.cache/switchboard`)."""
+
+
+class ListeningSettings(Section):
+    """Voice activity: when the caller speaks, and how long one utterance may be."""
+
+    vad_threshold: float = Field(0.4, gt=0.15, lt=1.0)
+    """Silero speech probability above which a window is speech."""
+    vad_min_speech_ms: int = Field(120, ge=32, le=2000)
+    """Speech shorter than this is ignored (a click, a cough); also the barge-in reaction time."""
+    vad_end_of_turn_ms: int = Field(600, ge=100, le=5000)
+    """Caller silence that ends a turn."""
+    max_utterance_ms: int = Field(30_000, ge=1000, le=120_000)
+    """Bound on one caller utterance kept for transcription; the turn is forced to end past it."""
+    shed_utterance_ms: int = Field(8_000, ge=1000, le=120_000)
+    """Bound on one caller utterance while memory is at the hard threshold (shedding)."""
+
+
+class SpeechToTextSettings(Section):
+    """Speech-to-text, in process (faster-whisper) or remote."""
+
+    stt_model: str = "bundled:tiny.en"
+    """faster-whisper model: `bundled:tiny.en` (package-carried, sha256-checked), a local
+    CTranslate2 directory, or a hub id such as `Systran/faster-whisper-small.en`."""
+    stt_beam_size: int = Field(1, ge=1, le=10)
+    """Beam width for decoding (1 = greedy, fastest)."""
+    stt_threads: int = Field(2, ge=1, le=64)
+    """CPU threads per transcription."""
+    stt_early_transcription: bool = True
+    """Transcribe while the caller pauses, so the transcript is ready when the turn ends."""
+    stt_max_pending: int = Field(8, ge=1, le=256)
+    """Bound on transcriptions running or queued in the pod (remote: requests in flight to the
+    speech service; `switchboard speech`: jobs in its pool, past which it answers 503). Past it a
+    turn fails: the apology in-process, the say-again line remote."""
+    stt_backend: Literal["local", "remote"] = "local"
+    """`local`: faster-whisper in this process; `remote`: the OpenAI transcription API at `stt_url`
+    (`switchboard speech`, vLLM serving Whisper), and Whisper is never loaded here."""
+    stt_url: AnyHttpUrl | None = None
+    """Base URL of the transcription service (`/v1`); unset: `speech_url`."""
+    stt_remote_model: str = Field("whisper-1", min_length=1, max_length=200)
+    """Model name sent with remote transcriptions (vLLM: the model it serves; `switchboard speech`: any)."""
+
+
+class LlmSettings(Section):
+    """The chat model: an OpenAI-compatible server, or llama.cpp in process."""
+
+    llm_backend: Literal["openai", "embedded"] = "openai"
+    """`openai`: an OpenAI-compatible server (vLLM, llama.cpp server, Ollama, SGLang);
+    `embedded`: llama.cpp in-process (`pip install 'switchboard[embedded]'`), for CPU-only demos."""
+    llm_base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8001/v1")
+    """Base URL of the OpenAI-compatible API (vLLM serves `/v1`)."""
+    llm_model: str = "Qwen/Qwen2.5-7B-Instruct"
+    """Model name sent with each request (the one the server serves)."""
+    llm_api_key: SecretStr = SecretStr("EMPTY")
+    """API key for the model server (vLLM accepts any unless started with `--api-key`)."""
+    llm_first_token_timeout_seconds: float = Field(4.0, gt=0, le=60)
+    """No first token by then: retry once, then apologise."""
+    llm_timeout_seconds: float = Field(30.0, gt=0, le=300)
+    """Bound on one whole model request."""
+    llm_max_tokens: int = Field(300, ge=16, le=4096)
+    """Bound on the tokens of one reply."""
+    llm_temperature: float = Field(0.3, ge=0.0, le=2.0)
+    """Sampling temperature (low: consistent answers on a phone line)."""
+    llm_embedded_model: str = "bundled:smollm2-135m"
+    """GGUF for the embedded backend: `bundled:smollm2-135m` (package-carried, sha256-checked) or a path."""
+    llm_embedded_threads: int = Field(1, ge=1, le=64)
+    """CPU threads for the embedded model (1 measured faster than 2 on a shared 2-core machine)."""
+
+
+class TextToSpeechSettings(Section):
+    """Text-to-speech, in process (Kokoro) or remote."""
+
+    tts_model: str = "bundled:kokoro-82m-int8"
+    """Kokoro ONNX model: `bundled:kokoro-82m-int8` (package-carried, sha256-checked) or a path."""
+    tts_voices: Path | None = None
+    """Kokoro voices file; unset with the bundled model: its voices (production: `voices-v1.0.bin`)."""
+    tts_voice: str = "jf_nezumi"
+    """Voice to speak with (production English voices: e.g. `af_heart`)."""
+    tts_speed: float = Field(1.0, ge=0.5, le=2.0)
+    """Speaking rate (1.0 is the voice's own)."""
+    tts_threads: int = Field(2, ge=1, le=64)
+    """CPU threads per synthesis."""
+    tts_max_pending: int = Field(16, ge=1, le=256)
+    """Bound on syntheses running or queued in the pod (remote: speech requests in flight to the
+    service; `switchboard speech`: pieces in its pool, past which it answers 503). Past it a turn
+    fails: the apology in-process, the say-again line remote."""
+    tts_backend: Literal["local", "remote"] = "local"
+    """`local`: Kokoro in this process; `remote`: the OpenAI speech API at `tts_url` (`switchboard
+    speech`, Kokoro-FastAPI) streaming 24 kHz PCM, and Kokoro is never loaded here."""
+    tts_url: AnyHttpUrl | None = None
+    """Base URL of the speech service (`/v1`); unset: `speech_url`."""
+    tts_remote_model: str = Field("kokoro", min_length=1, max_length=200)
+    """Model name sent with remote speech requests (Kokoro-FastAPI and `switchboard speech`: `kokoro`)."""
+    tts_max_piece_chars: int = Field(100, ge=20, le=500)
+    """Bound on the text of one Kokoro model call (longer sentences are cut at a clause or word).
+    It bounds the largest allocation a call makes: one run at 80 / 120 / 160 / 250 characters grows
+    the process by 233 / 387 / 429 / 708 MB (onnxruntime keeps the arena), and 250 got a 1 GiB pod
+    with Whisper OOM-killed in `benchmarks/pod_load.py --long-every 2`."""
+
+
+class RemoteSpeechSettings(Section):
+    """How a pod with remote engines reaches the speech service."""
+
+    speech_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8002/v1")
+    """Base URL of the OpenAI-compatible audio API (`switchboard speech` serves `/v1`) for the
+    remote backends."""
+    speech_api_key: SecretStr | None = None
+    """Bearer token sent to the speech service(s), if they need one."""
+    speech_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    """Bound on waiting for a speech request's answer to start (retries included) and on any
+    gap in a streamed answer; past it the turn gets the say-again line."""
+    speech_connect_timeout_seconds: float = Field(1.0, gt=0, le=30)
+    """Bound on opening one connection to the speech service (a dead one fails fast, then retries)."""
+    speech_retries: int = Field(2, ge=0, le=10)
+    """Further attempts of a speech request that failed before any answer (connection refused,
+    429, 502-504), with backoff from 0.2 s, inside `speech_timeout_seconds`."""
+
+
+class SpeechServerSettings(Section):
+    """Where `switchboard speech` listens, and what it accepts."""
+
+    speech_host: str = "127.0.0.1"
+    """Address `switchboard speech` binds."""
+    speech_port: int = Field(8002, ge=0, le=65535)
+    """Port `switchboard speech` binds."""
+    speech_max_request_bytes: int = Field(10 * 1024 * 1024, ge=64 * 1024, le=100 * 1024 * 1024)
+    """`switchboard speech`: bound on an uploaded request body (413 past it); 10 MB is over
+    5 minutes of 16 kHz PCM16."""
