@@ -24,16 +24,17 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from agents.loopback import LoopbackServer
 
 # -- the script ----------------------------------------------------------------------------------
 
@@ -218,14 +219,6 @@ class _EventStream(StreamingResponse):
 # -- the server -----------------------------------------------------------------------------------
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its signal handlers: a test fake must not take over Ctrl-C."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class ScriptedLlmServer:
     """A FAKE OpenAI-compatible server (`/v1/chat/completions`, `/v1/models`) that plays a script.
 
@@ -258,8 +251,7 @@ class ScriptedLlmServer:
         if not callable(script):
             self.push(*script)
         self._ids = itertools.count(1)
-        self._server: _QuietServer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server: LoopbackServer | None = None
         self._closing: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
@@ -412,34 +404,19 @@ class ScriptedLlmServer:
     # -- running on the current loop --------------------------------------------------------------
 
     async def start(self) -> None:
-        config = uvicorn.Config(
-            self.app(),
-            host=self.host,
-            port=0,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
         self._closing = asyncio.Event()
         logging.getLogger("uvicorn.error").addFilter(_not_a_scripted_drop)
-        self._server = _QuietServer(config)
-        self._task = asyncio.create_task(self._server.serve(), name="scripted-llm-server")
-        while not self._server.started:
-            if self._task.done():
-                await self._task
-                raise RuntimeError("scripted LLM server failed to start")
-            await asyncio.sleep(0.005)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        server = LoopbackServer(self.app(), host=self.host, lifespan="off", timeout_graceful_shutdown=2)
+        await server.__aenter__()
+        self._server, self.port = server, server.port
 
     async def stop(self) -> None:
-        if self._server is None or self._task is None:
+        if self._server is None:
             return
         assert self._closing is not None
         self._closing.set()
-        self._server.should_exit = True
-        await self._task
-        self._server = self._task = None
+        await self._server.__aexit__(None, None, None)
+        self._server = None
 
     async def __aenter__(self) -> ScriptedLlmServer:
         await self.start()

@@ -11,12 +11,12 @@ admission and `/readyz` never act on a reading older than they tolerate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import time
 from collections.abc import Callable
 
+from agents.tasks import cancel_and_wait
 from telephony.pod_health.memory import MemoryReader, MemoryReading
 
 log = logging.getLogger("switchboard.memory")
@@ -107,10 +107,7 @@ class MemorySampler:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

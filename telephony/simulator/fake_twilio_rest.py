@@ -34,7 +34,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from twilio.request_validator import RequestValidator
+
+from telephony.simulator.signing import signed_headers
 
 MAX_LOG = 1_000_000
 """Bound on requests and calls the fake remembers."""
@@ -126,7 +127,7 @@ class FakeTwilioRest:
         """(n, status): every n-th create request is refused with `status`."""
         self._creates_seen = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._validator = RequestValidator(auth_token)
+        self._auth_token = auth_token
         base = f"/2010-04-01/Accounts/{account_sid}"
         self.app = Starlette(
             routes=[
@@ -293,10 +294,10 @@ class FakeTwilioRest:
         self.callbacks.append((self.clock(), url, params, status))
 
     async def _post(self, url: str, params: dict[str, str]) -> tuple[int, str]:
-        signature = self._validator.compute_signature(url, params)
+        headers = signed_headers(self._auth_token, url, params)
         try:
             async with httpx.AsyncClient(timeout=10.0) as client:
-                response = await client.post(url, data=params, headers={"X-Twilio-Signature": signature})
+                response = await client.post(url, data=params, headers=headers)
             return response.status_code, response.text
         except httpx.HTTPError as exc:
             return 0, str(exc)

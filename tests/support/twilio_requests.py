@@ -1,11 +1,12 @@
-"""Building requests the way Twilio sends them (shared by the telephony tests)."""
+"""Building requests the way Twilio sends them (shared by the telephony tests), signed by the
+simulator's one "signed like Twilio" helper."""
 
 from __future__ import annotations
 
 import httpx
-from twilio.request_validator import RequestValidator
 
 from telephony.simulator import new_sid
+from telephony.simulator.signing import SIGNATURE_HEADER, signature
 from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN
 
 
@@ -24,7 +25,7 @@ def voice_params(to: str = AGENT_NUMBER, call_sid: str | None = None, **extra: s
 
 
 def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN, algorithm: str | None = None) -> str:
-    return RequestValidator(token).compute_signature(url, params, algorithm)
+    return signature(token, url, params, algorithm)
 
 
 def post_signed(
@@ -38,6 +39,6 @@ def post_signed(
 ) -> httpx.Response:
     """POST `params` to the server, signed for `signed_url` (default: the URL requested)."""
     url = base_url + path
-    all_headers = {"X-Twilio-Signature": sign(signed_url or url, params, token)}
+    all_headers = {SIGNATURE_HEADER: sign(signed_url or url, params, token)}
     all_headers.update(headers or {})
     return httpx.post(url, data=params, headers=all_headers)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from agents.tasks import cancel_and_wait
 from telephony.twilio.playout import Playout
 
 SID = "MZ0123456789abcdef0123456789abcdef"
@@ -56,9 +57,7 @@ async def running(playout: Playout) -> AsyncIterator[asyncio.Task[None]]:
     try:
         yield task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
@@ -387,6 +386,4 @@ async def test_audio_from_before_a_clear_is_not_queued_after_it() -> None:
         await settle()
         assert playout.buffered_ms == 0  # the cut-off reply must not come back
     finally:
-        producer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await producer
+        await cancel_and_wait(producer)
