@@ -56,16 +56,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.config import AgentConfig
-from agents.port import AgentCatalog
 from agents.testing.scripted_llm import Reply, ScriptedLlmServer
 from agents.voice_agent import VoiceAgent
-from telephony.app import build_edge, create_app
+from telephony.app import create_app
 from telephony.audio.mulaw import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
+from telephony.pod import Pod
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
 from telephony.simulator import CallReport, Pause, Say, SimulatedCall
 from telephony.simulator.caller_audio import load_utterance
-from telephony.voice import VoiceStack, build_voice_agent, load_voice_stack, warm_up
+from telephony.voice import VoiceStack
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH_DIR = ROOT / "tests" / "fixtures" / "speech"
@@ -211,25 +211,26 @@ def set_mode(stack: VoiceStack, mode: str) -> None:
 
 
 def run_calls(
-    settings: Settings, stack: VoiceStack, calls: int, modes: list[str], reply_wait_s: float, warmup: int
+    url: str, pod: Pod, calls: int, modes: list[str], reply_wait_s: float, warmup: int
 ) -> dict[str, ModeResults]:
-    agent = asyncio.run(build_voice_agent(AGENT, stack, settings))
-    edge = build_edge(settings, agents=AgentCatalog({AGENT.id: agent}))
-    token = settings.twilio_auth_token.get_secret_value()
+    """Calls to the pod at `url` (its agent built from `AGENT` as it started)."""
+    agent = pod.agents.get(AGENT.id)
+    assert isinstance(agent, VoiceAgent) and pod.voice is not None
+    stack = pod.voice.stack
+    token = pod.settings.twilio_auth_token.get_secret_value()
     results = {mode: ModeResults() for mode in modes}
-    with BackgroundServer(create_app(settings, edge), settings) as url:
-        for index in range(warmup):
-            set_mode(stack, modes[0])
-            place_call(url, token, agent, call_script(index, reply_wait_s))
-            print(f"warm-up call {index + 1}/{warmup} done", flush=True)
-        for index in range(calls):
-            for mode in modes:  # alternate, so a noisy neighbour hits every mode alike
-                set_mode(stack, mode)
-                script = call_script(index, reply_wait_s)
-                began = time.monotonic()
-                report = place_call(url, token, agent, script)
-                summary = collect(results[mode], agent, report, script)
-                print(f"call {index + 1}/{calls} {mode:<5} ({time.monotonic() - began:.0f} s): {summary}", flush=True)
+    for index in range(warmup):
+        set_mode(stack, modes[0])
+        place_call(url, token, agent, call_script(index, reply_wait_s))
+        print(f"warm-up call {index + 1}/{warmup} done", flush=True)
+    for index in range(calls):
+        for mode in modes:  # alternate, so a noisy neighbour hits every mode alike
+            set_mode(stack, mode)
+            script = call_script(index, reply_wait_s)
+            began = time.monotonic()
+            report = place_call(url, token, agent, script)
+            summary = collect(results[mode], agent, report, script)
+            print(f"call {index + 1}/{calls} {mode:<5} ({time.monotonic() - began:.0f} s): {summary}", flush=True)
     return results
 
 
@@ -322,13 +323,12 @@ def main() -> None:
             log_level="WARNING",
             **llm,  # type: ignore[arg-type]
         )
-        stack = load_voice_stack(settings)
-        try:
-            asyncio.run(warm_up(stack))
-            print(configuration(settings, stack, args.calls, reply_wait_s), flush=True)
-            results = run_calls(settings, stack, args.calls, modes, reply_wait_s, args.warmup)
-        finally:
-            stack.close()
+        app = create_app(settings, agent_configs=[AGENT])
+        with BackgroundServer(app, settings) as url:  # the pod loads and warms the engines as it starts
+            pod: Pod = app.state.pod
+            assert pod.voice is not None
+            print(configuration(settings, pod.voice.stack, args.calls, reply_wait_s), flush=True)
+            results = run_calls(url, pod, args.calls, modes, reply_wait_s, args.warmup)
     print(f"\n{machine()} (at the end); whole run {time.monotonic() - started:.0f} s\n")
     print(stage_table(results))
     if len(results) == 2:

@@ -71,6 +71,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.tasks import cancel_and_wait
 from agents.testing.scripted_llm import Reply, ScriptedLlmServer, ScriptedToolCall
 from db.seed import BULK_CUSTOMER
 from telephony.simulator import CallReport, Pause, Say, SimulatedCall
@@ -212,10 +213,7 @@ class Sampler:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
 
 # -- the server ----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Wiring the database into the pod: number routing, agents' tools, and where call records go.
+"""Wiring the database into the pod: agents' tools, and where call records go (its number routes
+are in `telephony.routing`).
 
 Without `SWITCHBOARD_MONGODB_URI` the pod still runs: numbers come from settings, agents get
 call control but no data tools, and call records stay in memory.
@@ -13,26 +14,11 @@ from datetime import UTC, datetime
 
 from agents.config import AgentConfig
 from agents.conversation.record import CallRecord
-from db import BusinessData, CallRecords, Database, PhoneNumbers, SafeQuery
-from telephony.routing import NumberDirectory
+from db import BusinessData, CallRecords, Database, SafeQuery
 from telephony.settings import Settings
 from tools import CallRecordsAudit, ToolExecutor, builtin_tools
 
 log = logging.getLogger("switchboard.data")
-
-
-class LayeredNumberDirectory:
-    """The database's routes first, then the settings' `numbers` (so a pod can be set up either way)."""
-
-    def __init__(self, *directories: NumberDirectory) -> None:
-        self.directories = directories
-
-    async def agent_for(self, number: str) -> str | None:
-        for directory in self.directories:
-            agent_id = await directory.agent_for(number)
-            if agent_id is not None:
-                return agent_id
-        return None
 
 
 def tools_for(
@@ -89,7 +75,3 @@ class DatabaseCallStore:
             await self.calls.add_latency(record.call_sid, asdict(turn))
         ended = datetime.fromtimestamp(record.ended_at, UTC) if record.ended_at else None
         await self.calls.finish(record.call_sid, outcome=record.end_reason or "ended", ended_at=ended)
-
-
-def database_directory(database: Database) -> NumberDirectory:
-    return PhoneNumbers(database)

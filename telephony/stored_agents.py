@@ -1,6 +1,7 @@
 """Agents stored in MongoDB (written through the admin API) answer calls without a redeploy.
 
-When a call arrives for an agent id, the webhook asks `StoredAgents.resolve`: the agent's current
+When a call arrives for an agent id, the pod's `AgentDirectory` (for the voice webhook and the
+media stream alike, on whichever pod each lands) asks `StoredAgents.resolve`: the agent's current
 stored version is read (one `find_one` by id), and a voice agent is built for it on first use and
 rebuilt when the version has changed, so an update applies from the next call on, while calls in
 progress keep the version they started with (and each call records it). A stored agent takes
@@ -17,11 +18,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
-from pymongo.errors import PyMongoError
 
 from agents.config import AgentConfig
 from agents.port import Agent, AgentCatalog
-from db import AgentConfigs, Database
+from db import AgentConfigs, Database, DatabaseError
 
 log = logging.getLogger("switchboard.stored_agents")
 
@@ -50,7 +50,7 @@ class StoredAgents:
             stored = await self._configs.current(agent_id)
         except ValueError:  # not a well-formed id: no stored agent can have it
             stored = None
-        except PyMongoError as exc:  # the database is down: serve what is built, never fail the call
+        except DatabaseError as exc:  # the database is down: serve what is built, never fail the call
             log.warning("could not read the stored agent", extra={"agent_id": agent_id, "error": str(exc)[:200]})
             built = self._built.get(agent_id)
             return built[1] if built is not None else self._catalog.get(agent_id)

@@ -15,14 +15,14 @@ from fastapi.responses import JSONResponse
 from telephony.admin import agents, calls, campaigns
 from telephony.admin.auth import ApiKeyAuth, KeyRing
 from telephony.admin.common import ERRORS
-from telephony.edge import CallEdge
+from telephony.settings import Settings
 
 log = logging.getLogger("switchboard.api")
 API_PREFIX = "/api"
 
 
-def build_admin_api(edge: CallEdge) -> FastAPI:
-    """The API app, mounted at `/api` by `create_app`."""
+def build_admin_api(settings: Settings) -> FastAPI:
+    """The API app, mounted at `/api` by `create_app` (whose lifespan sets `api.state.pod`)."""
     api = FastAPI(
         title="Switchboard admin API",
         version="1",
@@ -32,15 +32,14 @@ def build_admin_api(edge: CallEdge) -> FastAPI:
         servers=[{"url": API_PREFIX}],
         root_path_in_servers=False,
     )
-    api.state.edge = edge
     for router in (agents.router, calls.router, campaigns.router):
         api.include_router(router, responses=ERRORS)
-    keys = KeyRing(edge.settings.api_key_scopes())
+    keys = KeyRing(settings.api_key_scopes())
 
     def max_body(path: str) -> int:
         if path.rstrip("/").endswith("/contacts"):
-            return edge.settings.campaign_upload_max_bytes
-        return edge.settings.api_max_body_bytes
+            return settings.campaign_upload_max_bytes
+        return settings.api_max_body_bytes
 
     api.add_middleware(ApiKeyAuth, keys=lambda: keys, max_body=max_body)
 

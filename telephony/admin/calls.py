@@ -126,7 +126,7 @@ async def place_outbound_call(body: OutboundCallIn, db: Db, request: Request) ->
     max_call = float((stored.config if stored else {}).get("max_call_seconds", 900.0))
     try:
         created = await place_call(
-            request.app.state.edge,
+            request.app.state.pod,
             to=body.to,
             from_=body.from_number,
             ref=ref,

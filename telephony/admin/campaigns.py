@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from pydantic import BaseModel, ConfigDict, Field
 
 from db import Campaigns, Contacts, Database, DoNotCall, TransitionRefused
-from telephony.admin.common import MAX_PAGE, Page, Problem, agent_exists, database_of, edge_of, field_error, not_found
+from telephony.admin.common import MAX_PAGE, Page, Problem, agent_exists, database_of, field_error, not_found, pod_of
 from telephony.campaigns.campaign import E164_PATTERN, CampaignSpec
 from telephony.campaigns.contacts_upload import UploadError, parse_upload
 
@@ -88,7 +88,7 @@ def _out(document: dict[str, Any], stats: Stats | None = None) -> CampaignOut:
 
 async def _stats(request: Request, db: Database, document: dict[str, Any]) -> Stats:
     counts = await Contacts(db).counts(document["_id"])
-    busy = await Campaigns(db).busy_slots(document["_id"], now=edge_of(request).clock())
+    busy = await Campaigns(db).busy_slots(document["_id"], now=pod_of(request).clock())
     return Stats(contacts=document.get("contacts", 0), busy_slots=busy, **counts)
 
 
@@ -158,7 +158,7 @@ async def upload_contacts(campaign_id: CampaignId, db: Db, request: Request) -> 
         not_found(f"campaign {campaign_id}")
     if document["status"] in ("cancelled", "completed"):
         raise HTTPException(409, f"the campaign is {document['status']}")
-    settings = edge_of(request).settings
+    settings = pod_of(request).settings
     body = await request.body()
     try:
         parsed = parse_upload(body, request.headers.get("content-type", ""), max_rows=settings.campaign_upload_max_rows)
@@ -167,7 +167,7 @@ async def upload_contacts(campaign_id: CampaignId, db: Db, request: Request) -> 
         field_error(["body"], str(exc), status=status)
     contacts = Contacts(db)
     inserted = duplicates = 0
-    now = edge_of(request).clock()
+    now = pod_of(request).clock()
     for start in range(0, len(parsed.contacts), UPLOAD_BATCH):
         batch = parsed.contacts[start : start + UPLOAD_BATCH]
         report = await contacts.insert(campaign_id, batch, now=now)

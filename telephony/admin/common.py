@@ -1,14 +1,16 @@
-"""What every admin route shares: the edge and database, pages, and errors with field locations."""
+"""What every admin route shares: the pod and database, pages, and errors with field locations."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel
 
 from db import Database
-from telephony.edge import CallEdge
+
+if TYPE_CHECKING:
+    from telephony.pod import Pod
 
 T = TypeVar("T")
 MAX_PAGE = 200
@@ -32,12 +34,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def edge_of(request: Request) -> CallEdge:
-    return request.app.state.edge  # type: ignore[no-any-return]
+def pod_of(request: Request) -> Pod:
+    return request.app.state.pod  # type: ignore[no-any-return]
 
 
 def database_of(request: Request) -> Database:
-    database = edge_of(request).database
+    database = pod_of(request).database
     if database is None:
         raise HTTPException(503, "the admin API needs SWITCHBOARD_MONGODB_URI")
     return database
@@ -57,5 +59,5 @@ async def agent_exists(request: Request, database: Database, agent_id: str) -> b
     from db import AgentConfigs
 
     return (
-        edge_of(request).agents.get(agent_id) is not None or await AgentConfigs(database).current(agent_id) is not None
+        pod_of(request).agents.get(agent_id) is not None or await AgentConfigs(database).current(agent_id) is not None
     )

@@ -11,10 +11,11 @@ Any number of pods run it over the same campaigns; all coordination goes through
 4. count the attempt, label the slot with it, and ask Twilio (`place_call`); the status callback
    (on whichever pod receives it) settles the attempt and frees the slot.
 
-Before every call the pod's `DialGate` is asked; while it gives a reason (the pod is full,
-draining, short of memory) this pod places no calls. A pod that dies loses its leases and slots
-when they expire; attempts it left without a status callback are found by `recover` once their
-call could no longer be running, count as failed, and are retried like any failure.
+Before every call the pod's admission is asked (`PodAdmission.hold_reason`, the same object that
+answers the webhooks and `/readyz`); while it gives a reason (the pod drains, is short of memory,
+is full) this pod places no calls. A pod that dies loses its leases and slots when they expire;
+attempts it left without a status callback are found by `recover` once their call could no longer
+be running, count as failed, and are retried like any failure.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ import logging
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from db import AgentConfigs, Campaigns, Contacts, DoNotCall, TransitionRefused
 from db.contacts import contact_key
 from telephony.campaigns.campaign import CampaignSpec
-from telephony.edge import CallEdge
-from telephony.pod_health.dial_gate import DialGate
 from telephony.twilio.outbound import CallRef, NotConfigured, place_call, settle_attempt
 from telephony.twilio.rest import TwilioApiError
+
+if TYPE_CHECKING:
+    from telephony.pod import Pod
 
 log = logging.getLogger("switchboard.dialer")
 
@@ -44,15 +46,15 @@ DEFAULT_MAX_CALL_SECONDS = 900.0
 class Dialer:
     def __init__(
         self,
-        edge: CallEdge,
-        gate: DialGate,
+        edge: Pod,
         *,
         owner: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         assert edge.database is not None, "the dialer needs the database"
         self.edge = edge
-        self.gate = gate
+        self.admission = edge.admission
+        """The pod's own admission: the dialer holds for the reasons that refuse a webhook."""
         self.owner = owner or f"{socket.gethostname()}-{secrets.token_hex(4)}"
         self._sleep = sleep
         self.campaigns = Campaigns(edge.database)
@@ -118,7 +120,7 @@ class Dialer:
 
     async def _step(self, campaign_id: str, spec: CampaignSpec) -> str:
         """One call placed (or a reason to wait); "finished" when nothing is left to dial."""
-        reason = self.gate.hold_reason()
+        reason = self.admission.hold_reason()
         if reason is not None:
             self._hold(reason)
             await self._sleep(self.poll_seconds)
@@ -140,7 +142,7 @@ class Dialer:
         at = await self.campaigns.reserve_dial_time(campaign_id, now=self.clock(), interval=1.0 / spec.calls_per_second)
         if at > self.clock():
             await self._sleep(at - self.clock())
-        reason = self.gate.hold_reason()
+        reason = self.admission.hold_reason()
         opening = spec.window.next_opening(self.clock(), contact.get("timezone") or spec.timezone)
         if reason is not None or opening is not None:  # things changed while waiting for our turn
             await self.contacts.defer(contact["_id"], self.owner, not_before=opening or self.clock())

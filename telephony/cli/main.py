@@ -149,14 +149,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _speech(args: argparse.Namespace) -> int:
     from telephony.cli.speech import serve_speech
     from telephony.logs import configure_logging
-    from telephony.settings import Settings
+    from telephony.settings import SpeechServiceSettings
 
     overrides: dict[str, object] = {
         f"speech_{key}": value for key in ("host", "port") if (value := getattr(args, key)) is not None
     }
-    if not os.environ.get("SWITCHBOARD_TWILIO_AUTH_TOKEN"):
-        overrides["twilio_auth_token"] = "unused-by-the-speech-service"  # the one required setting is the pod's
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = SpeechServiceSettings(**overrides)  # type: ignore[arg-type]  # its own sections: no Twilio token
     configure_logging(settings.log_level)
     serve_speech(settings)
     return 0

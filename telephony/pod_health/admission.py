@@ -1,14 +1,15 @@
-"""Whether to answer a new call, decided by the inbound webhook before any work is done.
+"""The pod's one answer to "may this pod take a call now?".
 
-`Admission` is the hook. `CallLimitAdmission` is the concurrent-call limit alone;
-`GuardedAdmission` (the pod's default) also refuses while the pod drains and while memory is at or
-above the soft threshold. The reason becomes the `reason` label of the refused-calls metric.
+`PodAdmission` is asked by the voice webhook and the outbound answer webhook (`admit`: reserve a
+place or say why not), by `/readyz` (`reasons`: every reason at once) and by the campaign dialer
+(`hold_reason`: the first reason, before each dial). One object per pod, so the three can never
+disagree. The reasons, in order: the pod drains, memory is at or above the soft threshold, the pod
+carries its maximum of calls. The reason becomes the `reason` label of the refused-calls metric.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from telephony.pod_health.active_calls import ActiveCalls
 from telephony.pod_health.drain import Drain
@@ -17,6 +18,7 @@ from telephony.pod_health.guard import GuardState, MemorySampler
 DRAINING = "draining"
 MEMORY = "memory"
 MAX_CONCURRENT_CALLS = "max_concurrent_calls"
+REASONS = (DRAINING, MEMORY, MAX_CONCURRENT_CALLS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,53 +35,46 @@ class Decision:
         return cls(False, reason)
 
 
-class Admission(Protocol):
-    def admit(self, call_sid: str) -> Decision:
-        """Admit the call (and hold its place) or say why not."""
-        ...
-
-
-class CallLimitAdmission:
-    """Refuses calls once `ActiveCalls.limit` calls are reserved or active."""
-
-    def __init__(self, calls: ActiveCalls) -> None:
-        self._calls = calls
-
-    def admit(self, call_sid: str) -> Decision:
-        if self._calls.try_reserve(call_sid):
-            return Decision.admit()
-        return Decision.busy(MAX_CONCURRENT_CALLS)
-
-    def full(self) -> bool:
-        return self._calls.count >= self._calls.limit
-
-
-class GuardedAdmission:
-    """Refuses while draining, then under memory pressure (soft or hard), then past the call
-    limit: in that order, so a call refused for any reason never holds a place."""
+class PodAdmission:
+    """Draining, then memory pressure (soft or hard), then the call limit: in that order, so a call
+    refused for any reason never holds a place."""
 
     def __init__(self, calls: ActiveCalls, memory: MemorySampler, drain: Drain) -> None:
-        self._limit = CallLimitAdmission(calls)
-        self._memory = memory
-        self._drain = drain
+        self.calls = calls
+        self.memory = memory
+        self.drain = drain
+
+    def reasons(self) -> list[str]:
+        """Every reason the pod would refuse a call now, in order (empty: it would admit one).
+        Memory is read afresh (~0.1 ms of small files)."""
+        reasons = []
+        if self.drain.draining:
+            reasons.append(DRAINING)
+        if self.memory.sample() is not GuardState.OK:
+            reasons.append(MEMORY)
+        if self.calls.count >= self.calls.limit:
+            reasons.append(MAX_CONCURRENT_CALLS)
+        return reasons
 
     def admit(self, call_sid: str) -> Decision:
+        """Admit the call and hold its place, or say why not (a webhook Twilio retries for a call
+        already admitted is admitted again, even on a full pod)."""
         reason = self._pressure()
         if reason is not None:
             return Decision.busy(reason)
-        return self._limit.admit(call_sid)
+        if self.calls.try_reserve(call_sid):
+            return Decision.admit()
+        return Decision.busy(MAX_CONCURRENT_CALLS)
 
     def hold_reason(self) -> str | None:
-        """Why the pod should not start a call of its own now (the outbound dialer asks before
-        each dial), or None: the same reasons, in the same order, as for an inbound call."""
-        reason = self._pressure()
-        if reason is None and self._limit.full():
-            reason = MAX_CONCURRENT_CALLS
-        return reason
+        """Why the pod should not start a call of its own now (the dialer asks before each dial),
+        or None: the first of `reasons()`."""
+        reasons = self.reasons()
+        return reasons[0] if reasons else None
 
     def _pressure(self) -> str | None:
-        if self._drain.draining:
+        if self.drain.draining:
             return DRAINING
-        if self._memory.sample() is not GuardState.OK:  # a fresh read: ~0.1 ms of small files
+        if self.memory.sample() is not GuardState.OK:
             return MEMORY
         return None

@@ -1,10 +1,11 @@
 """The pod's operational endpoints: liveness, readiness, drain and metrics.
 
-- `GET /healthz` (liveness): the process serves requests. Never fails for load: restarting a pod
-  because it is busy would drop its calls.
-- `GET /readyz` (readiness): 200 while the pod would admit a call; 503 with the reasons while it
-  drains, while memory is at or above the soft threshold, while it carries its maximum of calls,
-  or while a dependency check (the database) fails, so the load balancer sends calls elsewhere.
+- `GET /healthz` (liveness): the process serves requests, with the pod's counters (read from the
+  metrics registry). Never fails for load: restarting a pod because it is busy would drop its calls.
+- `GET /readyz` (readiness): 200 while the pod would admit a call; 503 with the reasons while the
+  pod's admission refuses calls (draining, memory at or above the soft threshold, its maximum of
+  calls: the very answer the webhooks and the dialer get) or while a dependency check (the
+  database) fails, so the load balancer sends calls elsewhere.
 - `POST /drain` (the preStop hook): refuse new calls at once, answer when the calls have ended.
   Accepted from loopback only (an exec hook inside the pod), or, when `drain_token` is set, only
   with `Authorization: Bearer <token>` from anywhere.
@@ -18,33 +19,29 @@ import hmac
 import ipaddress
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from telephony.edge import CallEdge, ReadinessCheck
-from telephony.pod_health.admission import DRAINING, MAX_CONCURRENT_CALLS, MEMORY
-from telephony.pod_health.guard import GuardState
-from telephony.pod_health.metrics import metrics_response
+from telephony.pod_health.metrics import counters, metrics_response
+
+if TYPE_CHECKING:
+    from telephony.pod import Pod, ReadinessCheck
 
 log = logging.getLogger("switchboard.health")
 
 
 async def healthz(request: Request) -> JSONResponse:
-    edge: CallEdge = request.app.state.edge
-    return JSONResponse({"status": "ok", "active_calls": edge.calls.active, "counters": edge.stats})
+    edge: Pod = request.app.state.pod
+    body = {"status": "ok", "active_calls": edge.calls.active, "counters": counters(edge.metrics.registry)}
+    return JSONResponse(body)
 
 
 async def readyz(request: Request) -> JSONResponse:
-    edge: CallEdge = request.app.state.edge
-    reasons = []
-    if edge.drain.draining:
-        reasons.append(DRAINING)
-    state = edge.memory.sample()
-    if state is not GuardState.OK:
-        reasons.append(MEMORY)
-    if edge.calls.count >= edge.calls.limit:
-        reasons.append(MAX_CONCURRENT_CALLS)
+    edge: Pod = request.app.state.pod
+    reasons = edge.admission.reasons()  # samples memory afresh
+    state = edge.memory.state
     for name, check in edge.readiness_checks.items():
         if not await _passes(name, check, edge.settings.readiness_check_timeout_seconds):
             reasons.append(name)
@@ -77,7 +74,7 @@ async def _passes(name: str, check: ReadinessCheck, timeout_s: float) -> bool:
 
 
 async def drain(request: Request) -> JSONResponse:
-    edge: CallEdge = request.app.state.edge
+    edge: Pod = request.app.state.pod
     refusal = _refusal(request, edge)
     if refusal is not None:
         return refusal
@@ -89,7 +86,7 @@ async def drain(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if drained else 503)
 
 
-def _refusal(request: Request, edge: CallEdge) -> JSONResponse | None:
+def _refusal(request: Request, edge: Pod) -> JSONResponse | None:
     """Why this drain request may not proceed, or None. With a token set, the token alone decides
     (loopback is not trusted: a sidecar proxy forwards outside traffic from loopback)."""
     token = edge.settings.drain_token
@@ -114,7 +111,7 @@ def _is_loopback(host: str) -> bool:
 
 
 async def metrics(request: Request) -> Response:
-    edge: CallEdge = request.app.state.edge
+    edge: Pod = request.app.state.pod
     state = edge.memory.sample()
     edge.metrics.set_pod_state(
         active=edge.calls.active,

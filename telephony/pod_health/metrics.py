@@ -1,10 +1,11 @@
 """The pod's Prometheus metrics, in a registry of the app's own (two apps in one process, as in
 the tests, never share or collide over series).
 
-Counters and histograms are fed as things happen: admission by the webhook, turns, barge-ins and
-tool calls through the `CallObserver` hook the composition root hands the voice agents. What is a
-state rather than an event (calls carried, memory, guard state, draining) is set from the pod just
-before each scrape.
+This registry is the pod's one counter sink: every event the pod counts is a counter here, fed as
+it happens (webhooks, streams, outbound and campaign calls by their handlers; turns, barge-ins and
+tool calls through the `CallObserver` hook the composition root hands the voice agents), and
+`/healthz` shows the same counters (`counters`). What is a state rather than an event (calls
+carried, memory, guard state, draining) is set from the pod just before each scrape.
 """
 
 from __future__ import annotations
@@ -14,11 +15,19 @@ from prometheus_client import Enum as StateMetric
 from starlette.responses import Response
 
 from agents.conversation.record import TurnMetrics
+from telephony.pod_health.admission import REASONS
 from telephony.pod_health.guard import GuardState
 from telephony.pod_health.memory import MemoryReading
 
 STAGES = ("endpoint", "stt", "llm_ttft", "tts_first_audio", "voice_to_voice")
 """The per-turn latency stages (fields `<stage>_ms` of `TurnMetrics`)."""
+
+OUTBOUND_EVENTS = ("placed", "answered", "unknown_agent", "voicemail_left", "machine_hung_up")
+"""What happens to outbound calls (the `event` label of `switchboard_outbound_calls_total`)."""
+
+CAMPAIGN_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled", "invalid", "lost")
+"""How a campaign attempt settles: Twilio's final statuses, `invalid` (the number was refused
+before dialing) and `lost` (its pod died mid-call)."""
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 """Seconds; fine around the 0.3-1.5 s where a phone conversation feels quick or slow."""
@@ -37,6 +46,49 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.calls_unknown_number = Counter(
+            "switchboard_calls_unknown_number", "Inbound calls to a number with no agent.", registry=r
+        )
+        self.webhooks_forbidden = Counter(
+            "switchboard_webhooks_forbidden", "Webhooks refused for a missing or invalid Twilio signature.", registry=r
+        )
+        self.streams_refused = Counter(
+            "switchboard_streams_refused",
+            "Media streams closed for a missing, forged or expired call token.",
+            registry=r,
+        )
+        self.stream_messages_dropped = Counter(
+            "switchboard_stream_messages_dropped",
+            "Media-stream messages dropped as malformed, unknown, oversized or out of order.",
+            registry=r,
+        )
+        self.calls_started = Counter("switchboard_calls_started", "Calls whose media stream started.", registry=r)
+        self.calls_ended = Counter("switchboard_calls_ended", "Calls whose media stream ended.", registry=r)
+        self.outbound_calls = Counter(
+            "switchboard_outbound_calls",
+            "Outbound calls, by event: placed, answered, unknown_agent, voicemail_left, machine_hung_up.",
+            ["event"],
+            registry=r,
+        )
+        self.outbound_refused = Counter(
+            "switchboard_outbound_refused",
+            "Answered outbound calls admission refused, by reason (draining, memory, max_concurrent_calls).",
+            ["reason"],
+            registry=r,
+        )
+        self.campaign_calls = Counter(
+            "switchboard_campaign_calls",
+            "Campaign attempts settled, by status (Twilio's final status, invalid or lost).",
+            ["status"],
+            registry=r,
+        )
+        for reason in REASONS:  # labelled counters are exposed from the start, at zero
+            self.calls_refused.labels(reason)
+            self.outbound_refused.labels(reason)
+        for event in OUTBOUND_EVENTS:
+            self.outbound_calls.labels(event)
+        for status in CAMPAIGN_STATUSES:
+            self.campaign_calls.labels(status)
         self.active_calls = Gauge("switchboard_active_calls", "Calls whose media stream is running.", registry=r)
         self.reserved_calls = Gauge(
             "switchboard_reserved_calls", "Calls admitted whose media stream has not started yet.", registry=r
@@ -136,6 +188,20 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def counters(registry: CollectorRegistry) -> dict[str, float]:
+    """Every counter in `registry`, keyed as on `/metrics` (`name_total{label="value"}`): what
+    `/healthz` shows, so it can never disagree with a scrape."""
+    found: dict[str, float] = {}
+    for family in registry.collect():
+        if family.type != "counter":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                labels = ",".join(f'{key}="{value}"' for key, value in sorted(sample.labels.items()))
+                found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return found
 
 
 def metrics_response(metrics: Metrics) -> Response:

@@ -12,18 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket, WebSocketState
 
 from agents.port import Agent, AudioIn, CallInfo, CallOutcome, DtmfIn, EndRequested, MarkHeard
 from telephony.audio.mulaw import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
 from telephony.audio.resamplers import StreamResampler
-from telephony.edge import CallEdge
 from telephony.logs import call_sid_var
 from telephony.twilio import call_token
 from telephony.twilio.playout import Playout
 from telephony.twilio.port import TwilioCallPort
 from telephony.twilio.protocol import Connected, Dtmf, Mark, Media, ProtocolError, Start, Stop, parse_inbound
+
+if TYPE_CHECKING:
+    from telephony.pod import Pod
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ class _Disconnected(Exception):
 
 
 async def media_stream(websocket: WebSocket) -> None:
-    edge: CallEdge = websocket.app.state.edge
+    edge: Pod = websocket.app.state.pod
     await websocket.accept()
     try:
         await _serve(websocket, edge)
@@ -53,14 +56,14 @@ class _Reader:
     """Reads one stream's messages; drops the unusable ones (logging the first few, then every
     hundredth, so a stream spewing garbage cannot flood the logs)."""
 
-    def __init__(self, websocket: WebSocket, edge: CallEdge) -> None:
+    def __init__(self, websocket: WebSocket, edge: Pod) -> None:
         self.websocket = websocket
         self.edge = edge
         self.dropped = 0
 
     def drop(self, reason: str, size: int) -> None:
         self.dropped += 1
-        self.edge.count("stream_messages_dropped")
+        self.edge.metrics.stream_messages_dropped.inc()
         if self.dropped <= 10 or self.dropped % 100 == 0:
             log.warning("dropped media-stream message", extra={"reason": reason, "size": size, "dropped": self.dropped})
 
@@ -89,7 +92,7 @@ class _Reader:
                     self.drop(f"{message.event} before start", 0)
 
 
-async def _serve(websocket: WebSocket, edge: CallEdge) -> None:
+async def _serve(websocket: WebSocket, edge: Pod) -> None:
     settings = edge.settings
     reader = _Reader(websocket, edge)
     try:
@@ -105,12 +108,12 @@ async def _serve(websocket: WebSocket, edge: CallEdge) -> None:
         if settings.twilio_account_sid and meta.account_sid != settings.twilio_account_sid:
             raise call_token.CallTokenError("stream from another account")
     except call_token.CallTokenError as exc:
-        edge.count("streams_refused")
+        edge.metrics.streams_refused.inc()
         log.warning("refused media stream", extra={"reason": str(exc), "call_sid_claimed": meta.call_sid})
         await _close(websocket, POLICY_VIOLATION, str(exc))
         return
-    agent = edge.agents.get(claims.agent_id)
-    if agent is None:
+    resolved = await edge.directory.resolve(agent_id=claims.agent_id)  # as the webhook did, maybe on another pod
+    if resolved is None:
         log.error("call token names an unknown agent", extra={"agent_id": claims.agent_id})
         await _close(websocket, INTERNAL_ERROR, "unknown agent")
         return
@@ -126,10 +129,10 @@ async def _serve(websocket: WebSocket, edge: CallEdge) -> None:
         sample_rate=settings.pipeline_sample_rate,
         variables=await _call_variables(edge, claims),
     )
-    await _run_call(reader, agent, info)
+    await _run_call(reader, resolved.agent, info)
 
 
-async def _call_variables(edge: CallEdge, claims: call_token.CallClaims) -> dict[str, str]:
+async def _call_variables(edge: Pod, claims: call_token.CallClaims) -> dict[str, str]:
     """An outbound call's per-contact variables, stored with its record when it was placed."""
     if edge.database is None or not claims.direction.startswith("outbound"):
         return {}
@@ -190,7 +193,7 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
         ending.append(asyncio.get_running_loop().call_later(settings.shed_goodbye_seconds, close_anyway))
 
     edge.calls.start(info.call_sid, end_requested)
-    edge.count("calls_started")
+    edge.metrics.calls_started.inc()
     started = time.monotonic()
     log.info("call started", extra={"agent_id": info.agent_id, "stream_sid": info.stream_sid})
     playout_task = asyncio.create_task(playout.run(), name=f"playout-{info.call_sid}")
@@ -226,7 +229,7 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
         playout_task.cancel()
         await asyncio.gather(playout_task, return_exceptions=True)
         edge.calls.release(info.call_sid)
-        edge.count("calls_ended")
+        edge.metrics.calls_ended.inc()
         log.info(
             "call ended",
             extra={

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,11 +31,13 @@ from starlette.responses import PlainTextResponse, Response
 from db import CallRecords, Campaigns, Contacts
 from db.agent_configs import AGENT_ID_PATTERN
 from telephony.campaigns.campaign import CampaignSpec, Voicemail
-from telephony.edge import CallEdge
 from telephony.logs import call_sid_var
 from telephony.twilio import twiml
 from telephony.twilio.rest import CreatedCall, TwilioApiError
 from telephony.twilio.webhooks import VoiceWebhook, _signed_model, stream_to_agent, xml
+
+if TYPE_CHECKING:
+    from telephony.pod import Pod
 
 log = logging.getLogger("switchboard.outbound")
 
@@ -83,14 +85,14 @@ class AmdWebhook(BaseModel):
     AnsweredBy: str = Field(max_length=32)
 
 
-def _base_url(edge: CallEdge) -> str:
+def _base_url(edge: Pod) -> str:
     if edge.settings.public_url is None:
         raise NotConfigured("outbound calls need SWITCHBOARD_PUBLIC_URL (where Twilio reaches this service)")
     return str(edge.settings.public_url).rstrip("/")
 
 
 async def place_call(
-    edge: CallEdge,
+    edge: Pod,
     *,
     to: str,
     from_: str,
@@ -120,7 +122,7 @@ async def place_call(
         timeout=settings.outbound_ring_timeout_seconds,
         time_limit=int(max_call_seconds) + 60,
     )
-    edge.count("outbound_calls_placed")
+    edge.metrics.outbound_calls.labels("placed").inc()
     if edge.database is not None:
         await CallRecords(edge.database).start(
             created.sid,
@@ -149,7 +151,7 @@ def _ref(request: Request) -> CallRef | Response:
 
 async def outbound_answer(request: Request) -> Response:
     """The callee answered: stream the call to its agent (or hang up if this pod cannot take it)."""
-    edge: CallEdge = request.app.state.edge
+    edge: Pod = request.app.state.pod
     call = await _signed_model(request, edge, VoiceWebhook)
     if isinstance(call, Response):
         return call
@@ -157,22 +159,22 @@ async def outbound_answer(request: Request) -> Response:
     if isinstance(ref, Response):
         return ref
     call_sid_var.set(call.CallSid)
-    if await edge.agent(ref.agent) is None:
-        edge.count("outbound_unknown_agent")
+    if await edge.directory.resolve(agent_id=ref.agent) is None:
+        edge.metrics.outbound_calls.labels("unknown_agent").inc()
         log.error("outbound call for an agent this pod does not serve", extra={"agent_id": ref.agent})
         return xml(twiml.hang_up())
     decision = edge.admission.admit(call.CallSid)
     if not decision.admitted:
-        edge.count(f"outbound_refused_{decision.reason}")
+        edge.metrics.outbound_refused.labels(decision.reason).inc()
         log.warning("outbound call answered but refused", extra={"reason": decision.reason})
         return xml(twiml.hang_up())
-    edge.count("outbound_answered")
+    edge.metrics.outbound_calls.labels("answered").inc()
     return stream_to_agent(request, edge, call, ref.agent, "outbound-api")
 
 
 async def call_status(request: Request) -> Response:
     """Twilio's status callback: record the status; a final one settles the campaign attempt."""
-    edge: CallEdge = request.app.state.edge
+    edge: Pod = request.app.state.pod
     status = await _signed_model(request, edge, StatusWebhook)
     if isinstance(status, Response):
         return status
@@ -188,7 +190,7 @@ async def call_status(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def settle_attempt(edge: CallEdge, ref: CallRef, status: str, call_sid: str | None) -> None:
+async def settle_attempt(edge: Pod, ref: CallRef, status: str, call_sid: str | None) -> None:
     """Apply a campaign call's final status to its contact and free its concurrency slot."""
     assert edge.database is not None and ref.campaign and ref.contact and ref.attempt
     campaigns = Campaigns(edge.database)
@@ -207,12 +209,12 @@ async def settle_attempt(edge: CallEdge, ref: CallRef, status: str, call_sid: st
     )
     if before is not None and before.get("slot"):
         await campaigns.release_slot(before["slot"], f"{ref.contact}:{ref.attempt}")
-    edge.count(f"campaign_calls_{status}")
+    edge.metrics.campaign_calls.labels(status).inc()
 
 
 async def amd_status(request: Request) -> Response:
     """Answering-machine detection: on a machine, hang up or leave the voicemail message."""
-    edge: CallEdge = request.app.state.edge
+    edge: Pod = request.app.state.pod
     amd = await _signed_model(request, edge, AmdWebhook)
     if isinstance(amd, Response):
         return amd
@@ -228,10 +230,10 @@ async def amd_status(request: Request) -> Response:
     try:
         if voicemail.policy == "leave_message" and voicemail.message and amd.AnsweredBy != "fax":
             await edge.twilio.update_call(amd.CallSid, twiml=twiml.say_and_hang_up(voicemail.message))
-            edge.count("outbound_voicemail_left")
+            edge.metrics.outbound_calls.labels("voicemail_left").inc()
         else:
             await edge.twilio.update_call(amd.CallSid, status="completed")
-            edge.count("outbound_machine_hung_up")
+            edge.metrics.outbound_calls.labels("machine_hung_up").inc()
     except TwilioApiError as exc:
         log.warning("could not act on answering-machine detection", extra={"error": str(exc)})
     return Response(status_code=204)

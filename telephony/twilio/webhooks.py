@@ -9,7 +9,7 @@ with `<Connect><Stream>` carrying a short-lived call token.
 from __future__ import annotations
 
 import logging
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,7 +17,6 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 
-from telephony.edge import CallEdge
 from telephony.logs import call_sid_var
 from telephony.twilio import call_token, twiml
 from telephony.twilio.media_stream import TOKEN_PARAMETER
@@ -28,6 +27,9 @@ from telephony.twilio.signature import (
     signature_is_valid,
     websocket_url,
 )
+
+if TYPE_CHECKING:
+    from telephony.pod import Pod
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def _signed_form(request: Request, edge: CallEdge) -> ImmutableMultiDict[str, str] | Response:
+async def _signed_form(request: Request, edge: Pod) -> ImmutableMultiDict[str, str] | Response:
     """The request's form if Twilio signed it, else the error response to send."""
     try:
         body = await _read_body(request, edge.settings.webhook_max_body_bytes)
@@ -99,13 +101,13 @@ async def _signed_form(request: Request, edge: CallEdge) -> ImmutableMultiDict[s
         request.headers.get(SIGNATURE_SETTINGS_HEADER),
     )
     if not valid:
-        edge.count("webhooks_forbidden")
+        edge.metrics.webhooks_forbidden.inc()
         log.warning("rejected webhook with a missing or invalid signature", extra={"url": url})
         return PlainTextResponse("invalid Twilio signature", status_code=403)
     return params
 
 
-async def _signed_model(request: Request, edge: CallEdge, model: type[_Form]) -> _Form | Response:
+async def _signed_model(request: Request, edge: Pod, model: type[_Form]) -> _Form | Response:
     """The request's form as `model` if Twilio signed it and it is complete, else the error."""
     form = await _signed_form(request, edge)
     if isinstance(form, Response):
@@ -118,7 +120,7 @@ async def _signed_model(request: Request, edge: CallEdge, model: type[_Form]) ->
 
 
 async def voice(request: Request) -> Response:
-    edge: CallEdge = request.app.state.edge
+    edge: Pod = request.app.state.pod
     settings = edge.settings
     call = await _signed_model(request, edge, VoiceWebhook)
     if isinstance(call, Response):
@@ -127,27 +129,25 @@ async def voice(request: Request) -> Response:
     if settings.twilio_account_sid and call.AccountSid != settings.twilio_account_sid:
         return PlainTextResponse("webhook from another account", status_code=403)
 
-    agent_id = await edge.numbers.agent_for(call.To)
-    if agent_id is None or await edge.agent(agent_id) is None:
-        edge.count("calls_unknown_number")
-        log.info("call to a number with no agent", extra={"to": call.To, "agent_id": agent_id})
+    resolved = await edge.directory.resolve(number=call.To)
+    if resolved is None:
+        edge.metrics.calls_unknown_number.inc()
+        log.info("call to a number with no agent", extra={"to": call.To})
         return xml(twiml.say_and_hang_up(settings.unknown_number_message))
 
     decision = edge.admission.admit(call.CallSid)
     if not decision.admitted:
-        edge.count(f"calls_refused_{decision.reason}")
         edge.metrics.call_refused(decision.reason)
         log.info("call refused", extra={"reason": decision.reason})
         if settings.busy_response == "reject":
             return xml(twiml.reject_busy())
         return xml(twiml.say_and_hang_up(settings.busy_message))
 
-    edge.count("calls_admitted")
     edge.metrics.call_admitted()
-    return stream_to_agent(request, edge, call, agent_id, call.Direction)
+    return stream_to_agent(request, edge, call, resolved.agent_id, call.Direction)
 
 
-def stream_to_agent(request: Request, edge: CallEdge, call: VoiceWebhook, agent_id: str, direction: str) -> Response:
+def stream_to_agent(request: Request, edge: Pod, call: VoiceWebhook, agent_id: str, direction: str) -> Response:
     """`<Connect><Stream>` for an admitted call, with the call token its media stream must bring
     back (inbound webhook and the answer of an outbound call alike)."""
     settings = edge.settings
@@ -167,7 +167,7 @@ def stream_to_agent(request: Request, edge: CallEdge, call: VoiceWebhook, agent_
 
 
 async def connect_action(request: Request) -> Response:
-    edge: CallEdge = request.app.state.edge
+    edge: Pod = request.app.state.pod
     action = await _signed_model(request, edge, ConnectActionWebhook)
     if isinstance(action, Response):
         return action

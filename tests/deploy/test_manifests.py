@@ -20,6 +20,7 @@ from starlette.routing import Route
 from agents.config import AgentConfig
 from telephony.app import create_app
 from telephony.cli.main import _parser
+from telephony.pod_health.metrics import Metrics
 from telephony.settings import Settings
 from tests.support.settings import make_settings
 
@@ -220,7 +221,7 @@ def test_autoscaling_follows_active_calls_per_pod() -> None:
     assert metric["type"] == "Pods" and metric["pods"]["metric"]["name"] == "switchboard_active_calls"
     target = int(metric["pods"]["target"]["averageValue"])
     assert 0 < target < int(config_map_env()["SWITCHBOARD_MAX_CONCURRENT_CALLS"])
-    assert "switchboard_active_calls" in create_app(make_settings()).state.edge.metrics.registry._names_to_collectors
+    assert "switchboard_active_calls" in Metrics().registry._names_to_collectors  # the pod's metrics
     adapter = documents(KUBERNETES / "prometheus-adapter-values.yaml")[0]
     assert "switchboard_active_calls" in adapter["rules"]["custom"][0]["seriesQuery"]
 

@@ -4,8 +4,6 @@ REST API faked on another loopback port."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 
-from db import Database, ensure_indexes
-from telephony.app import build_edge, create_app, twilio_client
-from telephony.edge import CallEdge
-from telephony.server import uvicorn_config
+from agents.loopback import LoopbackServer
+from db import Database
+from telephony.app import create_app
+from telephony.pod import Pod as RunningPod
+from telephony.pod_health.memory import MemoryReader
 from telephony.simulator.fake_twilio_rest import FakeTwilioRest
 from tests.support.db import open_test_database
 from tests.support.fake_twilio import ACCOUNT_SID, serve_fake_twilio
@@ -29,7 +27,8 @@ ADMIN_KEY = "admin-key-0123456789abcdef"
 
 @dataclass
 class Pod:
-    edge: CallEdge
+    edge: RunningPod
+    """The running pod, as its handlers reach it (opened by `create_app`'s lifespan)."""
     database: Database
     fake: FakeTwilioRest
     url: str
@@ -50,11 +49,12 @@ class ShiftedClock:
 
 
 @asynccontextmanager
-async def campaign_pod(fake_options: dict[str, Any] | None = None, **overrides: Any) -> AsyncIterator[Pod]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+async def campaign_pod(
+    fake_options: dict[str, Any] | None = None, *, memory_reader: MemoryReader | None = None, **overrides: Any
+) -> AsyncIterator[Pod]:
+    """`memory_reader` (e.g. a fake cgroup's) replaces this process's memory for the pod's guard."""
+    server = LoopbackServer(ws_max_size=make_settings().ws_max_frame_bytes, lifespan="on")
+    url = server.url  # the pod's public URL: known before the pod is made
     with serve_fake_twilio(**(fake_options or {})) as (fake, fake_url):
         values: dict[str, Any] = {
             "public_url": url,
@@ -69,20 +69,9 @@ async def campaign_pod(fake_options: dict[str, Any] | None = None, **overrides: 
         values.update(overrides)
         settings = make_settings(**values)
         async with open_test_database() as database:
-            await ensure_indexes(database)
-            edge = build_edge(settings)
-            edge.database = database
-            edge.twilio = twilio_client(settings)
-            server = uvicorn.Server(uvicorn_config(create_app(settings, edge), settings, host="127.0.0.1"))
-            task = asyncio.create_task(server.serve(sockets=[sock]))
-            while not server.started:
-                await asyncio.sleep(0.01)
-            try:
+            app = create_app(settings, database=database, memory_reader=memory_reader)
+            server.mount(app)
+            async with server:
                 headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
                 async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as api:
-                    yield Pod(edge, database, fake, url, api)
-            finally:
-                server.should_exit = True
-                await task
-                await edge.twilio.close()
-                sock.close()
+                    yield Pod(app.state.pod, database, fake, url, api)

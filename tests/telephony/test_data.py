@@ -10,8 +10,8 @@ import pytest
 from agents.config import AgentConfig
 from agents.conversation.record import CallRecord, TurnMetrics
 from db import Database, PhoneNumbers
-from telephony.data import DatabaseCallStore, LayeredNumberDirectory, tools_for
-from telephony.routing import InMemoryNumberDirectory
+from telephony.data import DatabaseCallStore, tools_for
+from telephony.routing import InMemoryNumberDirectory, LayeredNumberDirectory
 from tests.support.db import open_test_database
 from tests.support.settings import make_settings
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 
 from db import CallRecords, Database, ensure_indexes, in_memory
-from telephony.app import build_edge, create_app
+from telephony.app import create_app
 from tests.support.settings import AGENT_NUMBER, make_settings
 
 pytestmark = pytest.mark.mongodb
@@ -26,14 +27,17 @@ async def database() -> AsyncIterator[Database]:
     await db.close()
 
 
-def client(database: Database, key: str | None = ADMIN, **settings: object) -> httpx.AsyncClient:
+@asynccontextmanager
+async def client(database: Database, key: str | None = ADMIN, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+    """The app, its pod open on `database` (the lifespan run here: ASGITransport runs none)."""
     values: dict[str, object] = {"api_keys": KEYS} | settings
-    edge = build_edge(make_settings(**values))
-    edge.database = database
+    app = create_app(make_settings(**values), database=database)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(create_app(edge.settings, edge)), base_url="http://t", headers=headers
-    )
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t", headers=headers) as api,
+    ):
+        yield api
 
 
 def operations(schema: dict) -> list[tuple[str, str]]:

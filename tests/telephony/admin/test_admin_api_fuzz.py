@@ -3,15 +3,14 @@ whatever the generated request, the API never answers 5xx, and responses match t
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from db import ensure_indexes, in_memory
-from telephony.app import build_edge, create_app, twilio_client
+from db import in_memory
+from telephony.app import create_app
 from telephony.server import BackgroundServer
 from telephony.simulator.fake_twilio_rest import FakeTwilioRest
 from tests.support.fake_twilio import ACCOUNT_SID
@@ -34,11 +33,7 @@ def _serve_pod() -> str:
         twilio_api_backoff_seconds=0.01,
         public_url="https://pod.example.com",
     )
-    edge = build_edge(settings)
-    edge.database = in_memory()
-    asyncio.run(ensure_indexes(edge.database))
-    edge.twilio = twilio_client(settings)
-    return BackgroundServer(create_app(settings, edge), settings).__enter__()
+    return BackgroundServer(create_app(settings, database=in_memory()), settings).__enter__()
 
 
 URL = _serve_pod()

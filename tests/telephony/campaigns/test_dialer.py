@@ -16,14 +16,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from db import Contacts, DoNotCall
 from telephony.campaigns.dialer import Dialer
-from telephony.pod_health.admission import GuardedAdmission
-from telephony.pod_health.dial_gate import AllGates, CallLimitGate, FlagGate
-from telephony.pod_health.drain import Drain
-from telephony.pod_health.guard import MemorySampler
 from telephony.simulator.fake_twilio_rest import FakeTwilioRest
 from tests.support.campaign_pod import Pod, ShiftedClock, campaign_pod
 from tests.support.cgroups import FakeCgroup
@@ -60,13 +57,44 @@ async def make_campaign(pod: Pod, contacts: list[dict], **spec: object) -> str:
     return cid
 
 
+async def campaign_now(pod: Pod, cid: str) -> dict | None:
+    """The campaign as the API shows it, or None when this poll's connection failed: on a starved
+    event loop (the pod and the dialers share the test's) a kept-alive connection can be dropped,
+    and a poll that is retried loses nothing."""
+    try:
+        return (await pod.api.get(f"/api/campaigns/{cid}")).json()
+    except httpx.TransportError:
+        return None
+
+
 async def wait_status(pod: Pod, cid: str, status: str, timeout: float) -> dict:
     async with asyncio.timeout(timeout):
         while True:
-            campaign = (await pod.api.get(f"/api/campaigns/{cid}")).json()
-            if campaign["status"] == status:
+            campaign = await campaign_now(pod, cid)
+            if campaign is not None and campaign["status"] == status:
                 return campaign
             await asyncio.sleep(0.2)
+
+
+async def wait_done_or_held_by(pod: Pod, cid: str, dead_owner: str, timeout: float) -> dict:
+    """The campaign once it has completed, or once every contact still open is an attempt the dead
+    pod left mid-request (dialing or in a call, its lease not yet expired): the only ones that need
+    the clock moved on. Waiting for that state, not for a time, keeps live attempts of a slow
+    machine from being declared lost."""
+    open_states = {"$in": ["pending", "leased", "dialing", "in_call"]}
+    async with asyncio.timeout(timeout):
+        while True:
+            campaign = await campaign_now(pod, cid)
+            if campaign is not None and campaign["status"] == "completed":
+                return campaign
+            rows = [
+                c async for c in pod.database.collection("contacts").find({"campaign_id": cid, "state": open_states})
+            ]
+            if campaign is not None and all(
+                c["state"] in ("dialing", "in_call") and c.get("lease_owner") == dead_owner for c in rows
+            ):
+                return campaign
+            await asyncio.sleep(0.5)
 
 
 def run(dialer: Dialer) -> asyncio.Task[None]:
@@ -109,16 +137,15 @@ async def test_many_dialers_dial_every_contact_once_per_attempt_within_pace_and_
             pod, contacts, calls_per_second=cps, max_concurrent_calls=cap, max_attempts=2, retry_delay_seconds=0.5
         )
         assert (await pod.api.post(f"/api/campaigns/{cid}/start")).status_code == 200
-        pods = [Dialer(pod.edge, CallLimitGate(pod.edge.calls), owner=f"pod{i}") for i in range(dialers)]
+        pods = [Dialer(pod.edge, owner=f"pod{i}") for i in range(dialers)]
         tasks = [run(d) for d in pods]
         await asyncio.sleep(3.0)
         tasks[0].cancel()  # one pod dies mid-campaign, holding leases and slots
         await asyncio.gather(tasks[0], return_exceptions=True)
-        try:
-            campaign = await wait_status(pod, cid, "completed", timeout=max(240.0, n * 0.25))
-        except TimeoutError:
+        campaign = await wait_done_or_held_by(pod, cid, "pod0", timeout=max(900.0, n * 0.6))  # a bound only
+        if campaign["status"] != "completed":
             clock.advance(2000)  # attempts the dead pod left mid-request: recovered once they cannot be live
-            campaign = await wait_status(pod, cid, "completed", timeout=60)
+            campaign = await wait_status(pod, cid, "completed", timeout=300)
         await stop(*tasks[1:])
 
         seen = attempts_seen(pod.fake)
@@ -159,7 +186,7 @@ async def test_pace_is_kept_across_pods_at_a_low_rate() -> None:
             pod, [{"phone": f"+1555100{i:04d}"} for i in range(25)], calls_per_second=5, max_concurrent_calls=10
         )
         await pod.api.post(f"/api/campaigns/{cid}/start")
-        tasks = [run(Dialer(pod.edge, CallLimitGate(pod.edge.calls), owner=f"pod{i}")) for i in range(3)]
+        tasks = [run(Dialer(pod.edge, owner=f"pod{i}")) for i in range(3)]
         await wait_status(pod, cid, "completed", timeout=60)
         await stop(*tasks)
         times = sorted(r.at for r in pod.fake.creates())
@@ -197,7 +224,7 @@ async def test_contacts_are_called_only_inside_their_local_window() -> None:
             window={"start": "09:00", "end": "20:00", "days": [0, 1, 2, 3, 4]},
         )
         await pod.api.post(f"/api/campaigns/{cid}/start")
-        task = run(Dialer(pod.edge, CallLimitGate(pod.edge.calls), owner="pod"))
+        task = run(Dialer(pod.edge, owner="pod"))
         async with asyncio.timeout(30):
             while len(pod.fake.creates()) < 4:
                 await asyncio.sleep(0.05)
@@ -223,30 +250,13 @@ async def test_contacts_are_called_only_inside_their_local_window() -> None:
         assert later == {"+15552000003", "+15552000004", "+15552000006"}
 
 
-async def test_a_gate_saying_hold_pauses_the_dialer_and_lifting_it_resumes() -> None:
-    draining = True
-    async with campaign_pod({"call_seconds": 0.05}) as pod:
-        pod.edge.clock = ShiftedClock(WEDNESDAY_5PM_UTC)
-        cid = await make_campaign(pod, [{"phone": f"+1555300{i:04d}"} for i in range(10)], calls_per_second=50)
-        await pod.api.post(f"/api/campaigns/{cid}/start")
-        gate = AllGates(CallLimitGate(pod.edge.calls), FlagGate("draining", lambda: draining))
-        dialer = Dialer(pod.edge, gate, owner="pod")
-        task = run(dialer)
-        await asyncio.sleep(1.0)
-        assert pod.fake.creates() == [] and dialer.holding == "draining"
-        draining = False
-        await wait_status(pod, cid, "completed", timeout=30)
-        await stop(task)
-        assert len(pod.fake.creates()) == 10 and dialer.holding is None
-
-
 async def test_the_pods_own_call_limit_holds_the_dialer() -> None:
     async with campaign_pod({"call_seconds": 0.05}, max_concurrent_calls=1) as pod:
         pod.edge.clock = ShiftedClock(WEDNESDAY_5PM_UTC)
         cid = await make_campaign(pod, [{"phone": "+15554000001"}])
         await pod.api.post(f"/api/campaigns/{cid}/start")
         assert pod.edge.calls.try_reserve("CA-inbound")  # an inbound call fills the pod
-        dialer = Dialer(pod.edge, CallLimitGate(pod.edge.calls), owner="pod")
+        dialer = Dialer(pod.edge, owner="pod")
         task = run(dialer)
         await asyncio.sleep(0.5)
         assert pod.fake.creates() == [] and dialer.holding == "max_concurrent_calls"
@@ -260,7 +270,7 @@ async def test_pause_stops_new_calls_and_resume_continues() -> None:
         pod.edge.clock = ShiftedClock(WEDNESDAY_5PM_UTC)
         cid = await make_campaign(pod, [{"phone": f"+1555500{i:04d}"} for i in range(40)], calls_per_second=10)
         await pod.api.post(f"/api/campaigns/{cid}/start")
-        task = run(Dialer(pod.edge, CallLimitGate(pod.edge.calls), owner="pod"))
+        task = run(Dialer(pod.edge, owner="pod"))
         while len(pod.fake.creates()) < 5:
             await asyncio.sleep(0.05)
         assert (await pod.api.post(f"/api/campaigns/{cid}/pause")).status_code == 200
@@ -288,7 +298,7 @@ async def test_a_dead_pods_leases_and_unfinished_attempts_are_recovered() -> Non
         held = [await contacts.lease(cid, "dead", now=now, lease_seconds=1.0) for _ in range(3)]
         attempt = await contacts.start_dialing(held[2]["_id"], "dead", slot="none", until=now + 60)  # type: ignore[index]
         assert attempt == 1
-        task = run(Dialer(pod.edge, CallLimitGate(pod.edge.calls), owner="alive"))
+        task = run(Dialer(pod.edge, owner="alive"))
         async with asyncio.timeout(30):  # the free contact, then the two leases once they expire
             while len(pod.fake.creates()) < 3:
                 await asyncio.sleep(0.05)
@@ -305,24 +315,22 @@ async def test_a_dead_pods_leases_and_unfinished_attempts_are_recovered() -> Non
 
 
 async def test_the_memory_guard_and_drain_hold_the_dialer(tmp_path: Path) -> None:
-    """The pod's own gate (`GuardedAdmission.hold_reason`, as the lifespan wires it): memory at the
-    soft threshold holds the dialer, memory back down lets it dial, a drain holds it for good."""
+    """The pod's own admission (`PodAdmission.hold_reason`): memory at the soft threshold holds the
+    dialer, memory back down lets it dial, a drain holds it for good."""
     cgroup = FakeCgroup(tmp_path, percent=85)
-    async with campaign_pod({"call_seconds": 0.05}) as pod:
+    async with campaign_pod({"call_seconds": 0.05}, memory_reader=cgroup.reader) as pod:
         pod.edge.clock = ShiftedClock(WEDNESDAY_5PM_UTC)
         cid = await make_campaign(pod, [{"phone": f"+1555500{i:04d}"} for i in range(6)], calls_per_second=50)
         await pod.api.post(f"/api/campaigns/{cid}/start")
-        drain = Drain()
-        gate = GuardedAdmission(pod.edge.calls, MemorySampler(cgroup.reader), drain)
-        dialer = Dialer(pod.edge, gate, owner="pod")
+        dialer = Dialer(pod.edge, owner="pod")
         task = run(dialer)
         await asyncio.sleep(1.0)
         assert pod.fake.creates() == [] and dialer.holding == "memory"
         cgroup.use(30)
         await wait_status(pod, cid, "completed", timeout=30)
         assert len(pod.fake.creates()) == 6
-        drain.begin()
+        pod.edge.drain.begin()
         await asyncio.sleep(0.5)
         assert dialer.holding in (None, "draining")  # nothing left to dial; holding is set when it asks
-        assert gate.hold_reason() == "draining"
+        assert dialer.admission.hold_reason() == "draining"
         await stop(task)

@@ -16,6 +16,7 @@ from telephony.cli.main import main
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
 from telephony.simulator import Pause, Say, SimulatedCall, synthetic_utterance
+from tests.support.metrics import counter
 from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN, make_settings
 from tests.support.twilio_requests import post_signed, voice_params
 
@@ -24,7 +25,7 @@ def test_drain_with_no_calls_returns_at_once_and_the_pod_stays_unready(server: s
     response = httpx.post(server + "/drain", timeout=10)
     assert response.status_code == 200
     assert response.json()["drained"] is True and response.json()["calls"] == 0
-    assert app.state.edge.drain.draining
+    assert app.state.pod.drain.draining
     assert httpx.get(server + "/readyz").json()["reason"] == "draining"
     assert httpx.post(server + "/drain", timeout=10).status_code == 200  # a second drain is harmless
     assert "Say" in post_signed(server, "/twilio/voice", voice_params()).text
@@ -34,7 +35,7 @@ def test_drain_from_another_address_is_refused(server: str, app: Starlette) -> N
     # uvicorn trusts X-Forwarded-For from loopback (a local proxy), so the client is not loopback.
     response = httpx.post(server + "/drain", headers={"X-Forwarded-For": "203.0.113.9"})
     assert response.status_code == 403
-    assert not app.state.edge.drain.draining
+    assert not app.state.pod.drain.draining
 
 
 def test_drain_get_is_405(server: str) -> None:
@@ -50,13 +51,13 @@ class TestToken:
         assert httpx.post(server + "/drain").status_code == 401
         wrong = httpx.post(server + "/drain", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        assert not app.state.edge.drain.draining
+        assert not app.state.pod.drain.draining
         ok = httpx.post(
             server + "/drain",
             headers={"Authorization": "Bearer s3cret-drain-token", "X-Forwarded-For": "203.0.113.9"},
             timeout=10,
         )
-        assert ok.status_code == 200 and app.state.edge.drain.draining
+        assert ok.status_code == 200 and app.state.pod.drain.draining
 
 
 def test_drain_times_out_with_a_call_still_held() -> None:
@@ -73,7 +74,7 @@ def test_drain_times_out_with_a_call_still_held() -> None:
 
 
 async def test_drain_waits_for_the_call_in_progress_which_is_not_cut_off(server: str, app: Starlette) -> None:
-    edge = app.state.edge
+    edge = app.state.pod
     # About 6 s: lead-in 1 s, greeting, a 1.2 s utterance echoed back, 2.5 s pause, 1 s tail.
     call = SimulatedCall(
         server,
@@ -113,12 +114,12 @@ async def test_drain_waits_for_the_call_in_progress_which_is_not_cut_off(server:
     # The call ran to its natural end: the caller hung up after hearing the greeting and the echo.
     assert report.outcome == "caller hung up"
     assert report.marks_echoed == ["greeting", "reply-1"]
-    assert edge.stats["calls_refused_draining"] == 1
+    assert counter(edge.metrics, "switchboard_calls_refused_total", reason="draining") == 1
 
 
 def test_cli_drain_asks_the_server_and_reports(server: str, app: Starlette, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["drain", "--url", server]) == 0
-    assert app.state.edge.drain.draining
+    assert app.state.pod.drain.draining
     assert '"drained":true' in capsys.readouterr().out
 
 
@@ -127,5 +128,5 @@ def test_cli_drain_fails_when_refused(capsys: pytest.CaptureFixture[str]) -> Non
     app = create_app(settings)
     with BackgroundServer(app, settings) as url:
         assert main(["drain", "--url", url, "--token", "wrong-token"]) == 1
-        assert not app.state.edge.drain.draining
+        assert not app.state.pod.drain.draining
         assert main(["drain", "--url", url, "--token", "right-token"]) == 0

@@ -12,16 +12,17 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from telephony.app import build_edge, create_app, memory_sampler
-from telephony.edge import CallEdge
+from telephony.app import create_app
+from telephony.pod import Pod
 from telephony.pod_health.active_calls import ActiveCalls
-from telephony.pod_health.admission import GuardedAdmission
+from telephony.pod_health.admission import PodAdmission
 from telephony.pod_health.drain import Drain
 from telephony.pod_health.guard import GuardState, MemorySampler
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
 from tests.support.cgroups import LIMIT, FakeCgroup
 from tests.support.clock import FakeClock
+from tests.support.metrics import counter
 from tests.support.settings import make_settings
 from tests.support.twilio_requests import post_signed, voice_params
 
@@ -87,11 +88,11 @@ class TestStates:
         await sampler.stop()  # idempotent
 
 
-class TestGuardedAdmission:
+class TestPodAdmission:
     def test_refuses_at_soft_while_draining_and_past_the_call_limit(self, cgroup: FakeCgroup) -> None:
         calls = ActiveCalls(2, reservation_ttl=60)
         drain = Drain()
-        admission = GuardedAdmission(calls, MemorySampler(cgroup.reader), drain)
+        admission = PodAdmission(calls, MemorySampler(cgroup.reader), drain)
         assert admission.admit("CA1").admitted
         cgroup.use(81)
         assert admission.admit("CA2").reason == "memory"
@@ -108,11 +109,10 @@ class TestGuardedAdmission:
 
 
 @pytest.fixture
-def guarded(cgroup: FakeCgroup, settings: Settings) -> Iterator[tuple[str, CallEdge]]:
-    edge = build_edge(settings, memory=memory_sampler(settings, cgroup.reader))
-    app: Starlette = create_app(settings, edge)
+def guarded(cgroup: FakeCgroup, settings: Settings) -> Iterator[tuple[str, Pod]]:
+    app: Starlette = create_app(settings, memory_reader=cgroup.reader)
     with BackgroundServer(app, settings) as url:
-        yield url, edge
+        yield url, app.state.pod
 
 
 def tags(response: httpx.Response) -> list[str]:
@@ -122,7 +122,7 @@ def tags(response: httpx.Response) -> list[str]:
 
 class TestWebhookAdmission:
     def test_memory_at_soft_threshold_refuses_with_busy_message(
-        self, guarded: tuple[str, CallEdge], cgroup: FakeCgroup, settings: Settings
+        self, guarded: tuple[str, Pod], cgroup: FakeCgroup, settings: Settings
     ) -> None:
         url, edge = guarded
         assert tags(post_signed(url, "/twilio/voice", voice_params())) == ["Connect"]
@@ -130,28 +130,28 @@ class TestWebhookAdmission:
         response = post_signed(url, "/twilio/voice", voice_params())
         assert tags(response) == ["Say", "Hangup"]
         assert ET.fromstring(response.text).findtext("Say") == settings.busy_message
-        assert edge.stats["calls_refused_memory"] == 1
+        assert counter(edge.metrics, "switchboard_calls_refused_total", reason="memory") == 1
         cgroup.use(40)
         assert tags(post_signed(url, "/twilio/voice", voice_params())) == ["Connect"]
 
     def test_memory_refusal_can_be_a_reject(self, tmp_path: Path) -> None:
         settings = make_settings(busy_response="reject")
         cgroup = FakeCgroup(tmp_path, percent=95)
-        app = create_app(settings, build_edge(settings, memory=memory_sampler(settings, cgroup.reader)))
+        app = create_app(settings, memory_reader=cgroup.reader)
         with BackgroundServer(app, settings) as url:
             document = ET.fromstring(post_signed(url, "/twilio/voice", voice_params()).text)
         reject = document.find("Reject")
         assert reject is not None and reject.get("reason") == "busy"
 
-    def test_draining_pod_refuses_new_calls(self, guarded: tuple[str, CallEdge]) -> None:
+    def test_draining_pod_refuses_new_calls(self, guarded: tuple[str, Pod]) -> None:
         url, edge = guarded
         edge.drain.begin()
         assert tags(post_signed(url, "/twilio/voice", voice_params())) == ["Say", "Hangup"]
-        assert edge.stats["calls_refused_draining"] == 1
+        assert counter(edge.metrics, "switchboard_calls_refused_total", reason="draining") == 1
 
 
 class TestReadiness:
-    def test_transitions(self, guarded: tuple[str, CallEdge], cgroup: FakeCgroup) -> None:
+    def test_transitions(self, guarded: tuple[str, Pod], cgroup: FakeCgroup) -> None:
         url, edge = guarded
         ready = httpx.get(url + "/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
@@ -176,7 +176,7 @@ class TestReadiness:
     def test_full_pod_is_not_ready(self, tmp_path: Path) -> None:
         settings = make_settings(max_concurrent_calls=1)
         cgroup = FakeCgroup(tmp_path)
-        app = create_app(settings, build_edge(settings, memory=memory_sampler(settings, cgroup.reader)))
+        app = create_app(settings, memory_reader=cgroup.reader)
         with BackgroundServer(app, settings) as url:
             assert httpx.get(url + "/readyz").status_code == 200
             tags(post_signed(url, "/twilio/voice", voice_params()))  # holds the only place
@@ -186,7 +186,6 @@ class TestReadiness:
     def test_failing_and_slow_dependency_checks(self, tmp_path: Path) -> None:
         settings = make_settings(readiness_check_timeout_seconds=0.2)
         cgroup = FakeCgroup(tmp_path)
-        edge = build_edge(settings, memory=memory_sampler(settings, cgroup.reader))
         database_up = True
 
         async def ping() -> None:
@@ -196,8 +195,10 @@ class TestReadiness:
         async def hangs() -> None:
             await asyncio.sleep(30)
 
-        edge.readiness_checks["database"] = ping
-        with BackgroundServer(create_app(settings, edge), settings) as url:
+        app = create_app(settings, memory_reader=cgroup.reader)
+        with BackgroundServer(app, settings) as url:
+            edge = app.state.pod
+            edge.readiness_checks["database"] = ping
             assert httpx.get(url + "/readyz").status_code == 200
             database_up = False
             down = httpx.get(url + "/readyz")
@@ -214,7 +215,7 @@ class TestOutboundHold:
     def test_hold_reasons_in_order(self, cgroup: FakeCgroup) -> None:
         calls = ActiveCalls(1, reservation_ttl=60)
         drain = Drain()
-        admission = GuardedAdmission(calls, MemorySampler(cgroup.reader), drain)
+        admission = PodAdmission(calls, MemorySampler(cgroup.reader), drain)
         assert admission.hold_reason() is None
         calls.start("CA-1")
         assert admission.hold_reason() == "max_concurrent_calls"

@@ -1,20 +1,30 @@
-"""`GET /metrics`: the named series, fed by admission, the pod's state and the call observer."""
+"""`GET /metrics`: the named series, fed by admission, the pod's state and the call observer; every
+counter the pod keeps (outbound and campaign ones included) is there, and `/healthz` shows the same."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.conversation.record import CallObserver, TurnMetrics
-from telephony.app import build_edge, create_app, memory_sampler
+from telephony.app import create_app
+from telephony.campaigns.dialer import Dialer
+from telephony.pod import open_pod
 from telephony.pod_health.memory import MemoryReader
 from telephony.pod_health.metrics import STAGES, Metrics
 from telephony.server import BackgroundServer
+from tests.support.campaign_pod import campaign_pod
+from tests.support.campaigns import start_campaign
 from tests.support.cgroups import MiB, cgroup_v2, write
-from tests.support.settings import make_settings
+from tests.support.fake_twilio import ACCOUNT_SID
+from tests.support.metrics import counter
+from tests.support.settings import AGENT_NUMBER, make_settings
 from tests.support.twilio_requests import post_signed, voice_params
+from tests.support.waiting import until
 
 SERIES = [
     "switchboard_calls_admitted_total",
@@ -48,12 +58,13 @@ def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str
 def test_metrics_endpoint_exposes_the_named_series(tmp_path: Path) -> None:
     settings = make_settings(max_concurrent_calls=1)
     directory = cgroup_v2(tmp_path, max_=str(1000 * MiB), current=300 * MiB, events="max 0\noom 0\noom_kill 2\n")
-    edge = build_edge(settings, memory=memory_sampler(settings, MemoryReader(root=tmp_path)))
-    edge.metrics.turn_ended(TurnMetrics(turn=1, endpoint_ms=612, stt_ms=0, llm_ttft_ms=40, voice_to_voice_ms=950))
-    edge.metrics.barged_in()
-    edge.metrics.tool_called("get_order_status", True, None)
-    edge.metrics.tool_called("list_recent_orders", False, "refused")
-    with BackgroundServer(create_app(settings, edge), settings) as url:
+    app = create_app(settings, memory_reader=MemoryReader(root=tmp_path))
+    with BackgroundServer(app, settings) as url:
+        metrics: Metrics = app.state.pod.metrics
+        metrics.turn_ended(TurnMetrics(turn=1, endpoint_ms=612, stt_ms=0, llm_ttft_ms=40, voice_to_voice_ms=950))
+        metrics.barged_in()
+        metrics.tool_called("get_order_status", True, None)
+        metrics.tool_called("list_recent_orders", False, "refused")
         post_signed(url, "/twilio/voice", voice_params())  # admitted: holds the only place
         post_signed(url, "/twilio/voice", voice_params())  # refused: max_concurrent_calls
         write(directory / "memory.current", f"{850 * MiB}\n")
@@ -86,12 +97,12 @@ def test_metrics_endpoint_exposes_the_named_series(tmp_path: Path) -> None:
     assert value(found, "switchboard_turn_stage_seconds_count", stage="tts_first_audio") == 0  # stage skipped
 
 
-def test_each_app_has_its_own_registry() -> None:
+async def test_each_pod_has_its_own_registry() -> None:
     settings = make_settings()
-    first, second = create_app(settings), create_app(settings)
-    first.state.edge.metrics.barged_in()
-    assert first.state.edge.metrics.registry.get_sample_value("switchboard_barge_ins_total") == 1
-    assert second.state.edge.metrics.registry.get_sample_value("switchboard_barge_ins_total") == 0
+    async with open_pod(settings) as first, open_pod(settings) as second:
+        first.metrics.barged_in()
+        assert first.metrics.registry.get_sample_value("switchboard_barge_ins_total") == 1
+        assert second.metrics.registry.get_sample_value("switchboard_barge_ins_total") == 0
 
 
 def test_metrics_is_a_call_observer() -> None:
@@ -103,3 +114,69 @@ def test_draining_shows_in_metrics(server: str) -> None:
     httpx.post(server + "/drain", timeout=10)
     found = samples(httpx.get(server + "/metrics").text)
     assert value(found, "switchboard_draining") == 1
+
+
+COUNTERS = [
+    "switchboard_calls_admitted_total",
+    "switchboard_calls_refused_total",
+    "switchboard_calls_unknown_number_total",
+    "switchboard_webhooks_forbidden_total",
+    "switchboard_streams_refused_total",
+    "switchboard_stream_messages_dropped_total",
+    "switchboard_calls_started_total",
+    "switchboard_calls_ended_total",
+    "switchboard_calls_shed_total",
+    "switchboard_memory_reliefs_total",
+    "switchboard_barge_ins_total",
+    "switchboard_tool_calls_total",
+    "switchboard_outbound_calls_total",
+    "switchboard_outbound_refused_total",
+    "switchboard_campaign_calls_total",
+]
+
+
+def counter_key(name: str, labels: tuple[tuple[str, str], ...]) -> str:
+    """How `/healthz` names a counter sample: as `/metrics` writes it."""
+    return name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}" if labels else "")
+
+
+@pytest.mark.mongodb
+async def test_every_counter_is_scraped_and_healthz_shows_the_same_values() -> None:
+    async with campaign_pod({"fetch_answer_url": True, "call_seconds": 0.1}) as pod:
+        metrics = pod.edge.metrics
+        placed = await pod.api.post(
+            "/api/calls", json={"to": "+15550001111", "from_number": AGENT_NUMBER, "agent_id": "echo"}
+        )
+        assert placed.status_code == 201, placed.text
+        await start_campaign(pod, ["+15550002222"])
+        dialer = asyncio.create_task(Dialer(pod.edge, owner="pod").run())
+        try:
+            await until(lambda: counter(metrics, "switchboard_campaign_calls_total", status="completed") == 1)
+        finally:
+            dialer.cancel()
+            await asyncio.gather(dialer, return_exceptions=True)
+        await until(lambda: len(pod.fake.calls) == 2 and len(pod.fake.callbacks) >= 2)  # both calls reported
+        forged = await pod.api.post("/twilio/voice", data=voice_params())  # no signature
+        assert forged.status_code == 403
+        unknown = await asyncio.to_thread(
+            post_signed, pod.url, "/twilio/voice", voice_params(to="+15559999999", AccountSid=ACCOUNT_SID)
+        )
+        assert unknown.status_code == 200
+
+        text = (await pod.api.get("/metrics")).text
+        healthz = (await pod.api.get("/healthz")).json()["counters"]
+
+    for name in COUNTERS:
+        assert name in text, name
+    for family in metrics.registry.collect():  # and any counter added later
+        if family.type == "counter":
+            assert f"{family.name}_total" in text, family.name
+    found = samples(text)
+    assert value(found, "switchboard_outbound_calls_total", event="placed") == 2
+    assert value(found, "switchboard_outbound_calls_total", event="answered") == 2  # through admission
+    assert value(found, "switchboard_calls_admitted_total") == 0  # inbound only
+    assert value(found, "switchboard_campaign_calls_total", status="completed") == 1
+    assert value(found, "switchboard_webhooks_forbidden_total") == 1
+    assert value(found, "switchboard_calls_unknown_number_total") == 1
+    on_metrics = {counter_key(name, labels): v for (name, labels), v in found.items() if name.endswith("_total")}
+    assert healthz == on_metrics

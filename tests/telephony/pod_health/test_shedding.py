@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from telephony.app import build_edge, create_app, memory_sampler
+from telephony.app import create_app
 from telephony.pod_health.active_calls import ActiveCalls
 from telephony.pod_health.guard import MemorySampler
 from telephony.pod_health.shedding import LoadShedder, release_free_memory
@@ -99,8 +99,9 @@ def test_newest_follows_start_order() -> None:
 async def test_the_server_ends_the_newest_call_and_the_older_one_goes_on(tmp_path: Path) -> None:
     settings = make_settings(memory_sample_interval_seconds=0.1, shed_cooldown_seconds=1.0)
     cgroup = FakeCgroup(tmp_path, percent=30)
-    edge = build_edge(settings, memory=memory_sampler(settings, cgroup.reader))
-    with BackgroundServer(create_app(settings, edge), settings) as url:
+    app = create_app(settings, memory_reader=cgroup.reader)
+    with BackgroundServer(app, settings) as url:
+        edge = app.state.pod
 
         def call() -> SimulatedCall:
             return SimulatedCall(url, AUTH_TOKEN, to=AGENT_NUMBER, script=[Pause(4.0)], tail_s=0.5)

@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from telephony.settings import Settings
 from telephony.simulator import Pause, Say, SimulatedCall, new_sid, synthetic_utterance
 from telephony.twilio import call_token
+from tests.support.metrics import counter
 from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN, make_settings
 from tests.support.twilio_requests import post_signed, voice_params
 
@@ -178,7 +179,7 @@ async def test_bad_messages_are_dropped_and_the_call_goes_on(server: str, app: S
         await stream.media()  # the call still takes audio...
     await stream.send("dtmf", dtmf={"track": "inbound_track", "digit": "*"})  # ...and keys: * hangs up
     assert await stream.close_code(timeout=10) == 1000
-    dropped = app.state.edge.stats["stream_messages_dropped"]
+    dropped = counter(app.state.pod.metrics, "switchboard_stream_messages_dropped_total")
     assert dropped >= len(BAD_MESSAGES) + 4
     assert server_is_up(server)
 

@@ -10,8 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from agents.port import Transfer
-from telephony.app import build_edge, create_app
-from telephony.pod_health.admission import Decision
+from telephony.app import create_app
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
 from telephony.twilio import call_token
@@ -166,21 +165,6 @@ def test_busy_can_be_answered_with_reject() -> None:
     assert reject is not None and reject.get("reason") == "busy"
 
 
-def test_admission_hook_decides() -> None:
-    """The hook the memory guard will fill in: whatever it says goes."""
-
-    class Overloaded:
-        def admit(self, call_sid: str) -> Decision:
-            return Decision.busy("memory")
-
-    settings = make_settings()
-    app: Starlette = create_app(settings, build_edge(settings, admission=Overloaded()))
-    with BackgroundServer(app, settings) as url:
-        document = twiml(post_signed(url, "/twilio/voice", voice_params()))
-    assert [verb.tag for verb in document] == ["Say", "Hangup"]
-    assert app.state.edge.stats["calls_refused_memory"] == 1
-
-
 class TestBadRequests:
     def test_body_over_the_limit_is_413(self, server: str, settings: Settings) -> None:
         params = voice_params(Padding="x" * settings.webhook_max_body_bytes)
@@ -216,7 +200,7 @@ class TestConnectAction:
 
     def test_transfer_outcome_dials_the_target_once(self, server: str, app: Starlette) -> None:
         params = voice_params(CallStatus="in-progress")
-        app.state.edge.outcomes.put(params["CallSid"], Transfer("+15550199"))
+        app.state.pod.outcomes.put(params["CallSid"], Transfer("+15550199"))
         document = twiml(post_signed(server, "/twilio/connect-action", params))
         assert document.find("Dial/Number").text == "+15550199"  # type: ignore[union-attr]
         again = twiml(post_signed(server, "/twilio/connect-action", params))

@@ -1,0 +1,291 @@
+"""The pod: everything one Switchboard process serves calls with, assembled in one place.
+
+`open_pod(settings)` is the composition root. It builds the memory guard (sampler, shedder),
+admission, drain, metrics and the call registry; connects the database (or takes an open one);
+routes numbers; loads the voice engines and builds the agents (built-ins, the agents file, stored
+agents on demand); makes the Twilio REST client and starts the campaign dialer. It yields a
+complete `Pod` (handlers reach it as `request.app.state.pod`) and tears everything down in
+reverse order. Nothing is rewired after start. The app's lifespan, the demo, the test harnesses and
+the benchmarks all open their pods here; each collaborator a test or benchmark needs to replace
+is a keyword argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from agents.echo import EchoAgent
+from agents.port import Agent, AgentCatalog
+from telephony.pod_health.active_calls import ActiveCalls
+from telephony.pod_health.admission import PodAdmission
+from telephony.pod_health.drain import Drain
+from telephony.pod_health.guard import MemorySampler
+from telephony.pod_health.memory import MemoryReader
+from telephony.pod_health.metrics import Metrics
+from telephony.pod_health.shedding import LoadShedder
+from telephony.routing import AgentDirectory, InMemoryNumberDirectory, LayeredNumberDirectory, NumberDirectory
+from telephony.settings import Settings
+from telephony.twilio.outcomes import CallOutcomes
+from telephony.twilio.rest import TwilioRest
+
+if TYPE_CHECKING:
+    from agents.config import AgentConfig
+    from agents.engines.protocols import ChatModel
+    from agents.voice_agent import VoiceAgent
+    from db import Database
+    from telephony.voice import VoiceStack
+    from tools import ToolExecutor
+
+log = logging.getLogger("switchboard.pod")
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+"""Raises (or times out) when what it checks is unreachable; its name is the readiness reason."""
+
+
+@dataclass
+class VoiceAgents:
+    """The pod's voice engines and how an agent is built on them: the agents file's at start-up,
+    stored ones on demand, a test's own. Each agent's calls are recorded in the database (when
+    there is one) and observed by the pod's metrics."""
+
+    stack: VoiceStack
+    settings: Settings
+    database: Database | None
+    metrics: Metrics
+    shedding: Callable[[], bool] | None = None
+
+    def tools(self, config: AgentConfig) -> ToolExecutor | None:
+        """The agent's built-in tools on the database (a configuration error without one)."""
+        from telephony.data import tools_for
+
+        return tools_for(config, self.database, self.settings, self.shedding)
+
+    async def build(
+        self, config: AgentConfig, tools: ToolExecutor | None = None, version: int | None = None
+    ) -> VoiceAgent:
+        from telephony.data import DatabaseCallStore
+        from telephony.voice import build_voice_agent
+
+        store = DatabaseCallStore(self.database) if self.database is not None else None
+        return await build_voice_agent(
+            config, self.stack, self.settings, tools, store, observer=self.metrics, version=version
+        )
+
+    async def build_stored(self, config: AgentConfig, version: int) -> Agent:
+        """A stored agent, with the tools its config names."""
+        return await self.build(config, self.tools(config), version)
+
+
+@dataclass
+class Pod:
+    """What handlers reach: settings and the collaborators every request needs."""
+
+    settings: Settings
+    directory: AgentDirectory
+    """Which agent answers a number (the voice webhook) or a call token's agent id (the stream)."""
+    agents: AgentCatalog
+    """The agents built at start-up, by id (built-ins, the agents file)."""
+    calls: ActiveCalls
+    admission: PodAdmission
+    """The pod's one answer to "may it take a call?": webhooks, `/readyz` and the dialer ask it."""
+    outcomes: CallOutcomes
+    memory: MemorySampler
+    drain: Drain
+    metrics: Metrics
+    shedder: LoadShedder
+    readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
+    """Dependencies `/readyz` checks, by name (`database` when the pod has one)."""
+    database: Database | None = None
+    """MongoDB, when configured; the admin API and campaigns need it."""
+    twilio: TwilioRest | None = None
+    """Twilio's REST API, for outbound calls (when `twilio_account_sid` is set)."""
+    clock: Callable[[], float] = time.time
+    """Wall-clock epoch seconds for campaign times (leases, retries, calling windows); tests move it."""
+    voice: VoiceAgents | None = None
+    """The voice engines, when this pod serves voice agents (None: the built-ins only)."""
+
+
+def builtin_agents(settings: Settings) -> AgentCatalog:
+    """The agents this build ships, by id."""
+    return AgentCatalog({"echo": EchoAgent(transfer_number=settings.transfer_number)})
+
+
+def memory_sampler(settings: Settings, reader: MemoryReader | None = None) -> MemorySampler:
+    """The memory guard's sampler with the settings' thresholds, over `reader` (default: this
+    process's cgroup, with the configured limit where the cgroup sets none)."""
+    return MemorySampler(
+        reader or MemoryReader(settings.memory_limit_bytes),
+        soft=settings.memory_soft_percent / 100,
+        hard=settings.memory_hard_percent / 100,
+        interval_s=settings.memory_sample_interval_seconds,
+    )
+
+
+def twilio_client(settings: Settings) -> TwilioRest:
+    assert settings.twilio_account_sid is not None
+    return TwilioRest(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        base_url=str(settings.twilio_api_base_url).rstrip("/") if settings.twilio_api_base_url else None,
+        timeout=settings.twilio_api_timeout_seconds,
+        max_retries=settings.twilio_api_max_retries,
+        backoff=settings.twilio_api_backoff_seconds,
+        backoff_max=settings.twilio_api_backoff_max_seconds,
+    )
+
+
+@asynccontextmanager
+async def open_pod(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    agents: AgentCatalog | None = None,
+    agent_configs: Sequence[AgentConfig] = (),
+    chat: ChatModel | None = None,
+    stack: VoiceStack | None = None,
+    memory_reader: MemoryReader | None = None,
+    twilio: TwilioRest | None = None,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[Pod]:
+    """A started pod from `settings`; stopped when the block exits. The keyword arguments replace
+    what settings would build (tests, benchmarks, the demo):
+
+    - `database`: an open one instead of connecting to `mongodb_uri` (e.g. the in-memory fake);
+      its caller closes it.
+    - `agents`: the catalog instead of the built-ins (the agents file's agents join it).
+    - `agent_configs`: voice agents to build besides the agents file's.
+    - `chat`: the chat model for the engines loaded from settings (e.g. one on a scripted server);
+      giving one loads the engines even when no voice agent is configured yet.
+    - `stack`: engines already loaded (its caller closes them).
+    - `memory_reader`: where the memory guard reads usage (e.g. a fake cgroup).
+    - `twilio`: the REST client instead of one from the settings (its caller closes it).
+    - `clock`: wall-clock time for campaigns.
+    """
+    async with AsyncExitStack() as exits:
+        calls = ActiveCalls(settings.max_concurrent_calls, reservation_ttl=settings.call_token_ttl_seconds)
+        memory = memory_sampler(settings, memory_reader)
+        draining = Drain()
+        metrics = Metrics()
+        shedder = LoadShedder(
+            memory,
+            calls,
+            cooldown_s=settings.shed_cooldown_seconds,
+            on_shed=lambda _call_sid: metrics.calls_shed.inc(),
+            on_relief=metrics.memory_reliefs.inc,
+        )
+        memory.after_sample.append(shedder.check)
+        memory.start()
+        exits.push_async_callback(memory.stop)
+
+        if database is None and settings.mongodb_uri is not None:
+            from db import connect
+
+            database = connect(settings.db_settings())
+            exits.push_async_callback(database.close)
+        readiness_checks: dict[str, ReadinessCheck] = {}
+        numbers: NumberDirectory = InMemoryNumberDirectory(settings.numbers)
+        if database is not None:
+            from db import PhoneNumbers, ensure_indexes
+
+            await ensure_indexes(database)
+            readiness_checks["database"] = database.ping
+            numbers = LayeredNumberDirectory(PhoneNumbers(database), numbers)
+
+        if twilio is None and settings.twilio_account_sid is not None:
+            twilio = twilio_client(settings)
+            exits.push_async_callback(twilio.close)
+
+        catalog = agents if agents is not None else builtin_agents(settings)
+        directory = AgentDirectory(numbers, catalog)
+        voice = await _voice_agents(
+            settings, exits, catalog, directory, database, metrics, memory, agent_configs, chat, stack
+        )
+
+        pod = Pod(
+            settings=settings,
+            directory=directory,
+            agents=catalog,
+            calls=calls,
+            admission=PodAdmission(calls, memory, draining),
+            outcomes=CallOutcomes(settings.call_outcomes_max, settings.call_outcome_ttl_seconds),
+            memory=memory,
+            drain=draining,
+            metrics=metrics,
+            shedder=shedder,
+            readiness_checks=readiness_checks,
+            database=database,
+            twilio=twilio,
+            clock=clock,
+            voice=voice,
+        )
+        if settings.dialer_enabled:
+            _start_dialer(pod, exits)
+        yield pod
+
+
+async def _voice_agents(
+    settings: Settings,
+    exits: AsyncExitStack,
+    catalog: AgentCatalog,
+    directory: AgentDirectory,
+    database: Database | None,
+    metrics: Metrics,
+    memory: MemorySampler,
+    agent_configs: Sequence[AgentConfig],
+    chat: ChatModel | None,
+    stack: VoiceStack | None,
+) -> VoiceAgents | None:
+    """Load the engines (models included, warmed) when the pod serves voice agents, build the
+    configured ones into the catalog, and let the directory build stored ones on demand."""
+    from telephony.data import tools_for
+    from telephony.stored_agents import StoredAgents
+    from telephony.voice import load_voice_stack, read_agents_file, warm_up
+
+    configs = read_agents_file(settings.agents_file) if settings.agents_file is not None else []
+    configs += agent_configs
+    serve_stored = database is not None and settings.serve_stored_agents
+    if stack is None and not (configs or serve_stored or chat is not None):
+        return None
+    shedding = memory.shedding
+    tools = {c.id: tools_for(c, database, settings, shedding) for c in configs}  # config errors before the models
+    if stack is None:
+        stack = await asyncio.to_thread(load_voice_stack, settings, chat)
+        exits.push_async_callback(stack.aclose)
+        stack.shedding = shedding
+        await warm_up(stack)
+    voice = VoiceAgents(stack, settings, database, metrics, shedding)
+    for config in configs:
+        catalog.agents[config.id] = await voice.build(config, tools[config.id])
+    if configs:
+        log.info("voice agents ready", extra={"agents": ",".join(c.id for c in configs)})
+    if serve_stored:
+        assert database is not None
+        directory.stored = StoredAgents(database, catalog, voice.build_stored, settings.stored_agents_max)
+    return voice
+
+
+def _start_dialer(pod: Pod, exits: AsyncExitStack) -> None:
+    """The campaign dialer, held back by the pod's own admission (`pod.admission.hold_reason`):
+    draining, memory pressure and the call limit, the same object that refuses inbound calls."""
+    from telephony.campaigns.dialer import Dialer
+
+    if pod.database is None or pod.twilio is None or pod.settings.public_url is None:
+        raise ValueError(
+            "SWITCHBOARD_DIALER_ENABLED needs SWITCHBOARD_MONGODB_URI, SWITCHBOARD_TWILIO_ACCOUNT_SID and "
+            "SWITCHBOARD_PUBLIC_URL"
+        )
+    dialer = Dialer(pod)
+    log.info("campaign dialer started", extra={"owner": dialer.owner})
+    task = asyncio.create_task(dialer.run(), name="dialer")
+
+    async def stop() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    exits.push_async_callback(stop)
