@@ -19,14 +19,14 @@ import soxr
 from agents.config import AgentConfig
 from agents.conversation.record import CallRecord
 from agents.engines.protocols import SpeechToText, TextToSpeech, VoicedTextToSpeech
-from agents.port import AgentCatalog
-from telephony.app import build_edge, create_app
+from agents.voice_agent import VoiceAgent
+from telephony.app import create_app
 from telephony.audio.mulaw import TWILIO_SAMPLE_RATE, pcm16_to_mulaw
 from telephony.audio.resamplers import StreamResampler
+from telephony.pod import Pod
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
-from telephony.simulator import CallReport, Pause, Say, SimulatedCall, Step
-from telephony.voice import build_voice_agent, load_voice_stack, warm_up
+from telephony.simulator import CallReport, Listen, Pause, Say, SimulatedCall, Step
 
 DEMO_NUMBER = "+15550100"
 CALLER_VOICE = "jf_tebukuro"
@@ -101,23 +101,24 @@ def run(record_path: str | None, llm_url: str | None = None, llm_model: str | No
         "demo: loading the embedded engines (Silero VAD, Whisper tiny.en, Kokoro, "
         + (f"model at {llm_url})" if llm_url else "llama.cpp SmolLM2-135M)")
     )
-    stack = load_voice_stack(settings)
-    try:
-        asyncio.run(warm_up(stack))
-        agent = asyncio.run(build_voice_agent(DEMO_AGENT, stack, settings))
+    app = create_app(settings, agent_configs=[DEMO_AGENT])
+    with BackgroundServer(app, settings) as url:  # the pod loads and warms the engines as it starts
+        pod: Pod = app.state.pod
+        assert pod.voice is not None
+        stack = pod.voice.stack
+        agent = pod.agents.get(DEMO_AGENT.id)
+        assert isinstance(agent, VoiceAgent)
         script: list[Step] = [Pause(3.5)]  # the greeting plays first
-        for line in CALLER_LINES:
-            script += [caller_says(stack.tts, line), Pause(7.0)]
+        for line in CALLER_LINES:  # the caller waits for each answer, however long the machine takes
+            script += [caller_says(stack.tts, line), Listen(max_seconds=45.0, quiet_seconds=1.5)]
         print(
             f"demo: ready in {time.perf_counter() - started:.1f} s; placing a simulated Twilio call to {DEMO_NUMBER}\n"
         )
-        edge = build_edge(settings, agents=AgentCatalog({DEMO_AGENT.id: agent}))
-        with BackgroundServer(create_app(settings, edge), settings) as url:
-            report = asyncio.run(SimulatedCall(url, token, to=DEMO_NUMBER, script=script, tail_s=1.0).run())
-            for _ in range(100):  # the record is written as the server ends the session
-                if agent.records:
-                    break
-                time.sleep(0.05)
+        report = asyncio.run(SimulatedCall(url, token, to=DEMO_NUMBER, script=script, tail_s=1.0).run())
+        for _ in range(100):  # the record is written as the server ends the session
+            if agent.records:
+                break
+            time.sleep(0.05)
         print(report.render())
         if agent.records:
             print(render_record(agent.records[-1]))
@@ -125,7 +126,5 @@ def run(record_path: str | None, llm_url: str | None = None, llm_model: str | No
         if record_path:
             report.write_wav(record_path)
             print(f"recording: {record_path} ({report.recording_seconds:.2f} s, caller left, agent right)")
-    finally:
-        stack.close()
     answered = bool(agent.records and agent.records[-1].turns and report.turn_latencies())
     return 0 if report.webhook_status == 200 and answered else 1

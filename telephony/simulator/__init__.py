@@ -4,11 +4,12 @@ agent, echoes marks and honours `clear`. Used by `switchboard call`, the tests a
 from telephony.simulator.call import SimulatedCall, new_sid
 from telephony.simulator.caller_audio import load_utterance, read_wav, synthetic_utterance, write_wav
 from telephony.simulator.report import CallReport, Event
-from telephony.simulator.script import Pause, Press, Say, Step
+from telephony.simulator.script import Listen, Pause, Press, Say, Step
 
 __all__ = [
     "CallReport",
     "Event",
+    "Listen",
     "Pause",
     "Press",
     "Say",

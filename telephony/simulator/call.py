@@ -22,11 +22,11 @@ from collections.abc import Sequence
 
 import httpx
 import websockets
-from twilio.request_validator import RequestValidator
 
 from telephony.simulator.player import PlaybackBuffer
 from telephony.simulator.report import CallReport
-from telephony.simulator.script import TICK_S, CallerTrack, Step, lay_out
+from telephony.simulator.script import SILENCE_FRAME, TICK_S, CallerTrack, Listen, Step, lay_out
+from telephony.simulator.signing import signed_headers
 from telephony.twilio.protocol import Clear, OutboundMark, OutboundMedia, ProtocolError, parse_outbound
 from telephony.twilio.signature import websocket_url
 
@@ -52,12 +52,15 @@ class SimulatedCall:
         lead_in_s: float = 1.0,
         tail_s: float = 2.0,
         max_seconds: float = 300.0,
+        webhook_timeout_s: float = 15.0,
     ) -> None:
         """`server_url` is where the server listens; `public_url` (default: the same) is the URL
-        Twilio would use and sign, for servers configured with `SWITCHBOARD_PUBLIC_URL`."""
+        Twilio would use and sign, for servers configured with `SWITCHBOARD_PUBLIC_URL`.
+        `webhook_timeout_s` is how long a webhook may take to answer (Twilio's own: 15 s)."""
         self.server_url = server_url.rstrip("/")
         self.public_url = (public_url or server_url).rstrip("/")
-        self.validator = RequestValidator(auth_token)
+        self.webhook_timeout_s = webhook_timeout_s
+        self.auth_token = auth_token
         self.to = to
         self.from_ = from_
         self.account_sid = account_sid or new_sid("AC")
@@ -101,8 +104,8 @@ class SimulatedCall:
 
     async def _post(self, client: httpx.AsyncClient, url: str, status: str) -> ET.Element | None:
         params = self._params(status)
-        signature = self.validator.compute_signature(url, params)
-        response = await client.post(self._reachable(url), data=params, headers={"X-Twilio-Signature": signature})
+        headers = signed_headers(self.auth_token, url, params)
+        response = await client.post(self._reachable(url), data=params, headers=headers)
         self.report.webhook_status = response.status_code
         if response.status_code != 200:
             self.report.add(self._now(), "twiml", f"HTTP {response.status_code} from {url}: {response.text[:120]}")
@@ -119,7 +122,7 @@ class SimulatedCall:
 
     async def run(self) -> CallReport:
         self._t0 = time.monotonic()
-        async with httpx.AsyncClient(timeout=15.0) as client:
+        async with httpx.AsyncClient(timeout=self.webhook_timeout_s) as client:
             document = await self._post(client, self.public_url + "/twilio/voice", "ringing")
             hops = 0
             while document is not None and hops < 5:  # follow at most a few action redirects
@@ -267,7 +270,15 @@ class SimulatedCall:
         utterance_since = 0.0
         marks_due: list[str] = []
         tick = 0
-        while tick < min(track.ticks, self.max_ticks):
+        """Wall-clock ticks since the stream started."""
+        position = 0
+        """The caller's place in its track: it stands still while the caller listens."""
+        listening: tuple[Listen, float] | None = None
+        """The `Listen` being held, and when it began."""
+        spoke_since_listen = False
+        quiet_since: float | None = None
+        ended_at = -1
+        while position < track.ticks and tick < self.max_ticks:
             delay = start + tick * TICK_S - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -278,16 +289,27 @@ class SimulatedCall:
                 await send(ws, {"event": "mark", "mark": {"name": name}})
                 self.report.marks_echoed.append(name)
                 self.report.add(now, "mark", name)
-            if tick in utterance_ends:
-                self.report.utterances.append((utterance_since, now, utterance_ends[tick]))
+            if position in utterance_ends and position != ended_at:  # before any hold: the caller has stopped
+                ended_at = position
+                self.report.utterances.append((utterance_since, now, utterance_ends[position]))
                 self.report.add(now, "caller", "stops speaking")
-            if tick in utterance_starts:
-                utterance_since = now
-                self.report.add(now, "caller", f"starts speaking: {utterance_starts[tick]}")
-            if tick in track.digits:
-                await send(ws, {"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": track.digits[tick]}})
-                self.report.add(now, "dtmf", f"pressed {track.digits[tick]}")
-            frame = track.frames[tick]
+            if listening is None and position in track.listens:
+                listening, spoke_since_listen, quiet_since = (track.listens.pop(position), now), False, None
+            held = listening is not None
+            if listening is not None:
+                step, since = listening
+                answered = spoke_since_listen and quiet_since is not None and now - quiet_since >= step.quiet_seconds
+                if answered or now - since >= step.max_seconds:
+                    listening, held = None, False
+            if not held:
+                if position in utterance_starts:
+                    utterance_since = now
+                    self.report.add(now, "caller", f"starts speaking: {utterance_starts[position]}")
+                if position in track.digits:
+                    digit = track.digits[position]
+                    await send(ws, {"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": digit}})
+                    self.report.add(now, "dtmf", f"pressed {digit}")
+            frame = SILENCE_FRAME if held else track.frames[position]
             payload = base64.b64encode(frame).decode("ascii")
             media = {"track": "inbound", "chunk": str(tick + 1), "timestamp": str(tick * 20), "payload": payload}
             await send(ws, {"event": "media", "media": media})
@@ -304,7 +326,12 @@ class SimulatedCall:
                 self.report.agent_spans.append((speaking_since, now))
                 self.report.add(now, "agent", f"stops speaking ({now - speaking_since:.2f} s)")
                 speaking_since = None
+            if played:
+                spoke_since_listen, quiet_since = True, None
+            elif quiet_since is None:
+                quiet_since = now
             tick += 1
+            position += 0 if held else 1
         if speaking_since is not None:
             now = self._now()
             self.report.agent_spans.append((speaking_since, now))

@@ -28,7 +28,17 @@ class Press:
     digits: str
 
 
-Step = Say | Pause | Press
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Stay silent until the agent has answered: it spoke, then went quiet for `quiet_seconds`;
+    or until `max_seconds`. A caller who waits for the answer, not for a clock, so a script keeps
+    its turns on a slow machine too."""
+
+    max_seconds: float = 30.0
+    quiet_seconds: float = 1.0
+
+
+Step = Say | Pause | Press | Listen
 
 
 @dataclass
@@ -39,6 +49,8 @@ class CallerTrack:
     digits: dict[int, str] = field(default_factory=dict)
     utterances: list[tuple[int, int, str]] = field(default_factory=list)
     """(first tick, tick after the last, label) of each `Say`."""
+    listens: dict[int, Listen] = field(default_factory=dict)
+    """The `Listen` steps, by the tick at which the caller holds until the agent has answered."""
 
     @property
     def ticks(self) -> int:
@@ -66,6 +78,8 @@ def lay_out(steps: list[Step] | tuple[Step, ...], lead_in_s: float, tail_s: floa
             track.utterances.append((first, track.ticks, step.label))
         elif isinstance(step, Pause):
             silence(step.seconds)
+        elif isinstance(step, Listen):
+            track.listens[track.ticks] = step
         elif isinstance(step, Press):
             for digit in step.digits:
                 track.digits[track.ticks] = digit

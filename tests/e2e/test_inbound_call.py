@@ -10,29 +10,30 @@ import pytest
 from starlette.applications import Starlette
 
 from agents.port import AgentCatalog, CallPort, MarkHeard
-from telephony.app import build_edge, create_app
+from telephony.app import create_app
 from telephony.audio.mulaw import mulaw_to_pcm16
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
-from telephony.simulator import CallReport, Pause, Press, Say, SimulatedCall, synthetic_utterance
+from telephony.simulator import CallReport, Listen, Pause, Press, Say, SimulatedCall, synthetic_utterance
 from telephony.simulator.script import TICK_S
+from tests.support.metrics import counter, streams_open
 from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN, TRANSFER_NUMBER, make_settings
 
 UTTERANCE_S = 1.2
 
 
-def place(server: str, *script: Say | Pause | Press, tail_s: float = 1.0) -> CallReport:
+def place(server: str, *script: Say | Pause | Press | Listen, tail_s: float = 1.0) -> CallReport:
     call = SimulatedCall(server, AUTH_TOKEN, to=AGENT_NUMBER, script=list(script), tail_s=tail_s)
     return asyncio.run(call.run())
 
 
 def wait_for_call_to_end(app: Starlette, timeout: float = 5.0) -> None:
-    edge = app.state.edge
+    edge = app.state.pod
     for _ in range(int(timeout / 0.05)):
-        if edge.calls.active == 0 and edge.stats.get("calls_ended") == edge.stats.get("calls_started"):
+        if edge.calls.active == 0 and streams_open(edge.metrics) == 0:
             return
         time.sleep(0.05)
-    raise AssertionError(f"call still active: {edge.stats}")
+    raise AssertionError(f"call still active: {edge.calls.active} calls, {streams_open(edge.metrics):g} streams")
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -71,7 +72,7 @@ def test_inbound_call_end_to_end(server: str, app: Starlette) -> None:
     [latency] = report.turn_latencies()
     assert 0.85 <= latency < 1.5  # the agent cannot answer before its own 0.9 s (less a frame of jitter)
     wait_for_call_to_end(app)
-    assert app.state.edge.stats.get("stream_messages_dropped", 0) == 0
+    assert counter(app.state.pod.metrics, "switchboard_stream_messages_dropped_total") == 0
 
 
 def test_pacing_keeps_agent_audio_within_the_lead(server: str, settings: Settings) -> None:
@@ -141,7 +142,7 @@ class _ClearingAgent:
 def test_session_clear_reports_unheard_marks() -> None:
     agent = _ClearingAgent()
     settings = make_settings()
-    app = create_app(settings, build_edge(settings, agents=AgentCatalog({"echo": agent})))
+    app = create_app(settings, agents=AgentCatalog({"echo": agent}))
     with BackgroundServer(app, settings) as url:
         report = place(url, Pause(4.0))
     assert agent.marks == [MarkHeard("first second", heard=True), MarkHeard("last two seconds", heard=False)]
@@ -158,10 +159,21 @@ class _BrokenAgent:
 
 def test_a_failing_session_ends_its_call_cleanly() -> None:
     settings = make_settings()
-    app = create_app(settings, build_edge(settings, agents=AgentCatalog({"echo": _BrokenAgent()})))
+    app = create_app(settings, agents=AgentCatalog({"echo": _BrokenAgent()}))
     with BackgroundServer(app, settings) as url:
         report = place(url, Pause(1.0))
         assert report.outcome == "agent hung up (session error)"
         wait_for_call_to_end(app)
         again = place(url, Pause(0.2))
     assert again.webhook_status == 200
+
+
+def test_a_listening_caller_waits_for_the_answer_before_going_on(server: str) -> None:
+    """`Listen` holds the caller's script until the agent has answered and gone quiet: the key
+    press after it comes only once the echo of the utterance has played, however long that took."""
+    report = place(server, Say(synthetic_utterance(1.0)), Listen(max_seconds=20.0, quiet_seconds=0.5), Press("*"))
+    pressed = next(e.at for e in report.events if e.who == "dtmf")
+    said = report.utterances[0][1]
+    echo_start, echo_end = next(span for span in report.agent_spans if span[0] > said)  # after the greeting
+    assert said < echo_start < echo_end <= pressed - 0.5 + TICK_S
+    assert "agent hung up" in report.outcome or report.outcome == "stream ended by server (caller pressed *)"

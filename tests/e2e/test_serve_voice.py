@@ -10,6 +10,7 @@ from agents.testing.scripted_llm import Reply, ScriptedLlmServer
 from telephony.app import create_app
 from telephony.server import BackgroundServer
 from telephony.simulator import Pause, SimulatedCall
+from tests.support.patient_caller import LAST_PAUSE_S, run_until_heard
 from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN, make_settings
 from tests.support.voice_harness import utterance
 
@@ -23,14 +24,13 @@ def test_agents_file_agents_answer_calls(tmp_path: Path) -> None:
         )
         app = create_app(settings)
         with BackgroundServer(app, settings) as url:  # start-up loads and warms the models first
-            call = SimulatedCall(
-                url, AUTH_TOKEN, to=AGENT_NUMBER, script=[Pause(2.0), utterance("order_status"), Pause(4.0)], tail_s=0.5
-            )
-            report = asyncio.run(call.run())
+            script = [Pause(2.0), utterance("order_status"), Pause(LAST_PAUSE_S)]
+            call = SimulatedCall(url, AUTH_TOKEN, to=AGENT_NUMBER, script=script, tail_s=0.5)
+            report = asyncio.run(run_until_heard(call, 2))  # the greeting and the reply, however slow
         [request] = llm.requests
     assert request.body["model"] == "scripted"
     assert request.messages[1] == {"role": "assistant", "content": "Hello, support here."}
     assert request.messages[-1]["content"].lower().startswith("what is the status of my order")
     assert report.turn_latencies(), report.render()
-    agent = app.state.edge.agents.get("support")
+    agent = app.state.pod.agents.get("support")
     assert [line.role for line in agent.records[-1].transcript] == ["agent", "caller", "agent"]

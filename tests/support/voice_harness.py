@@ -17,15 +17,17 @@ from agents.engines.remote.openai_chat import OpenAIChatModel
 from agents.port import AgentCatalog
 from agents.testing.scripted_llm import ScriptedLlmServer
 from agents.voice_agent import VoiceAgent
-from telephony.app import build_edge, create_app
+from db import Database
+from telephony.app import create_app
 from telephony.audio.mulaw import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
 from telephony.cli.demo import agent_transcript
-from telephony.edge import CallEdge
+from telephony.pod import Pod
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
 from telephony.simulator import CallReport, Pause, Press, Say, SimulatedCall
 from telephony.simulator.caller_audio import load_utterance
-from telephony.voice import VoiceStack, build_voice_agent, load_voice_stack, warm_up
+from telephony.voice import VoiceStack
+from tests.support.metrics import streams_open
 from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN, make_settings
 from tests.support.speech import SPEECH_DIR
 from tools import ToolExecutor
@@ -56,34 +58,49 @@ class VoicePod:
     """A server with one voice agent slot, the shared engines, and the fake model behind them."""
 
     url: str
-    settings: Settings
-    stack: VoiceStack
     llm: ScriptedLlmServer
-    catalog: AgentCatalog
-    edge: CallEdge
+    edge: Pod
+    """The running pod, as its handlers reach it (opened by `create_app`'s lifespan)."""
+
+    @property
+    def settings(self) -> Settings:
+        return self.edge.settings
+
+    @property
+    def stack(self) -> VoiceStack:
+        assert self.edge.voice is not None
+        return self.edge.voice.stack
 
     def use_agent(self, config: AgentConfig, tools: ToolExecutor | None = None) -> VoiceAgent:
-        """Wired as the pod's lifespan wires agents: the pod's metrics observe its calls."""
-        agent = asyncio.run(build_voice_agent(config, self.stack, self.settings, tools, observer=self.edge.metrics))
-        self.catalog.agents[VOICE_AGENT] = agent
+        """Built as the pod builds its agents (its metrics observe the calls), in the agent slot."""
+        assert self.edge.voice is not None
+        agent = asyncio.run(self.edge.voice.build(config, tools))
+        self.edge.agents.agents[VOICE_AGENT] = agent
         return agent
 
     def metric(self, name: str, **labels: str) -> float:
         """A sample of the pod's Prometheus registry (0 when never set)."""
         return self.edge.metrics.registry.get_sample_value(name, labels) or 0.0
 
-    def place(self, *script: Say | Pause | Press, tail_s: float = 1.0) -> CallReport:
-        call = SimulatedCall(self.url, AUTH_TOKEN, to=AGENT_NUMBER, script=list(script), tail_s=tail_s)
+    def place(self, *script: Say | Pause | Press, tail_s: float = 1.0, webhook_timeout_s: float = 15.0) -> CallReport:
+        call = SimulatedCall(
+            self.url,
+            AUTH_TOKEN,
+            to=AGENT_NUMBER,
+            script=list(script),
+            tail_s=tail_s,
+            webhook_timeout_s=webhook_timeout_s,
+        )
         return asyncio.run(call.run())
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Until the server has no call running (session, listener and all)."""
         edge = self.edge
         for _ in range(int(timeout / 0.05)):
-            if edge.calls.active == 0 and edge.stats.get("calls_ended") == edge.stats.get("calls_started"):
+            if edge.calls.active == 0 and streams_open(edge.metrics) == 0:
                 return
             time.sleep(0.05)
-        raise AssertionError(f"call still active: {edge.stats}")
+        raise AssertionError(f"call still active: {edge.calls.active} calls, {streams_open(edge.metrics):g} streams")
 
     def assert_nothing_running(self, timeout: float = 10.0) -> None:
         """No call, no inference job and no model request is left once a call has ended."""
@@ -112,18 +129,14 @@ def _pending(engine: object) -> int:
 
 
 @contextmanager
-def voice_pod(**settings_overrides: object) -> Iterator[VoicePod]:
+def voice_pod(database: Database | None = None, **settings_overrides: object) -> Iterator[VoicePod]:
+    """A pod whose engines (loaded and warmed as it starts) talk to the scripted model; `database`
+    (open, closed by the caller) gives it call records and stored agents."""
     settings = make_settings(numbers={AGENT_NUMBER: VOICE_AGENT}, **settings_overrides)
     with ScriptedLlmServer() as llm:
         chat = OpenAIChatModel(
             llm.base_url, "scripted", first_token_timeout_s=1.5, idle_timeout_s=2.0, request_timeout_s=10.0
         )
-        stack = load_voice_stack(settings, chat=chat)
-        try:
-            asyncio.run(warm_up(stack))
-            catalog = AgentCatalog({})
-            edge = build_edge(settings, agents=catalog)
-            with BackgroundServer(create_app(settings, edge), settings) as url:
-                yield VoicePod(url, settings, stack, llm, catalog, edge)
-        finally:
-            asyncio.run(stack.aclose())
+        app = create_app(settings, chat=chat, agents=AgentCatalog({}), database=database)
+        with BackgroundServer(app, settings) as url:
+            yield VoicePod(url, llm, app.state.pod)

@@ -18,7 +18,7 @@ from telephony.simulator.caller_audio import (
     write_wav,
 )
 from telephony.simulator.player import PlaybackBuffer
-from telephony.simulator.script import DTMF_TICKS, SILENCE_FRAME, Pause, Press, Say, lay_out
+from telephony.simulator.script import DTMF_TICKS, SILENCE_FRAME, Listen, Pause, Press, Say, lay_out
 
 FRAME = 160
 
@@ -408,3 +408,10 @@ def test_synthetic_utterance_lays_out_to_its_duration() -> None:
     track = lay_out((Say(synthetic_utterance(1.0), label="s"),), lead_in_s=0, tail_s=0)
     assert track.utterances == [(0, 50, "s")]
     assert track.ticks == 50
+
+
+def test_listen_takes_no_ticks_and_marks_where_the_caller_holds() -> None:
+    listen = Listen(max_seconds=5.0, quiet_seconds=0.5)
+    track = lay_out([Say(b"\x00" * 320), listen, Pause(0.04)], lead_in_s=0.0, tail_s=0.0)
+    assert track.ticks == 2 + 2  # the utterance, then the pause: listening itself lays out nothing
+    assert track.listens == {2: listen}

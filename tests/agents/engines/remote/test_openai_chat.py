@@ -19,8 +19,9 @@ USER = [{"role": "user", "content": "Where is my order?"}]
 
 
 def fast_model(base_url: str, **overrides: Any) -> OpenAIChatModel:
-    """Short clocks so failure tests stay quick."""
-    options: dict[str, Any] = {"first_token_timeout_s": 0.5, "idle_timeout_s": 0.5, "request_timeout_s": 5.0}
+    """Generous clocks, so an answer on a loaded machine is never late by luck; a test of a deadline
+    passes its own short clock and scripts a delay far beyond it."""
+    options: dict[str, Any] = {"first_token_timeout_s": 10.0, "idle_timeout_s": 10.0, "request_timeout_s": 30.0}
     options.update(overrides)
     return OpenAIChatModel(base_url, model="scripted", **options)
 
@@ -167,7 +168,8 @@ async def test_slow_first_token_is_retried_then_unavailable() -> None:
 
 
 async def test_a_hung_server_then_an_answer_succeeds_on_the_retry() -> None:
-    events, server = await served([Hang(30), Reply(text="Here now.", chunk_chars=32)], first_token_timeout_s=0.3)
+    # 2 s: the hang (30 s) is far beyond it, and the retry's answer is well within it.
+    events, server = await served([Hang(30), Reply(text="Here now.", chunk_chars=32)], first_token_timeout_s=2.0)
     assert events == [TextDelta("Here now."), StreamEnd("stop")]
     assert len(server.requests) == 2
 
@@ -175,7 +177,7 @@ async def test_a_hung_server_then_an_answer_succeeds_on_the_retry() -> None:
 async def test_a_role_chunk_alone_is_not_the_first_token() -> None:
     """vLLM sends the role at once; the first-token clock keeps running until real content comes."""
     role_then_silence = Reply(text="too late", delay_first_s=30)
-    events, server = await served([role_then_silence, Reply(text="ok")], first_token_timeout_s=0.3)
+    events, server = await served([role_then_silence, Reply(text="ok")], first_token_timeout_s=2.0)
     assert events == [TextDelta("ok"), StreamEnd("stop")]
     assert [r.outcome for r in server.requests] == ["disconnected", "completed"]
 

@@ -106,7 +106,9 @@ def fake() -> Iterator[tuple[FakeSpeech, str]]:
 
 
 def client(url: str, **options: object) -> SpeechClient:
-    values: dict[str, object] = {"timeout_s": 2.0, "connect_timeout_s": 0.5, "retries": 2, "backoff_s": 0.05}
+    """Generous clocks, so a loaded machine never turns an answer into a timeout; the deadline's
+    own test passes a short one and scripts a service far slower than it."""
+    values: dict[str, object] = {"timeout_s": 10.0, "connect_timeout_s": 5.0, "retries": 2, "backoff_s": 0.05}
     values.update(options)
     return SpeechClient(url, **values)  # type: ignore[arg-type]
 
