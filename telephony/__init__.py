@@ -1,5 +1,6 @@
-"""The call edge: Twilio webhooks, Media Streams, audio conversion, and the Twilio simulator.
+"""The call edge: Twilio in and out (`twilio/`, `audio/`), the pod's health (`pod_health/`),
+campaigns, the admin API, the CLI and the Twilio simulator.
 
-This package is the composition root: it may import `agents`, `tools` and `db`; none of them
-imports it.
+`pod.open_pod` is the composition root, the one place a pod is built; `app.py` only routes to
+it. This package may import `agents`, `tools` and `db`; none of them imports it.
 """

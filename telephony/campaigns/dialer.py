@@ -46,22 +46,22 @@ DEFAULT_MAX_CALL_SECONDS = 900.0
 class Dialer:
     def __init__(
         self,
-        edge: Pod,
+        pod: Pod,
         *,
         owner: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        assert edge.database is not None, "the dialer needs the database"
-        self.edge = edge
-        self.admission = edge.admission
+        assert pod.database is not None, "the dialer needs the database"
+        self.pod = pod
+        self.admission = pod.admission
         """The pod's own admission: the dialer holds for the reasons that refuse a webhook."""
         self.owner = owner or f"{socket.gethostname()}-{secrets.token_hex(4)}"
         self._sleep = sleep
-        self.campaigns = Campaigns(edge.database)
-        self.contacts = Contacts(edge.database)
-        self.do_not_call = DoNotCall(edge.database)
-        self.agents = AgentConfigs(edge.database)
-        s = edge.settings
+        self.campaigns = Campaigns(pod.database)
+        self.contacts = Contacts(pod.database)
+        self.do_not_call = DoNotCall(pod.database)
+        self.agents = AgentConfigs(pod.database)
+        s = pod.settings
         self.lease_seconds = s.dialer_lease_seconds
         self.poll_seconds = s.dialer_poll_seconds
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -72,14 +72,14 @@ class Dialer:
 
     @property
     def clock(self) -> Callable[[], float]:
-        return self.edge.clock
+        return self.pod.clock
 
     async def run(self) -> None:
         """Dial every running campaign until cancelled. Cancelling is a crash as far as the other
         pods know: leases and slots are left to expire (`stop` is the gentle way)."""
         try:
             while True:
-                for campaign_id in await self.campaigns.running_ids(limit=self.edge.settings.dialer_max_campaigns):
+                for campaign_id in await self.campaigns.running_ids(limit=self.pod.settings.dialer_max_campaigns):
                     worker = self._workers.get(campaign_id)
                     if worker is None or worker.done():
                         self._workers[campaign_id] = asyncio.create_task(
@@ -180,7 +180,7 @@ class Dialer:
         self, campaign_id: str, spec: CampaignSpec, contact: dict[str, Any], slot: str, holder: str
     ) -> None:
         contact_id = contact["_id"]
-        settings = self.edge.settings
+        settings = self.pod.settings
         stored = await self.agents.current(spec.agent_id)
         max_call = float((stored.config if stored else {}).get("max_call_seconds", DEFAULT_MAX_CALL_SECONDS))
         now = self.clock()
@@ -202,7 +202,7 @@ class Dialer:
         )
         try:
             created = await place_call(
-                self.edge,
+                self.pod,
                 to=contact["phone"],
                 from_=spec.caller_id,
                 ref=ref,
@@ -220,7 +220,7 @@ class Dialer:
         assert ref.contact is not None and ref.attempt is not None
         if isinstance(exc, TwilioApiError) and not exc.retryable:  # e.g. an invalid number: settle as failed
             log.warning("Twilio refused the call", extra={"contact": ref.contact, "error": str(exc)})
-            await settle_attempt(self.edge, ref, "invalid", None)
+            await settle_attempt(self.pod, ref, "invalid", None)
             await self.campaigns.release_slot(slot, label)
             return
         # Twilio kept refusing (429/5xx) or outbound is not configured: the call was never placed,
@@ -242,7 +242,7 @@ class Dialer:
             ref = CallRef(
                 agent=spec.agent_id, campaign=campaign_id, contact=str(contact["_id"]), attempt=contact["attempts"]
             )
-            await settle_attempt(self.edge, ref, "lost", contact.get("call_sid"))
+            await settle_attempt(self.pod, ref, "lost", contact.get("call_sid"))
         if stale:
             log.warning("recovered attempts with no status", extra={"campaign": campaign_id, "count": len(stale)})
         return len(stale)

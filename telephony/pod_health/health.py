@@ -33,23 +33,23 @@ log = logging.getLogger("switchboard.health")
 
 
 async def healthz(request: Request) -> JSONResponse:
-    edge: Pod = request.app.state.pod
-    body = {"status": "ok", "active_calls": edge.calls.active, "counters": counters(edge.metrics.registry)}
+    pod: Pod = request.app.state.pod
+    body = {"status": "ok", "active_calls": pod.calls.active, "counters": counters(pod.metrics.registry)}
     return JSONResponse(body)
 
 
 async def readyz(request: Request) -> JSONResponse:
-    edge: Pod = request.app.state.pod
-    reasons = edge.admission.reasons()  # samples memory afresh
-    state = edge.memory.state
-    for name, check in edge.readiness_checks.items():
-        if not await _passes(name, check, edge.settings.readiness_check_timeout_seconds):
+    pod: Pod = request.app.state.pod
+    reasons = pod.admission.reasons()  # samples memory afresh
+    state = pod.memory.state
+    for name, check in pod.readiness_checks.items():
+        if not await _passes(name, check, pod.settings.readiness_check_timeout_seconds):
             reasons.append(name)
-    reading = edge.memory.reading
+    reading = pod.memory.reading
     body: dict[str, object] = {
         "status": "not ready" if reasons else "ready",
-        "calls": edge.calls.count,
-        "max_concurrent_calls": edge.calls.limit,
+        "calls": pod.calls.count,
+        "max_concurrent_calls": pod.calls.limit,
         "memory": {
             "state": state.value,
             "used_bytes": reading.used_bytes,
@@ -74,22 +74,22 @@ async def _passes(name: str, check: ReadinessCheck, timeout_s: float) -> bool:
 
 
 async def drain(request: Request) -> JSONResponse:
-    edge: Pod = request.app.state.pod
-    refusal = _refusal(request, edge)
+    pod: Pod = request.app.state.pod
+    refusal = _refusal(request, pod)
     if refusal is not None:
         return refusal
     started = time.monotonic()
-    edge.drain.begin()
-    drained = await edge.drain.wait(edge.calls, edge.settings.drain_timeout_seconds)
-    body = {"drained": drained, "calls": edge.calls.count, "waited_s": round(time.monotonic() - started, 3)}
+    pod.drain.begin()
+    drained = await pod.drain.wait(pod.calls, pod.settings.drain_timeout_seconds)
+    body = {"drained": drained, "calls": pod.calls.count, "waited_s": round(time.monotonic() - started, 3)}
     log.warning("drain answered", extra=body)
     return JSONResponse(body, status_code=200 if drained else 503)
 
 
-def _refusal(request: Request, edge: Pod) -> JSONResponse | None:
+def _refusal(request: Request, pod: Pod) -> JSONResponse | None:
     """Why this drain request may not proceed, or None. With a token set, the token alone decides
     (loopback is not trusted: a sidecar proxy forwards outside traffic from loopback)."""
-    token = edge.settings.drain_token
+    token = pod.settings.drain_token
     if token is not None:
         expected = f"Bearer {token.get_secret_value()}".encode()
         given = request.headers.get("authorization", "").encode()
@@ -111,14 +111,14 @@ def _is_loopback(host: str) -> bool:
 
 
 async def metrics(request: Request) -> Response:
-    edge: Pod = request.app.state.pod
-    state = edge.memory.sample()
-    edge.metrics.set_pod_state(
-        active=edge.calls.active,
-        reserved=edge.calls.count - edge.calls.active,
-        limit=edge.calls.limit,
-        memory=edge.memory.reading,
+    pod: Pod = request.app.state.pod
+    state = pod.memory.sample()
+    pod.metrics.set_pod_state(
+        active=pod.calls.active,
+        reserved=pod.calls.count - pod.calls.active,
+        limit=pod.calls.limit,
+        memory=pod.memory.reading,
         state=state,
-        draining=edge.drain.draining,
+        draining=pod.drain.draining,
     )
-    return metrics_response(edge.metrics)
+    return metrics_response(pod.metrics)

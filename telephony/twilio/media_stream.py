@@ -41,10 +41,10 @@ class _Disconnected(Exception):
 
 
 async def media_stream(websocket: WebSocket) -> None:
-    edge: Pod = websocket.app.state.pod
+    pod: Pod = websocket.app.state.pod
     await websocket.accept()
     try:
-        await _serve(websocket, edge)
+        await _serve(websocket, pod)
     except _Disconnected:
         pass
     except Exception:  # never let one call's failure escape into the server
@@ -56,14 +56,14 @@ class _Reader:
     """Reads one stream's messages; drops the unusable ones (logging the first few, then every
     hundredth, so a stream spewing garbage cannot flood the logs)."""
 
-    def __init__(self, websocket: WebSocket, edge: Pod) -> None:
+    def __init__(self, websocket: WebSocket, pod: Pod) -> None:
         self.websocket = websocket
-        self.edge = edge
+        self.pod = pod
         self.dropped = 0
 
     def drop(self, reason: str, size: int) -> None:
         self.dropped += 1
-        self.edge.metrics.stream_messages_dropped.inc()
+        self.pod.metrics.stream_messages_dropped.inc()
         if self.dropped <= 10 or self.dropped % 100 == 0:
             log.warning("dropped media-stream message", extra={"reason": reason, "size": size, "dropped": self.dropped})
 
@@ -76,14 +76,14 @@ class _Reader:
         if raw is None:
             raw = message.get("bytes") or b""
         try:
-            return parse_inbound(raw, self.edge.settings.ws_max_message_bytes)
+            return parse_inbound(raw, self.pod.settings.ws_max_message_bytes)
         except ProtocolError as exc:
             self.drop(str(exc), len(raw))
             return None
 
     async def start(self) -> Start:
         """Wait for `start`, dropping anything else but `connected`."""
-        async with asyncio.timeout(self.edge.settings.stream_start_timeout_seconds):
+        async with asyncio.timeout(self.pod.settings.stream_start_timeout_seconds):
             while True:
                 message = await self.next()
                 if isinstance(message, Start):
@@ -92,9 +92,9 @@ class _Reader:
                     self.drop(f"{message.event} before start", 0)
 
 
-async def _serve(websocket: WebSocket, edge: Pod) -> None:
-    settings = edge.settings
-    reader = _Reader(websocket, edge)
+async def _serve(websocket: WebSocket, pod: Pod) -> None:
+    settings = pod.settings
+    reader = _Reader(websocket, pod)
     try:
         start = await reader.start()
     except TimeoutError:
@@ -108,11 +108,11 @@ async def _serve(websocket: WebSocket, edge: Pod) -> None:
         if settings.twilio_account_sid and meta.account_sid != settings.twilio_account_sid:
             raise call_token.CallTokenError("stream from another account")
     except call_token.CallTokenError as exc:
-        edge.metrics.streams_refused.inc()
+        pod.metrics.streams_refused.inc()
         log.warning("refused media stream", extra={"reason": str(exc), "call_sid_claimed": meta.call_sid})
         await _close(websocket, POLICY_VIOLATION, str(exc))
         return
-    resolved = await edge.directory.resolve(agent_id=claims.agent_id)  # as the webhook did, maybe on another pod
+    resolved = await pod.directory.resolve(agent_id=claims.agent_id)  # as the webhook did, maybe on another pod
     if resolved is None:
         log.error("call token names an unknown agent", extra={"agent_id": claims.agent_id})
         await _close(websocket, INTERNAL_ERROR, "unknown agent")
@@ -127,19 +127,19 @@ async def _serve(websocket: WebSocket, edge: Pod) -> None:
         to_number=claims.to_number,
         direction=claims.direction,
         sample_rate=settings.pipeline_sample_rate,
-        variables=await _call_variables(edge, claims),
+        variables=await _call_variables(pod, claims),
     )
     await _run_call(reader, resolved.agent, info)
 
 
-async def _call_variables(edge: Pod, claims: call_token.CallClaims) -> dict[str, str]:
+async def _call_variables(pod: Pod, claims: call_token.CallClaims) -> dict[str, str]:
     """An outbound call's per-contact variables, stored with its record when it was placed."""
-    if edge.database is None or not claims.direction.startswith("outbound"):
+    if pod.database is None or not claims.direction.startswith("outbound"):
         return {}
     from db import CallRecords
 
     try:
-        record = await CallRecords(edge.database).get(claims.call_sid)
+        record = await CallRecords(pod.database).get(claims.call_sid)
     except Exception:
         log.exception("could not read the call's variables; the agent's prompt stays generic")
         return {}
@@ -148,8 +148,8 @@ async def _call_variables(edge: Pod, claims: call_token.CallClaims) -> dict[str,
 
 
 async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
-    websocket, edge = reader.websocket, reader.edge
-    settings = edge.settings
+    websocket, pod = reader.websocket, reader.pod
+    settings = pod.settings
     send_lock = asyncio.Lock()
 
     async def send(text: str) -> None:
@@ -157,7 +157,7 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
             await websocket.send_text(text)
 
     async def end_call(outcome: CallOutcome) -> None:
-        edge.outcomes.put(info.call_sid, outcome)
+        pod.outcomes.put(info.call_sid, outcome)
         await _close(websocket, 1000, outcome.reason)
 
     playout = Playout(
@@ -192,8 +192,8 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
 
         ending.append(asyncio.get_running_loop().call_later(settings.shed_goodbye_seconds, close_anyway))
 
-    edge.calls.start(info.call_sid, end_requested)
-    edge.metrics.calls_started.inc()
+    pod.calls.start(info.call_sid, end_requested)
+    pod.metrics.calls_started.inc()
     started = time.monotonic()
     log.info("call started", extra={"agent_id": info.agent_id, "stream_sid": info.stream_sid})
     playout_task = asyncio.create_task(playout.run(), name=f"playout-{info.call_sid}")
@@ -228,8 +228,8 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
         await _finish_session(session_task)
         playout_task.cancel()
         await asyncio.gather(playout_task, return_exceptions=True)
-        edge.calls.release(info.call_sid)
-        edge.metrics.calls_ended.inc()
+        pod.calls.release(info.call_sid)
+        pod.metrics.calls_ended.inc()
         log.info(
             "call ended",
             extra={

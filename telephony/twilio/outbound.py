@@ -85,14 +85,14 @@ class AmdWebhook(BaseModel):
     AnsweredBy: str = Field(max_length=32)
 
 
-def _base_url(edge: Pod) -> str:
-    if edge.settings.public_url is None:
+def _base_url(pod: Pod) -> str:
+    if pod.settings.public_url is None:
         raise NotConfigured("outbound calls need SWITCHBOARD_PUBLIC_URL (where Twilio reaches this service)")
-    return str(edge.settings.public_url).rstrip("/")
+    return str(pod.settings.public_url).rstrip("/")
 
 
 async def place_call(
-    edge: Pod,
+    pod: Pod,
     *,
     to: str,
     from_: str,
@@ -103,11 +103,11 @@ async def place_call(
 ) -> CreatedCall:
     """Ask Twilio to dial `to`; the call record (agent, version, variables, voicemail policy) is
     stored as soon as Twilio has accepted it. Raises `TwilioApiError` or `NotConfigured`."""
-    if edge.twilio is None:
+    if pod.twilio is None:
         raise NotConfigured("outbound calls need SWITCHBOARD_TWILIO_ACCOUNT_SID")
-    base, query = _base_url(edge), ref.query()
-    settings = edge.settings
-    created = await edge.twilio.create_call(
+    base, query = _base_url(pod), ref.query()
+    settings = pod.settings
+    created = await pod.twilio.create_call(
         to=to,
         from_=from_,
         url=f"{base}{OUTBOUND_ANSWER_PATH}?{query}",
@@ -122,9 +122,9 @@ async def place_call(
         timeout=settings.outbound_ring_timeout_seconds,
         time_limit=int(max_call_seconds) + 60,
     )
-    edge.metrics.outbound_calls.labels("placed").inc()
-    if edge.database is not None:
-        await CallRecords(edge.database).start(
+    pod.metrics.outbound_calls.labels("placed").inc()
+    if pod.database is not None:
+        await CallRecords(pod.database).start(
             created.sid,
             agent_id=ref.agent,
             agent_version=ref.v,
@@ -151,89 +151,89 @@ def _ref(request: Request) -> CallRef | Response:
 
 async def outbound_answer(request: Request) -> Response:
     """The callee answered: stream the call to its agent (or hang up if this pod cannot take it)."""
-    edge: Pod = request.app.state.pod
-    call = await _signed_model(request, edge, VoiceWebhook)
+    pod: Pod = request.app.state.pod
+    call = await _signed_model(request, pod, VoiceWebhook)
     if isinstance(call, Response):
         return call
     ref = _ref(request)
     if isinstance(ref, Response):
         return ref
     call_sid_var.set(call.CallSid)
-    if await edge.directory.resolve(agent_id=ref.agent) is None:
-        edge.metrics.outbound_calls.labels("unknown_agent").inc()
+    if await pod.directory.resolve(agent_id=ref.agent) is None:
+        pod.metrics.outbound_calls.labels("unknown_agent").inc()
         log.error("outbound call for an agent this pod does not serve", extra={"agent_id": ref.agent})
         return xml(twiml.hang_up())
-    decision = edge.admission.admit(call.CallSid)
+    decision = pod.admission.admit(call.CallSid)
     if not decision.admitted:
-        edge.metrics.outbound_refused.labels(decision.reason).inc()
+        pod.metrics.outbound_refused.labels(decision.reason).inc()
         log.warning("outbound call answered but refused", extra={"reason": decision.reason})
         return xml(twiml.hang_up())
-    edge.metrics.outbound_calls.labels("answered").inc()
-    return stream_to_agent(request, edge, call, ref.agent, "outbound-api")
+    pod.metrics.outbound_calls.labels("answered").inc()
+    return stream_to_agent(request, pod, call, ref.agent, "outbound-api")
 
 
 async def call_status(request: Request) -> Response:
     """Twilio's status callback: record the status; a final one settles the campaign attempt."""
-    edge: Pod = request.app.state.pod
-    status = await _signed_model(request, edge, StatusWebhook)
+    pod: Pod = request.app.state.pod
+    status = await _signed_model(request, pod, StatusWebhook)
     if isinstance(status, Response):
         return status
     ref = _ref(request)
     if isinstance(ref, Response):
         return ref
     call_sid_var.set(status.CallSid)
-    if edge.database is None:
+    if pod.database is None:
         return Response(status_code=204)
-    await CallRecords(edge.database).set_status(status.CallSid, status.CallStatus, duration_s=status.CallDuration)
+    await CallRecords(pod.database).set_status(status.CallSid, status.CallStatus, duration_s=status.CallDuration)
     if status.CallStatus in FINAL_STATUSES and ref.campaign and ref.contact and ref.attempt:
-        await settle_attempt(edge, ref, status.CallStatus, status.CallSid)
+        await settle_attempt(pod, ref, status.CallStatus, status.CallSid)
     return Response(status_code=204)
 
 
-async def settle_attempt(edge: Pod, ref: CallRef, status: str, call_sid: str | None) -> None:
+async def settle_attempt(pod: Pod, ref: CallRef, status: str, call_sid: str | None) -> None:
     """Apply a campaign call's final status to its contact and free its concurrency slot."""
-    assert edge.database is not None and ref.campaign and ref.contact and ref.attempt
-    campaigns = Campaigns(edge.database)
+    assert pod.database is not None and ref.campaign and ref.contact and ref.attempt
+    campaigns = Campaigns(pod.database)
     campaign = await campaigns.get(ref.campaign)
     if campaign is None:
         return
     spec = CampaignSpec.model_validate(campaign["spec"])
-    before = await Contacts(edge.database).finish_attempt(
+    before = await Contacts(pod.database).finish_attempt(
         ref.contact,
         ref.attempt,
         status=status,
         call_sid=call_sid,
-        now=edge.clock(),
+        now=pod.clock(),
         max_attempts=spec.max_attempts,
         retry_delay=spec.retry_delay_seconds,
     )
     if before is not None and before.get("slot"):
         await campaigns.release_slot(before["slot"], f"{ref.contact}:{ref.attempt}")
-    edge.metrics.campaign_calls.labels(status).inc()
+    pod.metrics.campaign_calls.labels(status).inc()
 
 
 async def amd_status(request: Request) -> Response:
     """Answering-machine detection: on a machine, hang up or leave the voicemail message."""
-    edge: Pod = request.app.state.pod
-    amd = await _signed_model(request, edge, AmdWebhook)
+    pod: Pod = request.app.state.pod
+    amd = await _signed_model(request, pod, AmdWebhook)
     if isinstance(amd, Response):
         return amd
     call_sid_var.set(amd.CallSid)
     record = None
-    if edge.database is not None:
-        calls = CallRecords(edge.database)
+    if pod.database is not None:
+        calls = CallRecords(pod.database)
         await calls.set_status(amd.CallSid, "in-progress", answered_by=amd.AnsweredBy)
         record = await calls.get(amd.CallSid)
-    if amd.AnsweredBy not in MACHINE or edge.twilio is None:
+    if amd.AnsweredBy not in MACHINE or pod.twilio is None:
         return Response(status_code=204)
     voicemail = Voicemail.model_validate((record or {}).get("voicemail") or {})
     try:
         if voicemail.policy == "leave_message" and voicemail.message and amd.AnsweredBy != "fax":
-            await edge.twilio.update_call(amd.CallSid, twiml=twiml.say_and_hang_up(voicemail.message))
-            edge.metrics.outbound_calls.labels("voicemail_left").inc()
+            await pod.twilio.update_call(amd.CallSid, twiml=twiml.say_and_hang_up(voicemail.message))
+            pod.metrics.outbound_calls.labels("voicemail_left").inc()
         else:
-            await edge.twilio.update_call(amd.CallSid, status="completed")
-            edge.metrics.outbound_calls.labels("machine_hung_up").inc()
+            await pod.twilio.update_call(amd.CallSid, status="completed")
+            pod.metrics.outbound_calls.labels("machine_hung_up").inc()
     except TwilioApiError as exc:
         log.warning("could not act on answering-machine detection", extra={"error": str(exc)})
     return Response(status_code=204)

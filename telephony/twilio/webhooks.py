@@ -83,33 +83,33 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def _signed_form(request: Request, edge: Pod) -> ImmutableMultiDict[str, str] | Response:
+async def _signed_form(request: Request, pod: Pod) -> ImmutableMultiDict[str, str] | Response:
     """The request's form if Twilio signed it, else the error response to send."""
     try:
-        body = await _read_body(request, edge.settings.webhook_max_body_bytes)
+        body = await _read_body(request, pod.settings.webhook_max_body_bytes)
     except _BodyTooLarge:
         return PlainTextResponse("request body too large", status_code=413)
     except ClientDisconnect:
         return PlainTextResponse("client disconnected", status_code=400)
     params = ImmutableMultiDict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
-    url = public_request_url(request, edge.settings)
+    url = public_request_url(request, pod.settings)
     valid = signature_is_valid(
-        edge.settings.twilio_auth_token.get_secret_value(),
+        pod.settings.twilio_auth_token.get_secret_value(),
         url,
         params,
         request.headers.get("x-twilio-signature"),
         request.headers.get(SIGNATURE_SETTINGS_HEADER),
     )
     if not valid:
-        edge.metrics.webhooks_forbidden.inc()
+        pod.metrics.webhooks_forbidden.inc()
         log.warning("rejected webhook with a missing or invalid signature", extra={"url": url})
         return PlainTextResponse("invalid Twilio signature", status_code=403)
     return params
 
 
-async def _signed_model(request: Request, edge: Pod, model: type[_Form]) -> _Form | Response:
+async def _signed_model(request: Request, pod: Pod, model: type[_Form]) -> _Form | Response:
     """The request's form as `model` if Twilio signed it and it is complete, else the error."""
-    form = await _signed_form(request, edge)
+    form = await _signed_form(request, pod)
     if isinstance(form, Response):
         return form
     try:
@@ -120,37 +120,37 @@ async def _signed_model(request: Request, edge: Pod, model: type[_Form]) -> _For
 
 
 async def voice(request: Request) -> Response:
-    edge: Pod = request.app.state.pod
-    settings = edge.settings
-    call = await _signed_model(request, edge, VoiceWebhook)
+    pod: Pod = request.app.state.pod
+    settings = pod.settings
+    call = await _signed_model(request, pod, VoiceWebhook)
     if isinstance(call, Response):
         return call
     call_sid_var.set(call.CallSid)
     if settings.twilio_account_sid and call.AccountSid != settings.twilio_account_sid:
         return PlainTextResponse("webhook from another account", status_code=403)
 
-    resolved = await edge.directory.resolve(number=call.To)
+    resolved = await pod.directory.resolve(number=call.To)
     if resolved is None:
-        edge.metrics.calls_unknown_number.inc()
+        pod.metrics.calls_unknown_number.inc()
         log.info("call to a number with no agent", extra={"to": call.To})
         return xml(twiml.say_and_hang_up(settings.unknown_number_message))
 
-    decision = edge.admission.admit(call.CallSid)
+    decision = pod.admission.admit(call.CallSid)
     if not decision.admitted:
-        edge.metrics.call_refused(decision.reason)
+        pod.metrics.call_refused(decision.reason)
         log.info("call refused", extra={"reason": decision.reason})
         if settings.busy_response == "reject":
             return xml(twiml.reject_busy())
         return xml(twiml.say_and_hang_up(settings.busy_message))
 
-    edge.metrics.call_admitted()
-    return stream_to_agent(request, edge, call, resolved.agent_id, call.Direction)
+    pod.metrics.call_admitted()
+    return stream_to_agent(request, pod, call, resolved.agent_id, call.Direction)
 
 
-def stream_to_agent(request: Request, edge: Pod, call: VoiceWebhook, agent_id: str, direction: str) -> Response:
+def stream_to_agent(request: Request, pod: Pod, call: VoiceWebhook, agent_id: str, direction: str) -> Response:
     """`<Connect><Stream>` for an admitted call, with the call token its media stream must bring
     back (inbound webhook and the answer of an outbound call alike)."""
-    settings = edge.settings
+    settings = pod.settings
     token = call_token.issue(
         settings.call_token_key(),
         call_sid=call.CallSid,
@@ -167,11 +167,11 @@ def stream_to_agent(request: Request, edge: Pod, call: VoiceWebhook, agent_id: s
 
 
 async def connect_action(request: Request) -> Response:
-    edge: Pod = request.app.state.pod
-    action = await _signed_model(request, edge, ConnectActionWebhook)
+    pod: Pod = request.app.state.pod
+    action = await _signed_model(request, pod, ConnectActionWebhook)
     if isinstance(action, Response):
         return action
     call_sid_var.set(action.CallSid)
-    outcome = edge.outcomes.take(action.CallSid)
+    outcome = pod.outcomes.take(action.CallSid)
     log.info("stream ended; telling Twilio what next", extra={"outcome": repr(outcome)})
     return xml(twiml.after_stream(outcome))

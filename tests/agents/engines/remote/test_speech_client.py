@@ -1,6 +1,6 @@
 """The remote speech clients against a FAKE speech service on loopback (a real HTTP server whose
 answers the test scripts: slow, failing, cut off), for what the real service cannot be made to do
-on demand. The real service is in test_speech_server.py."""
+on demand. The real service is in tests/agents/test_speech_service.py."""
 
 from __future__ import annotations
 
