@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -136,6 +137,7 @@ class CallSession:
                 self._touch()
             elif isinstance(item, UtteranceReady) and not self._ending:
                 speech_end_wall = self.clock() - (self.listener.audio_ms - item.speech_end_ms) / 1000
+                self._hold_words(item)  # now, not in the turn: a turn replaced before it ran still has them
                 self._start_turn(self._answer_speech(item, speech_end_wall))
 
     async def _on_dtmf(self, event: DtmfIn) -> None:
@@ -207,6 +209,8 @@ class CallSession:
         if previous is not None and not previous.done():
             previous.cancel()  # the caller said more before we answered: answer everything at once
         self._turn = asyncio.ensure_future(self._guarded(work))
+        if inspect.iscoroutine(work):  # a turn replaced before it ran: its work is dropped, not left unawaited
+            self._turn.add_done_callback(lambda _: work.close())
 
     async def _guarded(self, work: Awaitable[None]) -> None:
         """Run one turn; a failure ends the call politely instead of leaving it silent."""
@@ -233,14 +237,17 @@ class CallSession:
         self.record.say("agent", self.config.greeting)
         await self.speaker.say(self.config.greeting, reply)
 
+    def _hold_words(self, ready: UtteranceReady) -> None:
+        """Keep the utterance's transcript until a turn answers it (the oldest go past the bound)."""
+        if len(self._unanswered) >= MAX_UNANSWERED:
+            del self._unanswered[0]
+        self._unanswered.append(ready.transcript)
+
     async def _answer_speech(self, ready: UtteranceReady, speech_end_wall: float) -> None:
         self._turn_count += 1
         metrics = TurnMetrics(turn=self._turn_count, speech_ms=ready.speech_end_ms - ready.speech_start_ms)
         metrics.endpoint_ms = (ready.ended_at_ms - ready.speech_end_ms) if ready.ended_at_ms else None
         ended_wall = self.clock()
-        if len(self._unanswered) >= MAX_UNANSWERED:
-            del self._unanswered[0]
-        self._unanswered.append(ready.transcript)
         texts = []
         try:
             for pending in list(self._unanswered):

@@ -296,6 +296,21 @@ async def test_words_said_before_the_transcript_is_ready_are_answered_together(s
     assert call.heard() == [GREETING, "Let me look."]
 
 
+async def test_two_utterances_ready_at_once_are_both_answered(start_call: StartCall) -> None:
+    """A burst of audio after a network stall can end two utterances in one read: the first turn is
+    replaced before it ever ran, and its words must still reach the model."""
+    fakes = FakeEngines()
+    fakes.chat.push(Reply(text="Let me look."))
+    call = await start_call(fakes=fakes)
+
+    call.port.push_audio(speech(QUESTION, 600) + silence(500) + speech("It is order A1001.", 600) + silence(500), 2000)
+    await until(turns(call, 1), "the answer")
+    await call.hang_up()
+
+    [request] = fakes.chat.requests
+    assert request.messages[-1] == {"role": "user", "content": f"{QUESTION} It is order A1001."}
+
+
 async def test_a_barge_in_clears_the_line_and_the_history_keeps_only_what_was_heard(start_call: StartCall) -> None:
     sentences = [
         "We have three plans for you to choose from today.",
