@@ -22,7 +22,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -35,11 +34,7 @@ from agents.engines.protocols import (
     ChatModelUnavailable,
     Engines,
     Message,
-    SpeechEnded,
     SpeechEngineUnavailable,
-    SpeechPaused,
-    SpeechResumed,
-    SpeechStarted,
     SpeechSynthesisError,
     StreamEnd,
     TextDelta,
@@ -48,6 +43,7 @@ from agents.engines.protocols import (
     Transcript,
     VadEvent,
 )
+from agents.engines.turns import TurnStates
 from agents.port import CallPort
 from agents.testing.scripted_llm import DropMidStream, Fail, Hang, Reply, Step
 
@@ -104,26 +100,13 @@ def _carry(text: str, samples: int, *, whole: bool) -> bytes:
 # -- voice activity ------------------------------------------------------------------------
 
 
-class _State(Enum):
-    SILENCE = "silence"
-    PENDING = "pending"
-    SPEECH = "speech"
-    PAUSED = "paused"
-
-
 class FakeVoiceDetector:
     """One call's detector: a window is speech when most of its samples carry text. The turn logic
     is the real detector's: speech counts after `min_speech_ms`, a turn ends after `end_of_turn_ms`."""
 
     def __init__(self, min_speech_ms: int, end_of_turn_ms: int) -> None:
-        self.min_speech_ms = min_speech_ms
-        self.end_of_turn_ms = end_of_turn_ms
         self._pending = bytearray()
-        self._windows = 0
-        self._state = _State.SILENCE
-        self._speech_start_ms = 0
-        self._pause_ms = 0
-        self._voiced_ms = 0
+        self._turns = TurnStates(FRAME_MS, min_speech_ms, end_of_turn_ms)
 
     def feed(self, pcm: bytes) -> list[VadEvent]:
         self._pending += pcm
@@ -133,41 +116,10 @@ class FakeVoiceDetector:
             samples = np.frombuffer(bytes(self._pending[:window]), dtype="<i2")
             del self._pending[:window]
             voiced = np.count_nonzero((samples >= TEXT_LEVEL) & (samples < TEXT_LEVEL + 256)) * 2 > samples.size
-            event = self._step(voiced)
+            event = self._turns.step(voiced, voiced)
             if event is not None:
                 events.append(event)
-            self._windows += 1
         return events
-
-    def _step(self, voiced: bool) -> VadEvent | None:
-        start_ms = self._windows * FRAME_MS
-        end_ms = start_ms + FRAME_MS
-        if self._state is _State.SILENCE:
-            if not voiced:
-                return None
-            self._state, self._speech_start_ms, self._voiced_ms = _State.PENDING, start_ms, 0
-        if self._state is _State.PENDING:
-            if voiced:
-                self._voiced_ms += FRAME_MS
-                self._pause_ms = end_ms
-                if self._voiced_ms >= self.min_speech_ms:
-                    self._state = _State.SPEECH
-                    return SpeechStarted(self._speech_start_ms)
-            elif end_ms - self._pause_ms >= self.end_of_turn_ms:
-                self._state = _State.SILENCE  # too little speech to be a turn
-            return None
-        if self._state is _State.SPEECH:
-            if voiced:
-                return None
-            self._state, self._pause_ms = _State.PAUSED, start_ms
-            return SpeechPaused(start_ms)
-        if voiced:
-            self._state = _State.SPEECH
-            return SpeechResumed(start_ms)
-        if end_ms - self._pause_ms >= self.end_of_turn_ms:
-            self._state = _State.SILENCE
-            return SpeechEnded(self._pause_ms)
-        return None
 
 
 class FakeVoiceActivity:

@@ -12,7 +12,6 @@ above `threshold` and only counts once it has lasted `min_speech_ms`; it pauses 
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,8 @@ import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.engines.local.model_files import ModelFileError, package_dir, verified
-from agents.engines.protocols import SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted, VadEvent
+from agents.engines.protocols import VadEvent
+from agents.engines.turns import TurnStates
 
 SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 512
@@ -97,13 +97,6 @@ class SileroVoiceActivity:
         return SileroVoiceDetector(self.session, self.config)
 
 
-class _State(Enum):
-    SILENCE = "silence"
-    PENDING = "pending"  # above threshold, not yet long enough to count
-    SPEECH = "speech"
-    PAUSED = "paused"
-
-
 class SileroVoiceDetector:
     """One call's detector: model state, context, partial window and the turn state machine."""
 
@@ -115,20 +108,14 @@ class SileroVoiceDetector:
         self._window = np.zeros((1, CONTEXT_SAMPLES + WINDOW_SAMPLES), dtype=np.float32)
         self._pending = bytearray()
         """Bytes of a window still incomplete: fewer than one window's worth, always."""
-        self._windows = 0
-        self._state = _State.SILENCE
-        self._speech_start_ms = 0
-        self._pause_ms = 0
-        """Where speech last stopped (while paused) or the end of the last voiced window (pending)."""
-        self._voiced_ms = 0
-        """Speech heard since a pending start, to compare with `min_speech_ms`."""
+        self._turns = TurnStates(WINDOW_MS, config.min_speech_ms, config.end_of_turn_silence_ms)
         self.last_probability = 0.0
         """The most recent window's speech probability (for metrics and debugging)."""
 
     @property
     def audio_ms(self) -> int:
         """Milliseconds of audio judged so far (whole windows)."""
-        return self._windows * WINDOW_MS
+        return self._turns.windows * WINDOW_MS
 
     def feed(self, pcm: bytes) -> list[VadEvent]:
         """Take PCM16 mono at 16 kHz of any length and return the events its complete windows caused."""
@@ -144,11 +131,10 @@ class SileroVoiceDetector:
         del self._pending[:whole]
         events: list[VadEvent] = []
         for start in range(0, samples.size, WINDOW_SAMPLES):
-            self.last_probability = self._probability(samples[start : start + WINDOW_SAMPLES])
-            event = self._step(self.last_probability)
+            prob = self.last_probability = self._probability(samples[start : start + WINDOW_SAMPLES])
+            event = self._turns.step(prob >= self.config.threshold, prob >= self.config.release)
             if event is not None:
                 events.append(event)
-            self._windows += 1
         return events
 
     def _probability(self, window: np.ndarray) -> float:
@@ -156,36 +142,3 @@ class SileroVoiceDetector:
         prob, self._h, self._c = self._session.run(None, {"input": self._window, "h": self._h, "c": self._c})
         self._window[0, :CONTEXT_SAMPLES] = window[-CONTEXT_SAMPLES:]
         return float(np.asarray(prob).reshape(-1)[0])
-
-    def _step(self, prob: float) -> VadEvent | None:
-        """Advance the turn state by one window (`self._windows` is its index)."""
-        cfg = self.config
-        start_ms = self._windows * WINDOW_MS
-        end_ms = start_ms + WINDOW_MS
-        state = self._state
-        if state is _State.SILENCE:
-            if prob < cfg.threshold:
-                return None
-            self._state, self._speech_start_ms, self._voiced_ms = _State.PENDING, start_ms, 0
-        if self._state is _State.PENDING:
-            if prob >= cfg.release:
-                self._voiced_ms += WINDOW_MS
-                self._pause_ms = end_ms
-                if self._voiced_ms >= cfg.min_speech_ms:
-                    self._state = _State.SPEECH
-                    return SpeechStarted(self._speech_start_ms)
-            elif end_ms - self._pause_ms >= cfg.end_of_turn_silence_ms:
-                self._state = _State.SILENCE  # too little speech to be a turn
-            return None
-        if state is _State.SPEECH:
-            if prob >= cfg.release:
-                return None
-            self._state, self._pause_ms = _State.PAUSED, start_ms
-            return SpeechPaused(start_ms)
-        if prob >= cfg.threshold:
-            self._state = _State.SPEECH
-            return SpeechResumed(start_ms)
-        if end_ms - self._pause_ms >= cfg.end_of_turn_silence_ms:
-            self._state = _State.SILENCE
-            return SpeechEnded(self._pause_ms)
-        return None
