@@ -11,7 +11,7 @@ import itertools
 import os
 import random
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -23,12 +23,10 @@ from db import Contacts, DoNotCall
 from telephony.campaigns.dialer import Dialer
 from telephony.simulator.fake_twilio_rest import FakeTwilioRest
 from tests.support.campaign_pod import Pod, ShiftedClock, campaign_pod
+from tests.support.campaigns import WEDNESDAY_5PM_UTC, make_campaign
 from tests.support.cgroups import FakeCgroup
-from tests.support.settings import AGENT_NUMBER
 
 pytestmark = pytest.mark.mongodb
-
-WEDNESDAY_5PM_UTC = datetime(2025, 1, 15, 17, 0, tzinfo=UTC).timestamp()
 
 
 def attempts_seen(fake: FakeTwilioRest) -> list[tuple[str, int]]:
@@ -38,23 +36,6 @@ def attempts_seen(fake: FakeTwilioRest) -> list[tuple[str, int]]:
         query = parse_qs(urlsplit(create.params["StatusCallback"]).query)
         seen.append((query["contact"][0], int(query["attempt"][0])))
     return seen
-
-
-async def make_campaign(pod: Pod, contacts: list[dict], **spec: object) -> str:
-    body = {
-        "name": "test",
-        "agent_id": "echo",
-        "caller_id": AGENT_NUMBER,
-        "timezone": "America/New_York",
-        "window": {"start": "09:00", "end": "20:00", "days": [0, 1, 2, 3, 4, 5, 6]},
-    } | spec
-    created = await pod.api.post("/api/campaigns", json=body)
-    assert created.status_code == 201, created.text
-    cid = created.json()["id"]
-    for start in range(0, len(contacts), 1000):
-        upload = await pod.api.post(f"/api/campaigns/{cid}/contacts", json=contacts[start : start + 1000])
-        assert upload.status_code == 200 and upload.json()["rejected"] == 0, upload.text
-    return cid
 
 
 async def campaign_now(pod: Pod, cid: str) -> dict | None:
@@ -81,18 +62,18 @@ async def wait_done_or_held_by(pod: Pod, cid: str, dead_owner: str, timeout: flo
     pod left mid-request (dialing or in a call, its lease not yet expired): the only ones that need
     the clock moved on. Waiting for that state, not for a time, keeps live attempts of a slow
     machine from being declared lost."""
-    open_states = {"$in": ["pending", "leased", "dialing", "in_call"]}
+    live = {  # an open contact that is not one of the dead pod's attempts
+        "campaign_id": cid,
+        "state": {"$in": ["pending", "leased", "dialing", "in_call"]},
+        "$nor": [{"state": {"$in": ["dialing", "in_call"]}, "lease_owner": dead_owner}],
+    }
+    contacts = pod.database.collection("contacts")
     async with asyncio.timeout(timeout):
         while True:
             campaign = await campaign_now(pod, cid)
             if campaign is not None and campaign["status"] == "completed":
                 return campaign
-            rows = [
-                c async for c in pod.database.collection("contacts").find({"campaign_id": cid, "state": open_states})
-            ]
-            if campaign is not None and all(
-                c["state"] in ("dialing", "in_call") and c.get("lease_owner") == dead_owner for c in rows
-            ):
+            if campaign is not None and await contacts.find_one(live, {"_id": 1}) is None:
                 return campaign
             await asyncio.sleep(0.5)
 
