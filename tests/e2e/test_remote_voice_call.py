@@ -19,6 +19,7 @@ from telephony.simulator import CallReport, Pause, SimulatedCall
 from tests.support.patient_caller import LAST_PAUSE_S, run_until_heard
 from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN, make_settings
 from tests.support.voice_harness import VoicePod, utterance, voice_pod, words
+from tests.support.waiting import until
 
 REPLY = "The order shipped yesterday and will arrive on Friday."
 SAY_AGAIN = words("Sorry, I didn't catch that. Could you say it again?")
@@ -126,13 +127,6 @@ def place_until_heard(pod: VoicePod, script: list[object], heard: int, control: 
     return asyncio.run(both())
 
 
-async def until(condition: object, timeout: float = 60.0) -> None:
-    """Until `condition()` holds; the bound only stops a broken test from hanging."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.02)
-
-
 def test_the_speech_service_restarting_while_the_caller_speaks(pod: VoicePod, speech: SpeechServer) -> None:
     """The service is away when the caller's turn is to be transcribed: the caller hears the
     say-again line (rendered at start-up, so it plays without the service), the call goes on, and
@@ -141,9 +135,9 @@ def test_the_speech_service_restarting_while_the_caller_speaks(pod: VoicePod, sp
     pod.llm.push(Reply(text=REPLY))
 
     async def restart(call: SimulatedCall) -> None:
-        await until(lambda: call.report.stream_started_at is not None)
+        await until(lambda: call.report.stream_started_at is not None, 60)
         await asyncio.to_thread(speech.stop)
-        await until(lambda: len(call.report.marks_echoed) >= 2)  # greeting, then the failed turn's say-again
+        await until(lambda: len(call.report.marks_echoed) >= 2, 60)  # greeting, then the failed turn's say-again
         await asyncio.to_thread(speech.start)
 
     script = [Pause(1.5), utterance("order_status"), Pause(10.0), utterance("order_status"), Pause(LAST_PAUSE_S)]
@@ -169,9 +163,9 @@ def test_the_speech_service_going_away_while_the_agent_answers(pod: VoicePod, sp
     pod.llm.push(Reply(text=REPLY, delay_between_s=0.5), Reply(text=REPLY))
 
     async def restart(call: SimulatedCall) -> None:
-        await until(lambda: len(pod.llm.requests) >= 1)  # transcribed: the model is thinking
+        await until(lambda: len(pod.llm.requests) >= 1, 60)  # transcribed: the model is thinking
         await asyncio.to_thread(speech.stop)
-        await until(lambda: len(call.report.marks_echoed) >= 2)  # greeting, then the say-again line
+        await until(lambda: len(call.report.marks_echoed) >= 2, 60)  # greeting, then the say-again line
         await asyncio.to_thread(speech.start)
 
     script = [Pause(1.5), utterance("order_status"), Pause(15.0), utterance("order_status"), Pause(LAST_PAUSE_S)]

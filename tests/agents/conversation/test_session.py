@@ -30,6 +30,7 @@ from agents.testing.scripted_llm import Fail, Reply, ScriptedToolCall, Step
 from agents.voice_agent import FALLBACK_TONE, VoiceAgent
 from tests.support.clock import FakeClock
 from tests.support.memory_port import MemoryPort
+from tests.support.waiting import until
 from tools import InMemoryToolAudit, Tool, ToolArguments, ToolContext, ToolExecutor
 
 GREETING = "Hello, how can I help?"
@@ -145,16 +146,6 @@ class Call:
         await self.ended()
 
 
-async def until(check: Callable[[], object], what: str) -> None:
-    """Wait for the session to get there (the bound only keeps a broken test from hanging)."""
-    try:
-        async with asyncio.timeout(5.0):
-            while not check():
-                await asyncio.sleep(0.005)
-    except TimeoutError:
-        raise AssertionError(f"never happened: {what}") from None
-
-
 StartCall = Callable[..., Awaitable[Call]]
 
 
@@ -199,7 +190,7 @@ async def start_call() -> AsyncIterator[StartCall]:
         call = Call(port, fakes, session, clock, observed, asyncio.create_task(session.run()), stored)
         calls.append(call)
         if greeted and config.greeting:
-            await until(lambda: call.heard() == [config.greeting], "the greeting")
+            await until(lambda: call.heard() == [config.greeting], what="the greeting")
             port.hear()
             call.played_out()
         return call
@@ -224,10 +215,10 @@ async def test_the_greeting_then_two_turns_each_answered_from_the_whole_history(
     call = await start_call(fakes=fakes)
 
     call.say(QUESTION)
-    await until(turns(call, 1), "the first answer")
+    await until(turns(call, 1), what="the first answer")
     call.played_out()
     call.say("Thank you.")
-    await until(turns(call, 2), "the second answer")
+    await until(turns(call, 2), what="the second answer")
     await call.hang_up()
 
     first, second = fakes.chat.requests
@@ -262,9 +253,9 @@ async def test_speech_while_the_agent_thinks_drops_the_unsaid_answer(start_call:
     call = await start_call(fakes=fakes)
 
     call.say(QUESTION)
-    await until(lambda: fakes.chat.requests, "the first request")
+    await until(lambda: fakes.chat.requests, what="the first request")
     call.say("It is order A1001.")
-    await until(turns(call, 2), "the second answer")
+    await until(turns(call, 2), what="the second answer")
     await call.hang_up()
 
     first, second = fakes.chat.requests
@@ -286,9 +277,9 @@ async def test_words_said_before_the_transcript_is_ready_are_answered_together(s
 
     call.say(QUESTION)
     call.say("It is order A1001.")
-    await until(lambda: fakes.stt.started == 2, "both utterances sent for transcription")
+    await until(lambda: fakes.stt.started == 2, what="both utterances sent for transcription")
     fakes.stt.gate.set()
-    await until(turns(call, 1), "the answer")
+    await until(turns(call, 1), what="the answer")
     await call.hang_up()
 
     [request] = fakes.chat.requests
@@ -304,7 +295,7 @@ async def test_two_utterances_ready_at_once_are_both_answered(start_call: StartC
     call = await start_call(fakes=fakes)
 
     call.port.push_audio(speech(QUESTION, 600) + silence(500) + speech("It is order A1001.", 600) + silence(500), 2000)
-    await until(turns(call, 1), "the answer")
+    await until(turns(call, 1), what="the answer")
     await call.hang_up()
 
     [request] = fakes.chat.requests
@@ -323,10 +314,10 @@ async def test_a_barge_in_clears_the_line_and_the_history_keeps_only_what_was_he
     call = await start_call(fakes=fakes, auto_heard=False)
 
     call.say(QUESTION)
-    await until(lambda: len(call.port.pending_marks) == len(sentences), "the reply queued")
+    await until(lambda: len(call.port.pending_marks) == len(sentences), what="the reply queued")
     call.port.hear(2)  # the caller has heard two sentences; the others are still playing
     call.say("Wait, stop, I have a question.")
-    await until(turns(call, 2), "the answer to the interruption")
+    await until(turns(call, 2), what="the answer to the interruption")
     await call.hang_up()
 
     kinds = call.port.kinds()
@@ -366,7 +357,7 @@ async def test_a_tool_step_runs_the_tool_and_the_model_answers_from_its_result(s
     call = await start_call(fakes=fakes, tools=ToolExecutor([order_tool()], audit))
 
     call.say(QUESTION)
-    await until(turns(call, 1), "the answer")
+    await until(turns(call, 1), what="the answer")
     await call.hang_up()
 
     first, second = fakes.chat.requests
@@ -391,11 +382,11 @@ async def test_fillers_keep_the_line_alive_while_a_slow_tool_runs(start_call: St
     call = await start_call(config, fakes=fakes, tools=ToolExecutor([order_tool(release)]))
 
     call.say(QUESTION)
-    await until(lambda: "One moment please." in call.heard(), "the first filler")
+    await until(lambda: "One moment please." in call.heard(), what="the first filler")
     call.played_out()  # the filler has played and the tool still runs: the line is quiet again
-    await until(lambda: "Still checking." in call.heard(), "the second filler")
+    await until(lambda: "Still checking." in call.heard(), what="the second filler")
     release.set()
-    await until(turns(call, 1), "the answer")
+    await until(turns(call, 1), what="the answer")
     await call.hang_up()
 
     assert call.heard() == [GREETING, "One moment please.", "Still checking.", "Order A1001 has shipped."]
@@ -408,7 +399,7 @@ async def test_a_tool_call_without_tools_is_answered_with_an_error_and_the_turn_
     call = await start_call(agent_config(filler_phrases=["One moment."]), fakes=fakes)
 
     call.say(QUESTION)
-    await until(turns(call, 1), "the answer")
+    await until(turns(call, 1), what="the answer")
     await call.hang_up()
 
     tool = fakes.chat.requests[1].messages[-1]
@@ -425,7 +416,7 @@ async def test_dtmf_is_caller_input(start_call: StartCall) -> None:
     call = await start_call(fakes=fakes)
 
     call.press("12345#")
-    await until(turns(call, 1), "the answer")
+    await until(turns(call, 1), what="the answer")
     await call.hang_up()
 
     [request] = fakes.chat.requests
@@ -439,7 +430,7 @@ async def test_silence_reprompts_then_says_goodbye_and_hangs_up(start_call: Star
     call = await start_call(config)
 
     call.clock.now += 2.5  # the caller says nothing
-    await until(lambda: config.reprompt in call.heard(), "the reprompt")
+    await until(lambda: config.reprompt in call.heard(), what="the reprompt")
     call.played_out()
     call.clock.now += 2.5  # and still nothing
     await call.ended()
@@ -497,7 +488,7 @@ async def test_an_unavailable_speech_service_asks_again_then_apologises_and_hang
 
     for attempt in (1, 2):
         call.say(QUESTION)
-        await until(lambda n=attempt: call.heard().count(config.say_again) == n, f"say-again {attempt}")
+        await until(lambda n=attempt: call.heard().count(config.say_again) == n, what=f"say-again {attempt}")
         call.played_out()
     call.say(QUESTION)
     await call.ended()
@@ -516,12 +507,12 @@ async def test_after_a_speech_outage_the_next_turn_is_answered(start_call: Start
 
     fakes.tts.unavailable = True  # the reply cannot be spoken; the say-again line was rendered at start-up
     call.say(QUESTION)
-    await until(lambda: config.say_again in call.heard(), "the say-again line")
+    await until(lambda: config.say_again in call.heard(), what="the say-again line")
     call.played_out()
     fakes.tts.unavailable = False
     fakes.chat.push(Reply(text="The order shipped yesterday."))
     call.say(QUESTION)
-    await until(lambda: "The order shipped yesterday." in call.heard(), "the answer")
+    await until(lambda: "The order shipped yesterday." in call.heard(), what="the answer")
     await call.hang_up()
 
     assert call.heard() == [GREETING, config.say_again, "The order shipped yesterday."]
@@ -533,7 +524,7 @@ async def test_with_no_speech_at_all_the_fallback_tone_plays(start_call: StartCa
     fakes.tts.unavailable = True  # down from the start: not even the fixed lines could be rendered
     call = await start_call(fakes=fakes, greeted=False)
 
-    await until(lambda: call.port.played, "the fallback")
+    await until(lambda: call.port.played, what="the fallback")
     await call.hang_up()
 
     assert call.port.played == [FALLBACK_TONE[0]]
@@ -601,10 +592,10 @@ async def test_a_voice_agent_runs_a_call_on_the_fake_engines() -> None:
     port = MemoryPort()
     task = asyncio.create_task(agent.run(port))
 
-    await until(lambda: port.played, "the greeting")
+    await until(lambda: port.played, what="the greeting")
     await asyncio.sleep(0.05)  # it has played (real time only makes that surer)
     port.push_audio(speech(QUESTION) + silence(500))
-    await until(lambda: len(port.played) > 1, "the answer")
+    await until(lambda: len(port.played) > 1, what="the answer")
     port.hang_up_caller()
     await asyncio.wait_for(task, 5.0)
 

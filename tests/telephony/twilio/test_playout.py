@@ -7,13 +7,14 @@ import base64
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from agents.tasks import cancel_and_wait
 from telephony.twilio.playout import Playout
+from tests.support.waiting import until
 
 SID = "MZ0123456789abcdef0123456789abcdef"
 FRAME = 160
@@ -58,15 +59,6 @@ async def running(playout: Playout) -> AsyncIterator[asyncio.Task[None]]:
         yield task
     finally:
         await cancel_and_wait(task)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Poll until `condition()` holds (not a timing assertion: only a guard against hanging)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 async def settle() -> None:
