@@ -164,7 +164,7 @@ def test_dtmf_is_caller_input(pod: VoicePod) -> None:
 
 def test_silence_reprompts_then_says_goodbye_and_hangs_up(pod: VoicePod) -> None:
     pod.use_agent(config(silence_timeout_seconds=2.0, silence_reprompts=1))
-    report = pod.place(Pause(12.0), tail_s=0.5)
+    report = pod.place(Pause(LAST_PAUSE_S), tail_s=0.5)  # until the agent hangs up
     assert report.outcome != "caller hung up", report.render()
     heard = " ".join(pod.agent_words(report))
     assert "still there" in heard
@@ -181,7 +181,7 @@ def test_silence_reprompts_then_says_goodbye_and_hangs_up(pod: VoicePod) -> None
 def test_model_failure_apologises_and_ends_the_call(pod: VoicePod, steps: list[object]) -> None:
     agent = pod.use_agent(config())
     pod.llm.push(*steps)  # type: ignore[arg-type]
-    report = pod.place(Pause(1.5), utterance("order_status"), Pause(16.0), tail_s=0.5)
+    report = pod.place(Pause(1.5), utterance("order_status"), Pause(LAST_PAUSE_S), tail_s=0.5)
     assert report.outcome != "caller hung up", report.render()
     caller_end = report.utterances[0][1]
     assert "technical trouble" in " ".join(pod.agent_words(report, after_s=caller_end))
@@ -199,7 +199,7 @@ def test_speech_engine_failure_plays_the_fallback_and_ends_the_call(pod: VoicePo
     agent.engines.tts.max_text_chars = 20  # type: ignore[attr-defined]
     try:
         pod.llm.push(Reply(text="This sentence is far too long for the engine to accept."))
-        report = pod.place(Pause(1.5), utterance("order_status"), Pause(14.0), tail_s=0.5)
+        report = pod.place(Pause(1.5), utterance("order_status"), Pause(LAST_PAUSE_S), tail_s=0.5)
     finally:
         agent.engines.tts.max_text_chars = original  # type: ignore[attr-defined]
     assert report.outcome != "caller hung up", report.render()
@@ -213,7 +213,7 @@ def test_a_call_the_pod_sheds_hears_the_apology_and_ends(pod: VoicePod) -> None:
     """What the memory guard's last resort sounds like: the pod asks the newest call to end (as
     `LoadShedder` does at the hard threshold) and the agent apologises, then hangs up."""
     agent = pod.use_agent(config())
-    call = SimulatedCall(pod.url, AUTH_TOKEN, to=AGENT_NUMBER, script=[Pause(12.0)], tail_s=0.5)
+    call = SimulatedCall(pod.url, AUTH_TOKEN, to=AGENT_NUMBER, script=[Pause(LAST_PAUSE_S)], tail_s=0.5)
 
     async def place_and_shed() -> CallReport:
         task = asyncio.create_task(call.run())
@@ -256,7 +256,7 @@ def test_the_model_ends_the_call_after_its_goodbye(pod: VoicePod) -> None:
 
 def test_the_call_is_wrapped_up_at_its_maximum_duration(pod: VoicePod) -> None:
     agent = pod.use_agent(config(max_call_seconds=10.0, silence_timeout_seconds=60.0))
-    report = pod.place(Pause(20.0), tail_s=0.5)
+    report = pod.place(Pause(LAST_PAUSE_S), tail_s=0.5)  # until the agent wraps up
     assert report.outcome.startswith("agent hung up"), report.render()
     assert "time limit" in " ".join(pod.agent_words(report))
     pod.wait_idle()
@@ -296,7 +296,12 @@ def test_the_incident_in_a_call_is_refused_and_the_call_goes_on(pod: VoicePod) -
     )
     tool_calls_ok = pod.metric("switchboard_tool_calls_total", outcome="ok")
     turns = pod.metric("switchboard_turn_stage_seconds_count", stage="voice_to_voice")
-    report = pod.place(Pause(1.5), utterance("order_status"), Pause(9.0))
+    # The caller stays until the answer after the third model request has been spoken, however long
+    # the three model steps and the speech take on a loaded machine.
+    script = [Pause(1.5), utterance("order_status"), Pause(LAST_PAUSE_S)]
+    call = SimulatedCall(pod.url, AUTH_TOKEN, to=AGENT_NUMBER, script=script, tail_s=0.5)
+    answered = answered_then_quiet(call, lambda: len(pod.llm.requests) == 3 and pod.llm.requests[2].outcome is not None)
+    report = asyncio.run(run_until(call, answered))
 
     _, second, third = pod.llm.requests
     errors = [json.loads(m["content"])["error"] for m in second.messages if m["role"] == "tool"]
