@@ -7,11 +7,12 @@ from tools.audit import CallRecordsAudit, InMemoryToolAudit, ToolAudit, ToolAudi
 from tools.builtin import BUILTIN, builtin_tools
 from tools.executor import ToolCall, ToolExecutor, ToolOutcome, ToolTurn
 from tools.schema import strict_parameters, tool_schema
-from tools.tool import Tool, ToolArguments, ToolContext, ToolError, ToolResult
+from tools.tool import CallerIdentity, Tool, ToolArguments, ToolContext, ToolError, ToolResult
 
 __all__ = [
     "BUILTIN",
     "CallRecordsAudit",
+    "CallerIdentity",
     "InMemoryToolAudit",
     "Tool",
     "ToolArguments",

@@ -19,6 +19,28 @@ from db.safe_query import ReadResult
 _TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
+@dataclass(slots=True)
+class CallerIdentity:
+    """Whose data this call may touch, decided by the server and never by what the model sends.
+
+    One per call, owned by the session: identification (caller ID, a declared lookup) and
+    verification (keypad PIN, spoken facts) set `customer_key` once the agent's identity policy is
+    met. Tools declared `scope: caller` inject that key into their filter or request; until it is
+    set they refuse with `unverified_message`, which tells the model what to ask the caller for."""
+
+    customer_key: str | None = None
+    """The verified customer's key (e.g. "C-1001"); None until the caller is verified."""
+    claimed_key: str | None = None
+    """The key the caller was identified as (by caller ID or a lookup), not yet verified."""
+    unverified_message: str = "the caller is not verified yet; ask them to verify their identity first"
+
+    def verified_key(self) -> str:
+        """The verified customer's key, or a `ToolError` the model should hear."""
+        if self.customer_key is None:
+            raise ToolError(self.unverified_message)
+        return self.customer_key
+
+
 @dataclass(frozen=True, slots=True)
 class ToolContext:
     """Who a tool call is for: handlers scope their queries to this call, agent and caller."""
@@ -26,6 +48,8 @@ class ToolContext:
     call_sid: str
     agent_id: str
     caller_number: str
+    caller: CallerIdentity = field(default_factory=CallerIdentity)
+    """The call's identity state (shared with the session, which verifies the caller)."""
 
 
 class ToolArguments(BaseModel):
