@@ -6,7 +6,7 @@ happen by construction:
 
 - Filters are built from a `ReadSpec` the tool declares and plain values it validated: field names
   must be declared, may not start with `$` or contain a dot, and values must be scalars (a dict
-  could smuggle an operator). The only operators are the ones this module writes (`Between`).
+  could smuggle an operator). The only operators are the ones this module writes (`Between`, `Prefix`).
 - A filter with no equality on a selective (indexed, near-unique) field is refused.
 - Every read has a limit (default and hard maximum), a projection of the declared fields,
   `max_time_ms` and a batch size, and is read batch by batch against a byte budget; what did not fit
@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import bson
+from pymongo import ReturnDocument
 
 from db.client import Database
 from db.settings import DbSettings
@@ -33,6 +34,8 @@ from db.settings import DbSettings
 Scalar = str | int | float | bool | datetime
 _SCALARS = (str, int, float, bool, datetime)
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MIN_PREFIX_CHARS = 3
+"""A prefix on a selective field counts as selective only from this many characters on."""
 
 
 class UnsafeQuery(ValueError):
@@ -41,10 +44,21 @@ class UnsafeQuery(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Between:
-    """A range on one field: `low <= value < high`; either end may be open (None)."""
+    """A range on one field: `low <= value < high` (`<= high` when `high_inclusive`); either end may
+    be open (None)."""
 
     low: Scalar | date | None = None
     high: Scalar | date | None = None
+    high_inclusive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    """String values starting with `text`: an anchored regular expression of the escaped text, which
+    the server answers from the field's index. Selective (on a selective field) only from
+    `MIN_PREFIX_CHARS` characters on, so "a" cannot list a collection."""
+
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +153,11 @@ def build_filter(spec: ReadSpec, where: Mapping[str, object], *, max_string_char
         if isinstance(value, Between):
             built[name] = _range(name, value, max_string_chars)
             continue
+        if isinstance(value, Prefix):
+            built[name] = _prefix(name, value, max_string_chars)
+            if name in spec.selective and len(value.text) >= MIN_PREFIX_CHARS:
+                selective = True
+            continue
         built[name] = _scalar(name, value, max_string_chars)
         if name in spec.selective and value != "":
             selective = True
@@ -174,7 +193,7 @@ def _scalar(name: str, value: object, max_string_chars: int) -> Scalar:
 def _range(name: str, value: Between, max_string_chars: int) -> dict[str, Scalar]:
     bounds = {
         op: _scalar(name, end, max_string_chars)
-        for op, end in (("$gte", value.low), ("$lt", value.high))
+        for op, end in (("$gte", value.low), ("$lte" if value.high_inclusive else "$lt", value.high))
         if end is not None
     }
     if not bounds:
@@ -182,6 +201,15 @@ def _range(name: str, value: Between, max_string_chars: int) -> dict[str, Scalar
     if len({type(end) for end in bounds.values()}) > 1:
         raise UnsafeQuery(f"refused: the ends of the range on {name} have different types")
     return bounds
+
+
+def _prefix(name: str, value: Prefix, max_string_chars: int) -> dict[str, str]:
+    text = value.text
+    if not isinstance(text, str) or not text or "\x00" in text:
+        raise UnsafeQuery(f"refused: a prefix of {name} must be a non-empty string")
+    if len(text) > max_string_chars:
+        raise UnsafeQuery(f"refused: {name} is longer than {max_string_chars} characters")
+    return {"$regex": "^" + re.escape(text)}
 
 
 class SafeQuery:
@@ -203,18 +231,10 @@ class SafeQuery:
         When that cuts the result, a capped count says how many were left out (unless `count_more`
         is False: then `more` is 1 and a lower bound)."""
         s = self.settings
-        limit = s.default_limit if limit is None else limit
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UnsafeQuery("refused: limit must be a positive whole number")
-        limit = min(limit, s.max_limit)
-        query = build_filter(spec, where, max_string_chars=s.max_filter_string_chars)
-        projection = {name: 1 for name in spec.fields}
-        if "_id" not in spec.fields:
-            projection["_id"] = 0
-        batch_size = min(s.batch_size, limit + 1)
-        self._observe(
-            QueryRecord("find", spec.collection, query, projection, limit + 1, s.max_time_ms, batch_size, spec.sort)
-        )
+        record = self.plan_find(spec, where, limit=limit)
+        query, projection, batch_size = record.filter, record.projection or {}, record.batch_size or 1
+        limit = (record.limit or 2) - 1
+        self._observe(record)
         cursor = self.database.find(
             spec.collection,
             query,
@@ -248,6 +268,19 @@ class SafeQuery:
         more = max(total - len(documents), 1)
         return ReadResult(documents, more, total >= s.count_cap, used, stopped_by)
 
+    def plan_find(self, spec: ReadSpec, where: Mapping[str, object], *, limit: int | None = None) -> QueryRecord:
+        """The read `find` would issue, built and checked but not sent (dry runs show it)."""
+        s = self.settings
+        limit = s.default_limit if limit is None else limit
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UnsafeQuery("refused: limit must be a positive whole number")
+        limit = min(limit, s.max_limit)
+        query = build_filter(spec, where, max_string_chars=s.max_filter_string_chars)
+        batch_size = min(s.batch_size, limit + 1)  # one extra says whether anything was left out
+        return QueryRecord(
+            "find", spec.collection, query, _projection(spec), limit + 1, s.max_time_ms, batch_size, spec.sort
+        )
+
     async def find_one(self, spec: ReadSpec, where: Mapping[str, object]) -> dict[str, Any] | None:
         result = await self.find(spec, where, limit=1, count_more=False)
         return result.documents[0] if result.documents else None
@@ -279,6 +312,44 @@ class SafeQuery:
         self._observe(QueryRecord("update", spec.collection, query, None, 1, None, None))
         result = await self.database.collection(spec.collection).update_one(query, update)
         return bool(result.matched_count)
+
+    async def set_one(
+        self, spec: ReadSpec, where: Mapping[str, object], changes: Mapping[str, object]
+    ) -> dict[str, Any] | None:
+        """Set `changes` (plain values) on the one document `where` selects, within `max_time_ms`, and
+        return it as changed, projected to `spec.fields`; None if nothing matched."""
+        record, values = self.plan_set_one(spec, where, changes)
+        self._observe(record)
+        return await self.database.collection(spec.collection).find_one_and_update(
+            record.filter,
+            {"$set": values},
+            projection=record.projection,
+            sort=list(spec.sort) or None,
+            return_document=ReturnDocument.AFTER,
+            maxTimeMS=record.max_time_ms,
+        )
+
+    def plan_set_one(
+        self, spec: ReadSpec, where: Mapping[str, object], changes: Mapping[str, object]
+    ) -> tuple[QueryRecord, dict[str, Scalar]]:
+        """The update `set_one` would issue (the record and the `$set` values), checked but not sent."""
+        s = self.settings
+        query = build_filter(spec, where, max_string_chars=s.max_filter_string_chars)
+        _check_document(changes)
+        values = {name: _scalar(name, value, s.max_filter_string_chars) for name, value in changes.items()}
+        if not values:
+            raise UnsafeQuery("refused: an update must set at least one field")
+        return QueryRecord(
+            "update", spec.collection, query, _projection(spec), 1, s.max_time_ms, None, spec.sort
+        ), values
+
+
+def _projection(spec: ReadSpec) -> dict[str, int]:
+    """Only the declared fields; `_id` only when declared."""
+    projection = {name: 1 for name in spec.fields}
+    if "_id" not in spec.fields:
+        projection["_id"] = 0
+    return projection
 
 
 def _check_document(document: Mapping[str, Any]) -> None:

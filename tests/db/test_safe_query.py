@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 
 import pytest
 
 from db import Between, Database, QueryLog, QueryRecord, ReadSpec, SafeQuery, UnsafeQuery
-from db.safe_query import build_filter
+from db.safe_query import Prefix, build_filter
 
 pytestmark = pytest.mark.mongodb
 
@@ -177,3 +178,73 @@ def test_query_log_is_bounded() -> None:
     for n in range(5):
         log(QueryRecord("find", "items", {"owner": str(n)}, {"owner": 1}, 2, 10, 2))
     assert [record.filter["owner"] for record in log] == ["3", "4"]
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ({"owner": Prefix("al")}, "needs item_id or owner"),  # too short to be selective
+        ({"kind": Prefix("kind")}, "needs item_id or owner"),  # not a selective field
+        ({"owner": Prefix("")}, "non-empty string"),
+        ({"owner": Prefix("ali\x00")}, "non-empty string"),
+        ({"owner": Prefix(7)}, "non-empty string"),  # type: ignore[arg-type]
+        ({"owner": Prefix("x" * 257)}, "longer than 256"),
+    ],
+)
+def test_refused_prefixes(where: dict[str, object], reason: str) -> None:
+    with pytest.raises(UnsafeQuery, match=reason):
+        build_filter(ITEMS, where)
+
+
+def test_a_prefix_is_an_anchored_escaped_pattern_and_a_range_end_may_be_inclusive() -> None:
+    where = {"owner": Prefix("a.b*"), "at": Between(1, 5, high_inclusive=True)}
+    assert build_filter(ITEMS, where) == {"owner": {"$regex": r"^a\.b\*"}, "at": {"$gte": 1, "$lte": 5}}
+
+
+async def test_a_prefix_finds_only_values_that_start_with_it(safe_query: SafeQuery, database: Database) -> None:
+    await _items(database, 2, owner="alice")
+    await _items(database, 1, owner="malice")
+    await _items(database, 1, owner="al.ice")
+    result = await safe_query.find(ITEMS, {"owner": Prefix("ali")})
+    assert {doc["owner"] for doc in result.documents} == {"alice"}
+    result = await safe_query.find(ITEMS, {"owner": Prefix("al.")})
+    assert {doc["owner"] for doc in result.documents} == {"al.ice"}
+
+
+async def test_the_planned_read_is_the_one_issued(safe_query: SafeQuery, query_log: QueryLog) -> None:
+    planned = safe_query.plan_find(ITEMS, {"owner": "alice"}, limit=3)
+    await safe_query.find(ITEMS, {"owner": "alice"}, limit=3)
+    assert query_log.records == deque([planned])
+
+
+async def test_set_one_changes_one_selected_document_and_returns_its_declared_fields(
+    safe_query: SafeQuery, database: Database, query_log: QueryLog
+) -> None:
+    await _items(database, 3)
+    changed = await safe_query.set_one(ITEMS, {"item_id": "I1", "owner": "alice"}, {"body": "new", "n": 10})
+    assert changed == {"item_id": "I1", "owner": "alice", "n": 10, "body": "new"}  # no secret, no _id
+    assert await safe_query.set_one(ITEMS, {"item_id": "I1", "owner": "bob"}, {"body": "x"}) is None
+    [record, _] = query_log.records
+    assert (record.operation, record.limit, record.max_time_ms) == ("update", 1, database.settings.max_time_ms)
+    assert record.projection == {"item_id": 1, "owner": 1, "n": 1, "body": 1, "_id": 0}
+    others = await database.collection("items").count_documents({"body": "new"})
+    assert others == 1
+
+
+@pytest.mark.parametrize(
+    ("where", "changes", "reason"),
+    [
+        ({"kind": "k"}, {"body": "x"}, "needs item_id or owner"),
+        ({"item_id": "I1"}, {"$set": "x"}, "not allowed in a write"),
+        ({"item_id": "I1"}, {"a.b": "x"}, "not allowed in a write"),
+        ({"item_id": "I1"}, {"body": {"$inc": 1}}, "plain value"),
+        ({"item_id": "I1"}, {"body": float("nan")}, "not a number"),
+        ({"item_id": "I1"}, {}, "at least one field"),
+    ],
+)
+async def test_set_one_refuses_unsafe_updates(
+    safe_query: SafeQuery, query_log: QueryLog, where: dict[str, object], changes: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(UnsafeQuery, match=reason):
+        await safe_query.set_one(ITEMS, where, changes)
+    assert len(query_log) == 0
