@@ -1,0 +1,126 @@
+"""A whole call where the caller keys digits and reads out a card number: neither lands in the stored
+record, the logs or the model's messages, and the payment tool still gets the card (issue 13,
+acceptance 5).
+
+Real VAD, Whisper and Kokoro in the real server, the Twilio simulator as the carrier, the scripted
+model; the caller's words are made by Kokoro in another voice, as the demo makes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from agents.config import AgentConfig
+from agents.testing.scripted_llm import Reply, ScriptedToolCall
+from db import CallRecords, in_memory
+from telephony.cli.demo import caller_says
+from telephony.logs import json_handler
+from telephony.simulator import Listen, Pause, Press, SimulatedCall
+from tests.support.patient_caller import LAST_PAUSE_S, run_until
+from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN
+from tests.support.speech import normalise
+from tests.support.voice_harness import VoicePod, voice_pod
+from tools import Tool, ToolArguments, ToolContext, ToolExecutor
+
+CARD = "4539148803436467"
+"""A Luhn-valid test card, read out digit by digit (no pauses: one caller turn)."""
+SAID = "My card number is four five three nine one four eight eight zero three four three six four six seven."
+KEYED = "97531"
+STANDARD = set(vars(logging.makeLogRecord({})))
+"""A log record's own attributes (times, thread ids): not what a line says."""
+PAYMENT = ScriptedToolCall("take_payment", '{"card": "[card number 1]"}', id="call_pay")
+
+
+class Payment(ToolArguments):
+    card: str
+
+
+@pytest.fixture(scope="module")
+def pod() -> Iterator[VoicePod]:
+    database = in_memory()
+    with voice_pod(database) as pod:
+        yield pod
+    asyncio.run(database.close())
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string inside a stored document or a request (keys and values)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from strings(item)
+
+
+def leaks(texts: Iterator[str]) -> list[str]:
+    """The texts that carry the card or the keyed digits, in digits or in words."""
+    secrets = (normalise(CARD), normalise(KEYED))
+    return [text for text in texts if any(secret in normalise(text) for secret in secrets)]
+
+
+def test_keyed_digits_and_a_spoken_card_stay_out_of_the_record_the_logs_and_the_model(
+    pod: VoicePod, caplog: pytest.LogCaptureFixture
+) -> None:
+    charged: list[str] = []
+
+    async def take_payment(args: Payment, context: ToolContext) -> dict[str, str]:
+        charged.append(args.card)
+        return {"status": "approved", "card": args.card}
+
+    tools = ToolExecutor([Tool("take_payment", "Charge the caller's card.", Payment, take_payment)])
+    agent = pod.use_agent(AgentConfig(id="voice", greeting="Hello, payments desk."), tools)
+    pod.llm.push(
+        Reply(text="Thank you, I have that."),
+        Reply(tool_calls=[PAYMENT]),
+        Reply(text="Your payment is approved."),
+    )
+    written = io.StringIO()
+    handler = json_handler(written)  # the pod's own log line format, with its redacting filter
+    logging.getLogger().addHandler(handler)
+    caplog.set_level(logging.INFO)  # the pod's default level
+    try:
+        script = [
+            Pause(2.5),
+            Press(f"{KEYED}#"),
+            Listen(max_seconds=30.0),
+            caller_says(pod.stack.tts, SAID),
+            Pause(LAST_PAUSE_S),
+        ]
+        call = SimulatedCall(pod.url, AUTH_TOKEN, to=AGENT_NUMBER, script=script, tail_s=1.0)
+        report = asyncio.run(run_until(call, lambda: len(pod.llm.requests) >= 3))
+        pod.wait_idle()
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+    requests = [json.dumps(request.messages) for request in pod.llm.requests]
+    assert len(requests) == 3, report.render()
+    # The flow worked: the model saw placeholders, and the tool got the card Whisper heard.
+    assert "(The caller typed [keypad entry 1] on the keypad.)" in requests[0]
+    assert "[card number 1]" in requests[1], requests[1]
+    assert charged == [CARD], [r.messages[-1] for r in pod.llm.requests]
+    assert '\\"card\\":\\"[card number 1]\\"' in requests[2]  # the tool's echo, redacted for the model
+
+    # 1. The model's messages.
+    assert leaks(strings([request.messages for request in pod.llm.requests])) == []
+    # 2. The stored record (transcript and tool audit) in the database.
+    record = asyncio.run(CallRecords(pod.edge.database).get(agent.records[-1].call_sid))  # type: ignore[arg-type]
+    assert record is not None and record["transcript"]
+    assert leaks(strings(record)) == []
+    assert any("[card number 1]" in line["text"] for line in record["transcript"])
+    # 3. The logs: every record as emitted (message with its arguments, extra fields), and the pod's lines.
+    emitted = [r.getMessage() for r in caplog.records]
+    emitted += [value for r in caplog.records for key, value in vars(r).items() if key not in STANDARD]
+    assert emitted and leaks(strings(emitted)) == []
+    lines = [json.loads(line) for line in written.getvalue().splitlines()]
+    assert lines and leaks(strings(lines)) == []
