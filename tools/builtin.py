@@ -2,7 +2,11 @@
 
 Each is a strict argument model (what the model may send), a handler that turns the validated
 fields into a `BusinessData` call (never passing model JSON on), and a description for the model.
-Call control (transfer to a human, end the call) is not a tool: the session asks its port.
+Every one is caller-scoped: the customer it works for is the call's verified caller
+(`context.caller.verified_key()`, set by the server's identity checks), never an argument, so no
+phrasing of a request reaches another customer's data. Until the caller is verified they refuse
+with what to ask the caller for. Call control (transfer, end the call) is not a tool: the session
+asks its port.
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ from db.business import BookingRefused, BusinessData, OrderStatus
 from tools.tool import Tool, ToolArguments, ToolContext, ToolError, ToolResult
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
-Phone = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]
-Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]{1,180}\.[A-Za-z]{2,24}$")]
 FIRST_YEAR, LAST_YEAR = 1970, 2100
 """Dates and times outside these years are refused (they are mistakes, and near year 1 or 9999
 arithmetic on them overflows)."""
@@ -42,34 +44,19 @@ BOOKING_HORIZON_DAYS = 180
 
 
 class FindCustomerArgs(ToolArguments):
-    phone: Phone | None = Field(None, description="E.164 phone number, e.g. +15550101")
-    email: Email | None = Field(None, description="email address")
-    account_id: Id | None = Field(None, description="account id, e.g. ACCT-1001")
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Self:
-        given = [name for name in ("phone", "email", "account_id") if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of phone, email or account_id (the others null)")
-        return self
+    """No arguments: whose record is the server's decision (the verified caller), never the model's."""
 
 
 def find_customer(data: BusinessData) -> Tool[FindCustomerArgs]:
     async def handler(args: FindCustomerArgs, context: ToolContext) -> dict[str, Any]:
-        if args.phone is not None:
-            customer = await data.customer("phone", args.phone)
-        elif args.email is not None:
-            customer = await data.customer("email", args.email)
-        else:
-            customer = await data.customer("account_id", str(args.account_id))
+        customer = await data.customer("customer_id", context.caller.verified_key())
         if customer is None:
-            return {"found": False, "message": "no customer matches; ask the caller to check it"}
+            return {"found": False, "message": "the caller's record is not on file; offer a transfer"}
         return {"found": True, "customer": customer}
 
     return Tool(
         "find_customer",
-        "Identify the caller's customer record by exactly one of phone number, email or account id. "
-        "Returns customer_id, which the order and appointment tools need.",
+        "The verified caller's own customer record: name, tier and contact details.",
         FindCustomerArgs,
         handler,
     )
@@ -84,14 +71,15 @@ class GetOrderStatusArgs(ToolArguments):
 
 def get_order_status(data: BusinessData) -> Tool[GetOrderStatusArgs]:
     async def handler(args: GetOrderStatusArgs, context: ToolContext) -> dict[str, Any]:
-        order = await data.order(args.order_id)
-        if order is None:
-            return {"found": False, "message": f"no order {args.order_id}; ask the caller to repeat the number"}
+        order = await data.order(args.order_id, context.caller.verified_key())
+        if order is None:  # another customer's order reads exactly like a missing one
+            message = f"no order {args.order_id} on this caller's account; ask the caller to repeat the number"
+            return {"found": False, "message": message}
         return {"found": True, "order": order}
 
     return Tool(
         "get_order_status",
-        "Look up one order by its order number: status, dates, carrier and tracking number.",
+        "Look up one of the caller's orders by its order number: status, dates, carrier and tracking number.",
         GetOrderStatusArgs,
         handler,
     )
@@ -101,7 +89,6 @@ def get_order_status(data: BusinessData) -> Tool[GetOrderStatusArgs]:
 
 
 class ListRecentOrdersArgs(ToolArguments):
-    customer_id: Id = Field(description="from find_customer")
     status: OrderStatus | None = Field(None, description="only orders in this status")
     since: Day | None = Field(None, description="first day to include, YYYY-MM-DD")
     until: Day | None = Field(None, description="last day to include, YYYY-MM-DD")
@@ -117,13 +104,13 @@ class ListRecentOrdersArgs(ToolArguments):
 def list_recent_orders(data: BusinessData) -> Tool[ListRecentOrdersArgs]:
     async def handler(args: ListRecentOrdersArgs, context: ToolContext) -> ToolResult:
         read = await data.recent_orders(
-            args.customer_id, status=args.status, since=args.since, until=args.until, limit=args.limit
+            context.caller.verified_key(), status=args.status, since=args.since, until=args.until, limit=args.limit
         )
-        return ToolResult.from_read(read, "orders", customer_id=args.customer_id)
+        return ToolResult.from_read(read, "orders")
 
     return Tool(
         "list_recent_orders",
-        "List a customer's most recent orders, newest first, optionally only one status or a date range.",
+        "List the caller's most recent orders, newest first, optionally only one status or a date range.",
         ListRecentOrdersArgs,
         handler,
     )
@@ -133,7 +120,6 @@ def list_recent_orders(data: BusinessData) -> Tool[ListRecentOrdersArgs]:
 
 
 class BookAppointmentArgs(ToolArguments):
-    customer_id: Id = Field(description="from find_customer")
     starts_at: Moment = Field(description="ISO 8601 start on the hour or half hour; UTC unless an offset is given")
     reason: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)] = Field(
         description="what the appointment is for, in a few words"
@@ -142,18 +128,19 @@ class BookAppointmentArgs(ToolArguments):
 
 def book_appointment(data: BusinessData) -> Tool[BookAppointmentArgs]:
     async def handler(args: BookAppointmentArgs, context: ToolContext) -> dict[str, Any]:
+        customer_id = context.caller.verified_key()
         starts_at = args.starts_at if args.starts_at.tzinfo else args.starts_at.replace(tzinfo=UTC)
         if starts_at > data.now() + timedelta(days=BOOKING_HORIZON_DAYS):
             raise ToolError(f"appointments can be booked at most {BOOKING_HORIZON_DAYS} days ahead")
         try:
-            appointment = await data.book_appointment(args.customer_id, starts_at, args.reason)
+            appointment = await data.book_appointment(customer_id, starts_at, args.reason)
         except BookingRefused as exc:
             raise ToolError(str(exc)) from None
         return {"booked": True, "appointment": appointment}
 
     return Tool(
         "book_appointment",
-        "Book a 30-minute appointment for a customer at a time the caller agreed to.",
+        "Book a 30-minute appointment for the caller at a time they agreed to.",
         BookAppointmentArgs,
         handler,
     )
@@ -161,20 +148,19 @@ def book_appointment(data: BusinessData) -> Tool[BookAppointmentArgs]:
 
 class CancelAppointmentArgs(ToolArguments):
     appointment_id: Id = Field(description="e.g. A-1F2E3D4C")
-    customer_id: Id = Field(description="from find_customer; must own the appointment")
 
 
 def cancel_appointment(data: BusinessData) -> Tool[CancelAppointmentArgs]:
     async def handler(args: CancelAppointmentArgs, context: ToolContext) -> dict[str, Any]:
         try:
-            appointment = await data.cancel_appointment(args.appointment_id, args.customer_id)
+            appointment = await data.cancel_appointment(args.appointment_id, context.caller.verified_key())
         except BookingRefused as exc:
             raise ToolError(str(exc)) from None
         return {"cancelled": True, "appointment": appointment}
 
     return Tool(
         "cancel_appointment",
-        "Cancel a customer's booked appointment after the caller confirmed it.",
+        "Cancel one of the caller's booked appointments after they confirmed it.",
         CancelAppointmentArgs,
         handler,
     )
