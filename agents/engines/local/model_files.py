@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -44,6 +45,41 @@ def verified(path: Path, sha256: str) -> Path:
     return path
 
 
+def verified_once(path: Path, sha256: str) -> Path:
+    """`verified`, remembered beside the file as its size, mtime and hash: a large file (the 1.1 GB
+    Qwen weights take seconds to hash) is hashed again only once it changed."""
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    try:
+        if _stamp(path).read_text(encoding="utf-8") == _fingerprint(path, sha256):
+            return path
+    except OSError:
+        pass
+    verified(path, sha256)
+    _remember(path, sha256)
+    return path
+
+
+def _stamp(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def _fingerprint(path: Path, sha256: str) -> str:
+    stat = path.stat()
+    return json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256})
+
+
+def _remember(path: Path, sha256: str) -> None:
+    """Record that `path`, as it is now, has `sha256` (atomically; a read-only cache just forgets)."""
+    stamp = _stamp(path)
+    partial = stamp.with_name(stamp.name + f".{os.getpid()}.partial")
+    try:
+        partial.write_text(_fingerprint(path, sha256), encoding="utf-8")
+        partial.replace(stamp)
+    except OSError:
+        partial.unlink(missing_ok=True)
+
+
 def cache_dir() -> Path:
     """Where files assembled from parts are kept (`SWITCHBOARD_MODEL_CACHE`, else ~/.cache/switchboard)."""
     base = os.environ.get("SWITCHBOARD_MODEL_CACHE") or Path.home() / ".cache" / "switchboard"
@@ -54,8 +90,11 @@ def cache_dir() -> Path:
 
 def joined(parts: list[Path], target: Path, sha256: str) -> Path:
     """Concatenate `parts` into `target` once (atomically), and verify the result."""
-    if target.is_file() and sha256_of(target) == sha256:
-        return target
+    if target.is_file():
+        try:
+            return verified_once(target, sha256)
+        except ModelFileError:
+            pass  # a stale or broken file: join it again
     partial = target.with_suffix(target.suffix + f".{os.getpid()}.partial")
     try:
         with partial.open("wb") as out:
@@ -67,6 +106,7 @@ def joined(parts: list[Path], target: Path, sha256: str) -> Path:
                         out.write(chunk)
         verified(partial, sha256)
         partial.replace(target)
+        _remember(target, sha256)  # hashed just now, as the partial file
     finally:
         partial.unlink(missing_ok=True)
     return target

@@ -43,6 +43,13 @@ class _PartialCall:
     id: str = ""
     name: str = ""
     arguments: list[str] = field(default_factory=list)
+    cut: bool = False
+    """Some of this call's argument text was dropped (over the reply's budget)."""
+
+
+CUT_MARK = " (cut: over the reply's argument budget)"
+"""Ends the arguments of a call that was cut short: never valid JSON, so the tools layer refuses it.
+Without it a call whose text was all dropped would arrive as "" and run as a call with no arguments."""
 
 
 class ToolCallAssembler:
@@ -74,15 +81,20 @@ class ToolCallAssembler:
             call.name = name
         if arguments:
             room = self.max_argument_chars - self._chars
-            if room > 0:
-                kept = arguments[:room]
+            kept = arguments[: max(room, 0)]
+            if kept:
                 self._chars += len(kept)
                 call.arguments.append(kept)
+            call.cut = call.cut or len(kept) < len(arguments)
 
     def calls(self) -> list[ToolCallRequest]:
         """The complete calls in index order; a call the server sent no id for gets `call_<index>`."""
         return [
-            ToolCallRequest(id=call.id or f"call_{index}", name=call.name, arguments="".join(call.arguments))
+            ToolCallRequest(
+                id=call.id or f"call_{index}",
+                name=call.name,
+                arguments="".join(call.arguments) + (CUT_MARK if call.cut else ""),
+            )
             for index, call in sorted(self._calls.items())
         ]
 

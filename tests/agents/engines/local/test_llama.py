@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from agents.engines.local.llama import INSTALL_HINT, LlamaCppChatModel, plain_messages, resolve_weights
+from agents.engines.local.llama import AFTER_RESULT, INSTALL_HINT, LlamaCppChatModel, plain_messages, resolve_weights
 from agents.engines.local.model_files import ModelFileError
 from agents.engines.local.pool import InferencePool
+from agents.engines.local.tool_turn import render_prompt, system_turn
 from agents.engines.protocols import ChatEvent, ChatModelUnavailable, StreamEnd, TextDelta, ToolCallRequest
 from tests.support.order_tool import ORDER_TOOL
 
@@ -107,9 +108,50 @@ async def test_required_with_one_tool_forces_it(llm: LlamaCppChatModel) -> None:
 
 
 @needs_llama
-async def test_required_with_several_tools_is_a_clear_error(llm: LlamaCppChatModel) -> None:
-    with pytest.raises(ChatModelUnavailable, match="cannot require one of several tools"):
-        await collect(llm.stream(GREETING, [ORDER_TOOL, HUMAN_TOOL], "required"))
+async def test_required_with_several_tools_calls_one_of_them(llm: LlamaCppChatModel) -> None:
+    events = await collect(llm.stream(GREETING, [ORDER_TOOL, HUMAN_TOOL], "required"))
+    assert [type(e) for e in events] == [ToolCallRequest, StreamEnd]
+    assert events[0].name in ("lookup_order", "transfer_to_human")  # type: ignore[union-attr]
+
+
+@needs_llama
+async def test_a_spoken_reply_with_tools_offered_is_real_text(llm: LlamaCppChatModel) -> None:
+    """The text branch is generated freely (not under the function-name grammar) and may not end
+    before it says something."""
+    events = await collect(llm.stream(GREETING, [ORDER_TOOL, HUMAN_TOOL], "none"))
+    assert_well_formed(events)
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert text.strip() and not text.startswith(("functions.", "message:"))
+    assert not any(isinstance(e, ToolCallRequest) for e in events)
+
+
+@needs_llama
+async def test_an_unknown_named_tool_or_a_malformed_tool_is_a_clear_error(llm: LlamaCppChatModel) -> None:
+    with pytest.raises(ChatModelUnavailable, match="'nope', which is not among the tools"):
+        await collect(llm.stream(GREETING, [ORDER_TOOL], {"type": "function", "function": {"name": "nope"}}))
+    with pytest.raises(ChatModelUnavailable, match="needs a function name"):
+        await collect(llm.stream(GREETING, [{"type": "function", "function": {"name": "bad name!"}}], "auto"))
+    with pytest.raises(ChatModelUnavailable, match="unsupported tool_choice"):
+        await collect(llm.stream(GREETING, [ORDER_TOOL], "sometimes"))  # type: ignore[arg-type]
+
+
+@needs_llama
+async def test_warm_up_evaluates_the_agents_system_turn_with_its_tools() -> None:
+    """What warm-up leaves in llama.cpp's context is exactly the prefix every turn of this agent
+    starts with, so the first caller's turn evaluates only its own words."""
+    model = LlamaCppChatModel(temperature=0.0, max_tokens=8)
+    try:
+        system = "You are the phone agent of a small shop."
+        await model.warm_up(system, [ORDER_TOOL])
+        prefix = model._llama.tokenize(system_turn(system, [model._prepare(ORDER_TOOL)]).encode(), special=True)
+        assert list(model._llama._input_ids[: len(prefix)]) == prefix
+        turn = [{"role": "system", "content": system}, {"role": "user", "content": "Hi"}]
+        full = model._llama.tokenize(
+            render_prompt(plain_messages(turn, with_tools=True), [model._prepare(ORDER_TOOL)]).encode(), special=True
+        )
+        assert full[: len(prefix)] == prefix
+    finally:
+        model.close()
 
 
 @needs_llama
@@ -221,11 +263,11 @@ def test_tool_results_become_user_turns_naming_the_function() -> None:
         {"role": "system", "content": ""},
         {"role": "user", "content": "Where is A-1?"},
         {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "lookup_order", "arguments": "{}"}}]},
-        {"role": "user", "content": 'Result of functions.lookup_order:\n{"status": "shipped"}'},
+        {"role": "user", "content": 'Result of functions.lookup_order:\n{"status": "shipped"}\n' + AFTER_RESULT},
     ]
     assert plain_messages(history, with_tools=False) == [
         {"role": "user", "content": "Where is A-1?"},
-        {"role": "user", "content": 'Result of functions.lookup_order:\n{"status": "shipped"}'},
+        {"role": "user", "content": 'Result of functions.lookup_order:\n{"status": "shipped"}\n' + AFTER_RESULT},
     ]
 
 

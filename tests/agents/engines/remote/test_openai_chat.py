@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agents.engines.protocols import ChatEvent, ChatModelUnavailable, StreamEnd, TextDelta, ToolCallRequest
-from agents.engines.remote.openai_chat import OpenAIChatModel, ToolCallAssembler, ToolCallOverflow
+from agents.engines.remote.openai_chat import CUT_MARK, OpenAIChatModel, ToolCallAssembler, ToolCallOverflow
 from agents.testing.scripted_llm import DropMidStream, Fail, Hang, Reply, ScriptedLlmServer, ScriptedToolCall, Step
 from tests.support.order_tool import ORDER_TOOL
 
@@ -295,4 +295,16 @@ def test_assembler_bounds_calls_and_argument_text() -> None:
         assembler.add(1, "d", "g", "")
     assembler.add(0, None, None, "678901")  # past the bound: kept cut short, for the tools layer to refuse
     assembler.add(0, None, None, "more and more")
-    assert assembler.calls() == [ToolCallRequest("c", "f", "1234567890")]
+    assert assembler.calls() == [ToolCallRequest("c", "f", "1234567890" + CUT_MARK)]
+
+
+def test_a_call_whose_text_was_all_dropped_is_not_a_call_without_arguments() -> None:
+    """Once a runaway argument has used the reply's budget, a later call keeps none of its text:
+    it must not reach the tools as "" (which runs as `{}`), but as arguments the tools refuse."""
+    assembler = ToolCallAssembler(max_argument_chars=10)
+    assembler.add(0, "a", "f", "x" * 20)
+    assembler.add(1, "b", "g", '{"customer_id": "C-1002"}')
+    first, second = assembler.calls()
+    assert second.arguments == CUT_MARK and first.arguments == "x" * 10 + CUT_MARK
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(second.arguments)
