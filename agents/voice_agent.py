@@ -15,6 +15,7 @@ from agents.conversation.speaker import Speaker
 from agents.echo import beep
 from agents.engines.protocols import Engines
 from agents.port import CallPort
+from db.safe_query import SafeQuery
 from tools import ToolExecutor
 
 log = logging.getLogger("switchboard.agents")
@@ -40,7 +41,10 @@ class VoiceAgent:
         store: CallStore | None = None,
         observer: CallObserver | None = None,
         version: int | None = None,
+        records: SafeQuery | None = None,
     ) -> None:
+        """`records`: the business database, where each caller's identity is checked (None: no
+        caller is ever identified, so caller-scoped tools refuse)."""
         self.config = config
         self.version = version
         """The stored config version this agent was built from (None: not from the database)."""
@@ -52,6 +56,7 @@ class VoiceAgent:
         self.store = store
         self.observer = observer
         """Told about every call's turns, barge-ins and tool calls as they happen (metrics)."""
+        self.caller_records = config.identity.records(records) if records is not None else None
         self.records: list[CallRecord] = []
         """The last few call records, newest last (bounded by `MAX_RECENT_RECORDS`)."""
 
@@ -67,6 +72,7 @@ class VoiceAgent:
                 c.apology,
                 c.say_again,
                 c.time_limit_goodbye,
+                c.identity.cannot_verify,
                 *FIXED_LINES,
             ]
         )
@@ -87,6 +93,7 @@ class VoiceAgent:
             fallback_audio=FALLBACK_TONE,
             on_record=self._keep,
             observer=self.observer,
+            caller_records=self.caller_records,
         )
         session.record.agent_version = self.version
         if self.store is not None:

@@ -73,7 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.tasks import cancel_and_wait
 from agents.testing.scripted_llm import Reply, ScriptedLlmServer, ScriptedToolCall
-from db.seed import BULK_CUSTOMER
+from db.seed import BULK_PHONE
 from telephony.simulator import CallReport, Pause, Say, SimulatedCall
 from telephony.simulator.caller_audio import load_utterance
 
@@ -83,8 +83,10 @@ AUTH_TOKEN = "pod-load-auth-token-0123456789abcdef"
 NUMBER = "+15550100"
 AGENT = "orders"
 MiB = 1 << 20
-INCIDENT_ARGUMENTS = "{}"
-BROAD_ARGUMENTS = json.dumps({"customer_id": BULK_CUSTOMER, "limit": 20})
+INCIDENT_ARGUMENTS = '{"customer_id": {"$ne": null}}'
+BROAD_ARGUMENTS = json.dumps({"limit": 20})
+"""The caller's own orders: each call comes from `BULK_PHONE`, the phone of the customer with
+thousands of orders, whom caller ID identifies; the customer is never an argument."""
 LISTEN_S = 15.0
 """How long a caller listens after asking: fillers, then the answer (late when the CPU is saturated)."""
 ANSWER = "Your latest order has shipped and should arrive on Thursday. Is there anything else I can help with?"
@@ -379,7 +381,7 @@ class Pod:
 
 def caller(url: str, utterance: bytes) -> SimulatedCall:
     script: list[Say | Pause] = [Pause(3.5), Say(utterance, "order_status"), Pause(LISTEN_S)]
-    return SimulatedCall(url, AUTH_TOKEN, to=NUMBER, script=script, tail_s=0.5, max_seconds=120)
+    return SimulatedCall(url, AUTH_TOKEN, to=NUMBER, from_=BULK_PHONE, script=script, tail_s=0.5, max_seconds=120)
 
 
 def admitted(report: CallReport) -> bool:

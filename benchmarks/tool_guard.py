@@ -5,9 +5,11 @@ driver decoded every document into a 1 GiB pod. This script seeds a large order 
 measures, each in a fresh process, the peak RSS growth of:
 
 - incident: the scripted model's `{}` and `{"customer_id": {"$ne": null}}` calls to
-  `list_recent_orders` through `ToolExecutor` (refused before any query);
-- broad valid: `list_recent_orders` for the customer with thousands of orders (limit 20: the
-  limit, the byte budget and "truncated: N more" at work);
+  `list_recent_orders` through `ToolExecutor` (the first reads only the verified caller's own
+  orders, bounded, since the customer comes from the call's identity, never the arguments; the
+  second is refused before any query);
+- broad valid: `list_recent_orders` for a caller verified as the customer with thousands of
+  orders (limit 20: the limit, the byte budget and "truncated: N more" at work);
 - unguarded: `collection.find({})` read to a list, what the incident code did.
 
 Target: under 20 MB growth for the two guarded calls.
@@ -52,13 +54,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from db import BusinessData, Database, DbSettings, QueryLog, SafeQuery, connect, in_memory
 from db.indexes import ORDERS
 from db.seed import BULK_CUSTOMER, default_bulk_orders, seed_demo, seed_large
-from tools import BUILTIN, ToolCall, ToolContext, ToolExecutor, builtin_tools
+from tools import BUILTIN, CallerIdentity, ToolCall, ToolContext, ToolExecutor, builtin_tools
 
 SCENARIOS = ("incident", "broad valid", "unguarded find({})")
 BENCH_DATABASE = "switchboard_bench"
-CONTEXT = ToolContext(call_sid="CA-bench", agent_id="support", caller_number="+15550101")
+CONTEXT = ToolContext("CA-bench", "support", "+15550101", CallerIdentity(customer_key="C-1001"))
+BULK_CONTEXT = ToolContext("CA-bench", "support", "+15550199", CallerIdentity(customer_key=BULK_CUSTOMER))
 INCIDENT_CALLS = ("{}", '{"customer_id": {"$ne": null}}')
-BROAD_CALL = json.dumps({"customer_id": BULK_CUSTOMER, "limit": 20})
+BROAD_CALL = json.dumps({"limit": 20})
 
 
 def _status_kb(field: str) -> int:
@@ -106,7 +109,7 @@ async def _scenario(name: str, database: Database) -> dict[str, Any]:
         return {"documents": len(documents), "outcome": "every document decoded", "_keep": documents}
     log = QueryLog()
     executor = ToolExecutor(builtin_tools(BusinessData(SafeQuery(database, log)), list(BUILTIN)))
-    turn = executor.turn(CONTEXT)
+    turn = executor.turn(CONTEXT if name == "incident" else BULK_CONTEXT)
     calls = INCIDENT_CALLS if name == "incident" else (BROAD_CALL,)
     outcomes = [await turn.run(ToolCall(f"c{i}", "list_recent_orders", raw)) for i, raw in enumerate(calls)]
     last = json.loads(outcomes[-1].content)

@@ -15,6 +15,7 @@ from db.indexes import ensure_indexes
 from db.phone_numbers import PhoneNumbers
 from db.safe_query import Between, QueryLog, QueryRecord, ReadResult, ReadSpec, SafeQuery, UnsafeQuery
 from db.settings import DbSettings
+from db.tool_declarations import StoredDeclaration, ToolDeclarations, ToolExists
 
 __all__ = [
     "AgentConfigs",
@@ -36,6 +37,9 @@ __all__ = [
     "ReadSpec",
     "SafeQuery",
     "StoredConfig",
+    "StoredDeclaration",
+    "ToolDeclarations",
+    "ToolExists",
     "TransitionRefused",
     "UnsafeQuery",
     "VersionConflict",

@@ -40,6 +40,7 @@ ORDER = ReadSpec(
         "tracking_number",
     ),
     selective=frozenset({"order_id"}),
+    filterable=frozenset({"customer_id"}),
 )
 CUSTOMER_ORDERS = ReadSpec(
     ORDERS,
@@ -85,8 +86,9 @@ class BusinessData:
             raise ValueError(f"customers cannot be looked up by {key!r}")
         return await self.query.find_one(CUSTOMER, {key: value})
 
-    async def order(self, order_id: str) -> dict[str, Any] | None:
-        return await self.query.find_one(ORDER, {"order_id": order_id})
+    async def order(self, order_id: str, customer_id: str) -> dict[str, Any] | None:
+        """Order `order_id` if `customer_id` owns it: another customer's order is not found."""
+        return await self.query.find_one(ORDER, {"order_id": order_id, "customer_id": customer_id})
 
     async def recent_orders(
         self,
@@ -146,8 +148,10 @@ class BusinessData:
             {"status": "cancelled", "cancelled_at": self.now()},
             unset=("slot",),
         )
-        appointment = await self.query.find_one(APPOINTMENT, {"appointment_id": appointment_id})
-        if appointment is None or appointment["customer_id"] != customer_id:
+        appointment = await self.query.find_one(
+            APPOINTMENT, {"appointment_id": appointment_id, "customer_id": customer_id}
+        )  # another customer's appointment is not even read
+        if appointment is None:
             raise BookingRefused(f"customer {customer_id} has no appointment {appointment_id}")
         if not cancelled:
             raise BookingRefused(f"appointment {appointment_id} was already {appointment['status']}")

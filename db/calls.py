@@ -1,5 +1,8 @@
 """Call records: one document per call with its transcript, tool audit and per-turn latency.
 
+Each record carries `expires_at` (its start plus the agent's `retention_days`, else the pod's
+`call_retention_days`); a TTL index on it has the server delete records past retention.
+
 Each list is bounded per call (`max_turns_per_call`, `max_tool_audit_per_call`,
 `max_latency_entries_per_call`): an append past the bound is counted in `dropped`, not stored, so a
 call that talks for hours cannot grow its document towards MongoDB's 16 MB limit. The bound is
@@ -12,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from db.agent_configs import check_agent_id
@@ -42,7 +45,10 @@ SUMMARY_FIELDS = (
     "started_at",
     "ended_at",
     "outcome",
+    "expires_at",
 )
+MAX_RETENTION_DAYS = 3650
+"""Bound on how long any call record is kept."""
 
 
 def _entry(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,9 +97,13 @@ class CallRecords:
         status: str | None = None,
         variables: Mapping[str, Any] | None = None,
         voicemail: Mapping[str, Any] | None = None,
+        retention_days: int | None = None,
     ) -> None:
-        """Create the record (a second start of the same call changes nothing). An outbound call's
-        record is created when Twilio accepts it, so it names the agent version that dialled."""
+        """Create the record (a second start of the same call changes nothing but an explicit
+        `retention_days`, which the agent's session knows and the dialler may not). An outbound
+        call's record is created when Twilio accepts it, so it names the agent version that dialled."""
+        started_at = started_at or datetime.now(UTC)
+        keep: dict[str, Any] = {"expires_at": started_at + timedelta(days=self._retention(retention_days))}
         document: dict[str, Any] = {
             "call_sid": call_sid,
             "agent_id": agent_id,
@@ -109,7 +119,7 @@ class CallRecords:
             "variables": dict(variables or {}),
             "voicemail": dict(voicemail) if voicemail else None,
             "duration_s": None,
-            "started_at": started_at or datetime.now(UTC),
+            "started_at": started_at,
             "ended_at": None,
             "outcome": None,
             "transcript": [],
@@ -118,7 +128,19 @@ class CallRecords:
             "counts": {"transcript": 0, "tool_audit": 0, "latency": 0},
             "dropped": {"transcript": 0, "tool_audit": 0, "latency": 0},
         }
-        await self._collection.update_one({"call_sid": call_sid}, {"$setOnInsert": document}, upsert=True)
+        update = (
+            {"$setOnInsert": {**document, **keep}}
+            if retention_days is None
+            else {"$setOnInsert": document, "$set": keep}
+        )
+        await self._collection.update_one({"call_sid": call_sid}, update, upsert=True)
+
+    def _retention(self, days: int | None) -> int:
+        """Days to keep a record: the agent's value, else the pod's; ValueError outside 1..3650."""
+        days = self._database.settings.call_retention_days if days is None else days
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_RETENTION_DAYS:
+            raise ValueError(f"retention_days must be a whole number of days from 1 to {MAX_RETENTION_DAYS}")
+        return days
 
     async def add_turn(self, call_sid: str, role: str, text: str, *, at: datetime | None = None) -> bool:
         """Append a transcript turn (text cut to `max_turn_chars`); False if dropped or no such call."""
@@ -147,10 +169,14 @@ class CallRecords:
         await self._collection.update_one({"call_sid": call_sid}, {"$inc": {f"dropped.{name}": 1}})
         return False
 
-    async def finish(self, call_sid: str, *, outcome: str, ended_at: datetime | None = None) -> None:
-        await self._collection.update_one(
-            {"call_sid": call_sid}, {"$set": {"ended_at": ended_at or datetime.now(UTC), "outcome": outcome[:200]}}
-        )
+    async def finish(
+        self, call_sid: str, *, outcome: str, ended_at: datetime | None = None, verified_customer: str | None = None
+    ) -> None:
+        """`verified_customer`: the key the caller was verified as (whose data the call could reach)."""
+        ended = {"ended_at": ended_at or datetime.now(UTC), "outcome": outcome[:200]}
+        if verified_customer is not None:
+            ended["verified_customer"] = verified_customer[:200]
+        await self._collection.update_one({"call_sid": call_sid}, {"$set": ended})
 
     async def set_status(
         self, call_sid: str, status: str, *, duration_s: int | None = None, answered_by: str | None = None

@@ -96,5 +96,5 @@ def in_memory(settings: DbSettings | None = None) -> Database:
     try:
         from mongomock_motor import AsyncMongoMockClient
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError("the in-memory database needs the test extra: pip install -e '.[test]'") from exc
+        raise RuntimeError("the in-memory database needs the test or demo extra: pip install -e '.[demo]'") from exc
     return Database(AsyncMongoMockClient(tz_aware=True), settings or DbSettings(), "in-memory fake")

@@ -14,6 +14,8 @@ from db.client import Database
 
 AGENT_CONFIGS = "agent_configs"
 AGENT_CONFIG_VERSIONS = "agent_config_versions"
+TOOL_DECLARATIONS = "tool_declarations"
+TOOL_DECLARATION_VERSIONS = "tool_declaration_versions"
 CAMPAIGNS = "campaigns"
 CAMPAIGN_SLOTS = "campaign_slots"
 CONTACTS = "contacts"
@@ -28,6 +30,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     AGENT_CONFIGS: [],  # keyed by _id (the agent id)
     AGENT_CONFIG_VERSIONS: [
         IndexModel([("agent_id", ASCENDING), ("version", DESCENDING)], name="agent_version", unique=True)
+    ],
+    TOOL_DECLARATIONS: [],  # keyed by _id (the tool name)
+    TOOL_DECLARATION_VERSIONS: [
+        IndexModel([("name", ASCENDING), ("version", DESCENDING)], name="name_version", unique=True)
     ],
     CAMPAIGNS: [IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="status")],
     CAMPAIGN_SLOTS: [IndexModel([("campaign_id", ASCENDING), ("until", ASCENDING)], name="campaign_until")],
@@ -47,6 +53,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("started_at", DESCENDING)], name="started_at"),
         IndexModel([("started_at", DESCENDING), ("call_sid", DESCENDING)], name="started_sid"),
         IndexModel([("campaign_id", ASCENDING), ("started_at", DESCENDING)], name="campaign_started", sparse=True),
+        # retention: the server removes a record once `expires_at` has passed (its TTL monitor runs every 60 s)
+        IndexModel([("expires_at", ASCENDING)], name="expires_at", expireAfterSeconds=0),
     ],
     CUSTOMERS: [
         IndexModel([("customer_id", ASCENDING)], name="customer_id", unique=True),

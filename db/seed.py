@@ -22,16 +22,28 @@ from db.settings import DbSettings
 BATCH = 1000
 """Documents per insert_many while seeding."""
 BULK_CUSTOMER = "C-BULK"
+BULK_PHONE = "+15550199"
+"""`BULK_CUSTOMER`'s phone: a call from it is identified (by caller ID) as that customer."""
 STATUSES = ("pending", "processing", "shipped", "delivered", "cancelled", "returned")
 
+DEMO_PINS = {"C-1001": "1234", "C-1002": "2468", "C-1003": "1357"}
+"""The demo customers' keypad PINs (stored only as `pin_hash`, `db.pin_hash`'s format)."""
 DEMO_CUSTOMERS = [
     {"customer_id": "C-1001", "name": "Ada Lovelace", "phone": "+15550101", "email": "ada@example.com",
-     "account_id": "ACCT-1001", "tier": "gold"},
+     "account_id": "ACCT-1001", "tier": "gold", "postcode": "SW1A 1AA", "date_of_birth": "1815-12-10",
+     "pin_hash": "pbkdf2_sha256$100000$126eca9aad60979ab0625368b994dcf9$"
+                 "b62949eb0286ca9247a102008fb712f682f168cb2a805af5d266e427471934c7"},
     {"customer_id": "C-1002", "name": "Grace Hopper", "phone": "+15550102", "email": "grace@example.com",
-     "account_id": "ACCT-1002", "tier": "standard"},
+     "account_id": "ACCT-1002", "tier": "standard", "postcode": "10001", "date_of_birth": "1906-12-09",
+     "pin_hash": "pbkdf2_sha256$100000$1446de20b601df47de2f5b9f3c1e48e8$"
+                 "38be6c903bbf56ec8eb07f89d583820ef355faa5a9960304c4bd9bc582d1a691"},
     {"customer_id": "C-1003", "name": "Alan Turing", "phone": "+15550103", "email": "alan@example.com",
-     "account_id": "ACCT-1003", "tier": "standard"},
+     "account_id": "ACCT-1003", "tier": "standard", "postcode": "WA14 1EP", "date_of_birth": "1912-06-23",
+     "pin_hash": "pbkdf2_sha256$100000$a7c62dc43a736b458c43d915d3d99eb6$"
+                 "23282fced36a7adc8ffd6e96b54cff0d528a2da8e1d76e444eab7a31229c1664"},
 ]  # fmt: skip
+"""Knowledge facts (`postcode`, `date_of_birth`) and `pin_hash` are for verifying the caller; no
+tool's `ReadSpec` projects them."""
 
 
 def _order(order_id: str, customer_id: str, created_at: datetime, status: str, rng: random.Random) -> dict[str, Any]:
@@ -108,7 +120,7 @@ async def seed_large(database: Database, n_orders: int, *, bulk_orders: int | No
     customers = database.collection(CUSTOMERS)
     await customers.replace_one(
         {"customer_id": BULK_CUSTOMER},
-        {"customer_id": BULK_CUSTOMER, "name": "Bulk Buyer Ltd", "phone": "+15550199", "email": "bulk@example.com",
+        {"customer_id": BULK_CUSTOMER, "name": "Bulk Buyer Ltd", "phone": BULK_PHONE, "email": "bulk@example.com",
          "account_id": "ACCT-BULK", "tier": "business"},
         upsert=True,
     )  # fmt: skip

@@ -52,8 +52,10 @@ class DbSettings(BaseModel):
     """Tool audit entries stored per call; later ones are counted as dropped."""
     max_latency_entries_per_call: int = Field(400, ge=1, le=10_000)
     """Per-turn latency entries stored per call; later ones are counted as dropped."""
+    call_retention_days: int = Field(90, ge=1, le=3650)
+    """Days a call record is kept when its agent sets no `retention_days` (a TTL index removes it)."""
     max_agent_config_bytes: int = Field(64 * 1024, ge=1024, le=4 * 1024 * 1024)
-    """Largest agent configuration document (BSON bytes) the repository stores."""
+    """Largest agent configuration or tool declaration document (BSON bytes) the repositories store."""
     max_listed: int = Field(1000, ge=1, le=100_000)
     """Bound on any listing repositories offer (agent ids, numbers, recent calls)."""
 

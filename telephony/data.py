@@ -1,5 +1,5 @@
-"""Wiring the database into the pod: agents' tools, and where call records go (its number routes
-are in `telephony.routing`).
+"""Wiring the database into the pod: where call records go (its number routes are in
+`telephony.routing`, agents' tools in `telephony.agent_tools`).
 
 Without `SWITCHBOARD_MONGODB_URI` the pod still runs: numbers come from settings, agents get
 call control but no data tools, and call records stay in memory.
@@ -8,43 +8,13 @@ call control but no data tools, and call records stay in memory.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from agents.config import AgentConfig
 from agents.conversation.record import CallRecord
-from db import BusinessData, CallRecords, Database, SafeQuery
-from telephony.settings import Settings
-from tools import CallRecordsAudit, ToolExecutor, builtin_tools
+from db import CallRecords, Database
 
 log = logging.getLogger("switchboard.data")
-
-
-def tools_for(
-    config: AgentConfig,
-    database: Database | None,
-    settings: Settings,
-    shedding: Callable[[], bool] | None = None,
-) -> ToolExecutor | None:
-    """The agent's enabled built-in tools on the database, or None when it has none. While
-    `shedding()` (the memory guard at its hard threshold), tool calls are refused.
-
-    An agent naming tools on a pod without a database is a configuration error, said at start-up.
-    """
-    if not config.tools:
-        return None
-    if database is None:
-        raise ValueError(f"agent {config.id!r} uses tools {config.tools} but SWITCHBOARD_MONGODB_URI is not set")
-    data = BusinessData(SafeQuery(database))
-    return ToolExecutor(
-        builtin_tools(data, config.tools),
-        CallRecordsAudit(CallRecords(database)),
-        max_steps_per_turn=settings.tool_max_steps_per_turn,
-        max_result_bytes=settings.tool_max_result_bytes,
-        default_timeout_s=settings.tool_timeout_seconds,
-        shedding=shedding,
-    )
 
 
 class DatabaseCallStore:
@@ -64,6 +34,7 @@ class DatabaseCallStore:
             direction=record.direction,
             started_at=datetime.fromtimestamp(record.started_at, UTC),
             agent_version=record.agent_version,
+            retention_days=record.retention_days,
         )
         await self.calls.note_agent_version(record.call_sid, record.agent_version)
 
@@ -74,4 +45,9 @@ class DatabaseCallStore:
         for turn in record.turns:
             await self.calls.add_latency(record.call_sid, asdict(turn))
         ended = datetime.fromtimestamp(record.ended_at, UTC) if record.ended_at else None
-        await self.calls.finish(record.call_sid, outcome=record.end_reason or "ended", ended_at=ended)
+        await self.calls.finish(
+            record.call_sid,
+            outcome=record.end_reason or "ended",
+            ended_at=ended,
+            verified_customer=record.verified_customer,
+        )

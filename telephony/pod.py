@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from agents.config import AgentConfig
     from agents.engines.protocols import ChatModel
     from agents.voice_agent import VoiceAgent
-    from db import Database
+    from db import Database, SafeQuery
     from telephony.voice import VoiceStack
     from tools import ToolExecutor
 
@@ -60,26 +60,34 @@ class VoiceAgents:
     metrics: Metrics
     shedding: Callable[[], bool] | None = None
 
-    def tools(self, config: AgentConfig) -> ToolExecutor | None:
-        """The agent's built-in tools on the database (a configuration error without one)."""
-        from telephony.data import tools_for
+    async def tools(self, config: AgentConfig) -> ToolExecutor | None:
+        """The agent's tools, built-in and declared, on the database (a configuration error without one)."""
+        from telephony.agent_tools import tools_for
 
-        return tools_for(config, self.database, self.settings, self.shedding)
+        return await tools_for(config, self.database, self.settings, self.shedding)
 
     async def build(
-        self, config: AgentConfig, tools: ToolExecutor | None = None, version: int | None = None
+        self,
+        config: AgentConfig,
+        tools: ToolExecutor | None = None,
+        version: int | None = None,
+        records: SafeQuery | None = None,
     ) -> VoiceAgent:
+        """`records`: where callers are identified; default the pod's database (as its tools read)."""
+        from db import SafeQuery
         from telephony.data import DatabaseCallStore
         from telephony.voice import build_voice_agent
 
         store = DatabaseCallStore(self.database) if self.database is not None else None
+        if records is None and self.database is not None:
+            records = SafeQuery(self.database)
         return await build_voice_agent(
-            config, self.stack, self.settings, tools, store, observer=self.metrics, version=version
+            config, self.stack, self.settings, tools, store, observer=self.metrics, version=version, records=records
         )
 
     async def build_stored(self, config: AgentConfig, version: int) -> Agent:
         """A stored agent, with the tools its config names."""
-        return await self.build(config, self.tools(config), version)
+        return await self.build(config, await self.tools(config), version)
 
 
 @dataclass
@@ -243,9 +251,9 @@ async def _voice_agents(
 ) -> VoiceAgents | None:
     """Load the engines (models included, warmed) when the pod serves voice agents, build the
     configured ones into the catalog, and let the directory build stored ones on demand."""
-    from telephony.data import tools_for
+    from telephony.agent_tools import tools_for
     from telephony.stored_agents import StoredAgents
-    from telephony.voice import load_voice_stack, read_agents_file, warm_up
+    from telephony.voice import load_voice_stack, read_agents_file, warm_up, warm_up_agent
 
     configs = read_agents_file(settings.agents_file) if settings.agents_file is not None else []
     configs += agent_configs
@@ -253,7 +261,8 @@ async def _voice_agents(
     if stack is None and not (configs or serve_stored or chat is not None):
         return None
     shedding = memory.shedding
-    tools = {c.id: tools_for(c, database, settings, shedding) for c in configs}  # config errors before the models
+    tools = {c.id: await tools_for(c, database, settings, shedding) for c in configs}  # config errors before models
+    warm = stack is None  # a stack handed in is the caller's, warmed (or not) by them
     if stack is None:
         stack = await asyncio.to_thread(load_voice_stack, settings, chat)
         exits.push_async_callback(stack.aclose)
@@ -262,6 +271,8 @@ async def _voice_agents(
     voice = VoiceAgents(stack, settings, database, metrics, shedding)
     for config in configs:
         catalog.agents[config.id] = await voice.build(config, tools[config.id])
+    if configs and warm:
+        await warm_up_agent(stack, configs[0], tools[configs[0].id], settings)  # the first agent's prompt
     if configs:
         log.info("voice agents ready", extra={"agents": ",".join(c.id for c in configs)})
     if serve_stored:

@@ -3,11 +3,12 @@
 When a call arrives for an agent id, the pod's `AgentDirectory` (for the voice webhook and the
 media stream alike, on whichever pod each lands) asks `StoredAgents.resolve`: the agent's current
 stored version is read (one `find_one` by id), and a voice agent is built for it on first use and
-rebuilt when the version has changed, so an update applies from the next call on, while calls in
-progress keep the version they started with (and each call records it). A stored agent takes
+rebuilt when the version has changed, or a declared tool it follows (`"name"`, not `"name@3"`) has
+a new version (one more read of those tools' versions), so an update applies from the next call
+on, while calls in progress keep the version they started with (and each call records it). A stored agent takes
 precedence over one of the same id from the agents file. At most `max_agents` are kept built (the
-least recently used is dropped first); a stored config that no longer validates is logged and the
-call is answered as for an unknown agent.
+least recently used is dropped first); a stored config that no longer validates, or whose tools
+can no longer be built, is logged and the call is answered as for an unknown agent.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from pydantic import ValidationError
 
 from agents.config import AgentConfig
 from agents.port import Agent, AgentCatalog
-from db import AgentConfigs, Database, DatabaseError
+from db import AgentConfigs, Database, DatabaseError, ToolDeclarations
+from telephony.agent_tools import followed
 
 log = logging.getLogger("switchboard.stored_agents")
 
 BuildAgent = Callable[[AgentConfig, int], Awaitable[Agent]]
 """Builds a ready voice agent from a config and its stored version (renders its fixed lines)."""
+Built = tuple[int, tuple[tuple[str, int], ...]]
+"""What a built agent was built from: its stored version and the versions of the tools it follows."""
 
 
 class StoredAgents:
@@ -34,11 +38,12 @@ class StoredAgents:
         if max_agents < 1:
             raise ValueError("max_agents must be at least 1")
         self._configs = AgentConfigs(database)
+        self._tools = ToolDeclarations(database)
         self._catalog = catalog
         self._build = build
         self.max_agents = max_agents
-        self._built: OrderedDict[str, tuple[int, Agent]] = OrderedDict()
-        """Agent id -> (stored version, agent), least recently used first."""
+        self._built: OrderedDict[str, tuple[Built, Agent]] = OrderedDict()
+        """Agent id -> (what it was built from, agent), least recently used first."""
         self._fallback: dict[str, Agent] = {}
         """Agents of the catalog (file, built-in) that a stored agent of the same id displaced."""
         self._lock = asyncio.Lock()
@@ -48,6 +53,8 @@ class StoredAgents:
         the catalog's own agent when none is stored."""
         try:
             stored = await self._configs.current(agent_id)
+            tools = stored.config.get("tools") if stored is not None else None
+            built_from = (stored.version, await self._followed_versions(tools)) if stored is not None else None
         except ValueError:  # not a well-formed id: no stored agent can have it
             stored = None
         except DatabaseError as exc:  # the database is down: serve what is built, never fail the call
@@ -59,7 +66,7 @@ class StoredAgents:
             return self._catalog.get(agent_id)
         async with self._lock:  # one build per version, however many calls arrive at once
             built = self._built.get(agent_id)
-            if built is not None and built[0] == stored.version:
+            if built is not None and built[0] == built_from:
                 self._built.move_to_end(agent_id)
                 return built[1]
             try:
@@ -70,16 +77,29 @@ class StoredAgents:
                     extra={"agent_id": agent_id, "version": stored.version, "error": str(exc)[:300]},
                 )
                 return None
-            agent = await self._build(config, stored.version)
+            try:
+                agent = await self._build(config, stored.version)
+            except ValueError as exc:  # a tool it names is gone or cannot be built here (ValidationError too)
+                log.error(
+                    "stored agent's tools cannot be built; not serving it",
+                    extra={"agent_id": agent_id, "version": stored.version, "error": str(exc)[:300]},
+                )
+                return None
             if agent_id not in self._built and agent_id in self._catalog.agents:
                 self._fallback[agent_id] = self._catalog.agents[agent_id]
-            self._built[agent_id] = (stored.version, agent)
+            assert built_from is not None
+            self._built[agent_id] = (built_from, agent)
             self._built.move_to_end(agent_id)
             self._catalog.agents[agent_id] = agent
             log.info("stored agent ready", extra={"agent_id": agent_id, "version": stored.version})
             while len(self._built) > self.max_agents:
                 self._forget(next(iter(self._built)))
             return agent
+
+    async def _followed_versions(self, tools: object) -> tuple[tuple[str, int], ...]:
+        """The current versions of the declared tools an agent follows (empty: it follows none)."""
+        names = followed(tools) if isinstance(tools, list) else []
+        return tuple(sorted((await self._tools.current_versions(names)).items())) if names else ()
 
     def _forget(self, agent_id: str) -> None:
         """Drop a built agent (deleted, or evicted); the catalog gets back what it displaced.

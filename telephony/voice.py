@@ -15,11 +15,13 @@ from agents.config import AgentConfig
 from agents.conversation.listener import ListenerConfig, TurnListener
 from agents.conversation.phrases import PhraseCache
 from agents.conversation.record import CallObserver, CallStore
+from agents.conversation.reply import agent_tool_schemas
 from agents.engines.local.pool import InferencePool
 from agents.engines.local.silero import SileroVoiceActivity, VadConfig
 from agents.engines.protocols import ChatModel, Engines, SpeechToText, VoicedTextToSpeech
 from agents.engines.remote.speech_client import SpeechClient
 from agents.voice_agent import VoiceAgent
+from db import SafeQuery
 from telephony.settings import Settings
 from tools import ToolExecutor
 
@@ -190,6 +192,17 @@ def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> Voice
     return VoiceStack(Engines(vad, stt, chat, tts), vad_config, listener_config, tts, closers, async_closers)
 
 
+async def warm_up_agent(stack: VoiceStack, config: AgentConfig, tools: ToolExecutor | None, settings: Settings) -> None:
+    """Pre-fill an in-process model with this agent's system prompt and tool list, exactly as its
+    calls send them: on the CPU a tool list costs seconds of prefill (8 s for the demo's Qwen), which
+    the first caller would otherwise wait through. One agent only: llama.cpp caches one prompt."""
+    chat_warm_up = getattr(stack.engines.chat, "warm_up", None)
+    if chat_warm_up is None:
+        return
+    transfer_number = config.transfer_number or settings.transfer_number
+    await chat_warm_up(config.system_prompt, agent_tool_schemas(config, tools, transfer_number))
+
+
 async def warm_up(stack: VoiceStack) -> None:
     """One small inference per in-process engine, so the first caller does not pay the first-run
     cost (remote engines warm themselves)."""
@@ -210,8 +223,10 @@ async def build_voice_agent(
     store: CallStore | None = None,
     observer: CallObserver | None = None,
     version: int | None = None,
+    records: SafeQuery | None = None,
 ) -> VoiceAgent:
-    """A ready agent: its voice's fixed lines rendered, so its greeting plays at once."""
+    """A ready agent: its voice's fixed lines rendered, so its greeting plays at once. `records`:
+    the business database its callers are identified in."""
     tts = stack.tts.with_voice(config.voice) if config.voice else stack.tts
     engines = Engines(stack.engines.vad, stack.engines.stt, stack.engines.chat, tts)
     agent = VoiceAgent(
@@ -224,6 +239,7 @@ async def build_voice_agent(
         store=store,
         observer=observer,
         version=version,
+        records=records,
     )
     await agent.prepare()
     return agent

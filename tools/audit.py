@@ -34,6 +34,8 @@ class ToolAuditEntry:
     result_bytes: int
     truncated: bool
     at: datetime
+    customer_key: str | None = None
+    """The verified caller the call was scoped to (None: not verified yet); whose data it could touch."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

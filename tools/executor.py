@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from db.errors import DatabaseError
 from db.safe_query import UnsafeQuery
 from tools.audit import MAX_AUDIT_ARGUMENT_CHARS, ToolAudit, ToolAuditEntry
+from tools.pii import Redactor, SecretVault
 from tools.schema import tool_schema
 from tools.tool import Tool, ToolContext, ToolError, ToolResult
 
@@ -93,21 +94,31 @@ class ToolExecutor:
         """The chat API's `tools` list (strict)."""
         return json.loads(json.dumps(self._schemas))  # a copy the caller may change
 
-    def turn(self, context: ToolContext) -> ToolTurn:
-        """A fresh step budget for one caller turn."""
-        return ToolTurn(self, context)
+    def turn(self, context: ToolContext, vault: SecretVault | None = None) -> ToolTurn:
+        """A fresh step budget for one caller turn; `vault` holds the call's secrets (see ToolTurn)."""
+        return ToolTurn(self, context, vault)
+
+
+_AUDIT_REDACTOR = Redactor()
+"""Scrubs audit arguments of a turn without a vault (card numbers and SSNs the model typed)."""
 
 
 class ToolTurn:
-    def __init__(self, executor: ToolExecutor, context: ToolContext) -> None:
+    def __init__(self, executor: ToolExecutor, context: ToolContext, vault: SecretVault | None = None) -> None:
+        """With a `vault`, a placeholder the model passes ("[card number 1]") is replaced by its value
+        just before validation, so only the tool sees it; the result and any error go back to the
+        model with values turned into placeholders, and the audit keeps the model's own text."""
         self.executor = executor
         self.context = context
+        self.vault = vault
         self.steps = 0
 
     async def run(self, call: ToolCall) -> ToolOutcome:
         started = time.perf_counter()
         self.steps += 1
         content, error, truncated = await self._run(call)
+        if error is not None and self.vault is not None:
+            content = self.vault.redact(content)  # a refusal may quote what the tool was given
         outcome = ToolOutcome(
             call_id=call.id,
             name=call.name,
@@ -138,7 +149,8 @@ class ToolTurn:
             limit = executor.max_argument_bytes
             return _fail("too_large", f"arguments for {tool.name} are over {limit} bytes; send only its fields")
         try:
-            arguments = tool.arguments.model_validate_json(raw.strip() or "{}")
+            revealed = self.vault.reveal_json(raw) if self.vault is not None else raw
+            arguments = tool.arguments.model_validate_json(revealed.strip() or "{}")
         except ValidationError as exc:
             return _fail("invalid_arguments", _describe(tool, exc))
         timeout = tool.timeout_s or executor.default_timeout_s
@@ -176,7 +188,7 @@ class ToolTurn:
                 body[result.items_key] = items[:keep]
             if more:
                 body["truncated"] = f"truncated: {'at least ' if result.more_is_lower_bound else ''}{more} more"
-            content = _dumps(body)
+            content = _dumps(body) if self.vault is None else self.vault.redact(_dumps(body))
             if len(content.encode()) <= cap:
                 return content, None, bool(more)
             if keep == 0:
@@ -194,19 +206,24 @@ class ToolTurn:
             agent_id=self.context.agent_id,
             tool_call_id=str(call.id)[:64],
             name=str(call.name)[:64],
-            arguments=raw[:MAX_AUDIT_ARGUMENT_CHARS],
+            arguments=self._redacted(raw)[:MAX_AUDIT_ARGUMENT_CHARS],
             arguments_chars=len(raw),
             ok=outcome.ok,
             error=outcome.error,
             duration_ms=round(outcome.duration_ms, 3),
             result_bytes=outcome.result_bytes,
             truncated=outcome.truncated,
+            customer_key=self.context.caller.customer_key,
             at=datetime.now(UTC),
         )
         try:
             await audit.record(entry)
         except Exception:  # the audit trail must not take the call down with it
             log.exception("tool audit write failed", extra={"tool": entry.name})
+
+    def _redacted(self, raw: str) -> str:
+        """The arguments as the audit keeps them: placeholders stay, any value the model typed goes."""
+        return self.vault.redact(raw) if self.vault is not None else _AUDIT_REDACTOR.scrub(raw)
 
 
 def _describe(tool: Tool[Any], exc: ValidationError) -> str:

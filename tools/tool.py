@@ -10,13 +10,26 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from db.safe_query import ReadResult
 
 _TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class CallerChecks(Protocol):
+    """The call's identity checks (the session's verifier), reached by the identity tools: a
+    tool never decides who the caller is, it hands what the caller said to the server's checks."""
+
+    async def identify(self, field: str, value: str) -> str:
+        """Take the caller's claim (an account id, email...): what the model should do next."""
+        ...
+
+    async def verify(self, facts: Mapping[str, str]) -> str:
+        """Check the facts the caller said; raise `ToolError` when they do not match."""
+        ...
 
 
 @dataclass(slots=True)
@@ -33,6 +46,8 @@ class CallerIdentity:
     claimed_key: str | None = None
     """The key the caller was identified as (by caller ID or a lookup), not yet verified."""
     unverified_message: str = "the caller is not verified yet; ask them to verify their identity first"
+    checks: CallerChecks | None = None
+    """The verifier behind this identity (None: the call has no identity checks to offer)."""
 
     def verified_key(self) -> str:
         """The verified customer's key, or a `ToolError` the model should hear."""

@@ -70,6 +70,10 @@ class CallRecord:
     transcript: list[TranscriptLine] = field(default_factory=list)
     turns: list[TurnMetrics] = field(default_factory=list)
     barge_ins: int = 0
+    verified_customer: str | None = None
+    """The customer key the caller was verified as (None: never verified on this call)."""
+    retention_days: int | None = None
+    """Days the stored record is kept (the agent's `retention_days`); None: the pod's default."""
 
     def say(self, role: str, text: str) -> None:
         if len(self.transcript) >= MAX_TRANSCRIPT_ENTRIES:

@@ -22,7 +22,8 @@ from agents.conversation.sentences import SentenceChunker
 from agents.conversation.speaker import Speaker
 from agents.engines.protocols import ChatModel, StreamEnd, TextDelta, ToolCallRequest
 from agents.port import CallPort
-from tools import ToolCall, ToolContext, ToolExecutor, ToolOutcome, ToolTurn
+from tools import CallerIdentity, ToolCall, ToolContext, ToolExecutor, ToolOutcome, ToolTurn
+from tools.pii import SecretVault
 
 log = logging.getLogger("switchboard.agents")
 
@@ -54,6 +55,8 @@ class ReplyPipeline:
         observer: CallObserver | None,
         clock: Callable[[], float],
         on_ending: Callable[[], None],
+        vault: SecretVault | None = None,
+        caller: CallerIdentity | None = None,
     ) -> None:
         """`on_ending` is called just before a control action reaches the port, so the session
         stops taking caller input for a call that is being handed over or hung up."""
@@ -68,6 +71,10 @@ class ReplyPipeline:
         self.observer = observer
         self.clock = clock
         self.on_ending = on_ending
+        self.caller = caller or CallerIdentity()
+        """The call's identity (the session's verifier updates it): what caller-scoped tools read."""
+        self.vault = vault if vault is not None else SecretVault()  # (an empty vault is falsy)
+        """The call's secrets: caller words reach the record and the model redacted, tools get values."""
         self.current: AssistantReply | None = None
         """The model step being spoken now: a barge-in marks it interrupted."""
         self._schemas = self._tool_schemas()
@@ -77,9 +84,10 @@ class ReplyPipeline:
         # A turn superseded mid-tool (the caller said more) left calls without results: close them,
         # or the model server would refuse the history.
         self.history.close_unanswered_tool_calls("cancelled: the caller said more")
+        text = self.vault.redact(text)
         self.record.say("caller", text)
         self.history.add_user(text)
-        tool_turn = self.tools.turn(self._tool_context()) if self.tools else None
+        tool_turn = self.tools.turn(self._tool_context(), self.vault) if self.tools else None
         first_audio = False
         filler: asyncio.Task[None] | None = None
         answering = asyncio.Event()
@@ -102,7 +110,7 @@ class ReplyPipeline:
                 last_step = step == self.config.max_tool_steps
                 await self._model_step(reply, metrics, on_answer_audio, tools_allowed=not last_step)
                 if reply.spoken_text():
-                    self.record.say("agent", reply.spoken_text())
+                    self.record.say("agent", self.vault.redact(reply.spoken_text()))
                 if not reply.tool_calls:
                     return
                 metrics.tool_calls += len(reply.tool_calls)
@@ -227,14 +235,24 @@ class ReplyPipeline:
         self.history.add_tool_result(call.id, '{"error": "transfer is not available on this line"}')
 
     def _tool_schemas(self) -> list[dict[str, Any]]:
-        schemas = list(self.tools.schemas()) if self.tools else []
-        return schemas + control_schemas(
-            hang_up=self.config.allow_hang_up, transfer=self.config.allow_transfer and bool(self.transfer_number)
-        )
+        return agent_tool_schemas(self.config, self.tools, self.transfer_number)
 
     def _tool_context(self) -> ToolContext:
         info = self.port.info
-        return ToolContext(call_sid=info.call_sid, agent_id=info.agent_id, caller_number=info.from_number)
+        return ToolContext(
+            call_sid=info.call_sid, agent_id=info.agent_id, caller_number=info.from_number, caller=self.caller
+        )
+
+
+def agent_tool_schemas(
+    config: AgentConfig, tools: ToolExecutor | None, transfer_number: str | None
+) -> list[dict[str, Any]]:
+    """The `tools` list every request of this agent's calls sends: its tools, then call control.
+    Also what an in-process model pre-fills at warm-up, so it must match what a call sends."""
+    schemas = list(tools.schemas()) if tools else []
+    return schemas + control_schemas(
+        hang_up=config.allow_hang_up, transfer=config.allow_transfer and bool(transfer_number)
+    )
 
 
 def observe(observer: CallObserver | None, notify: Callable[[CallObserver], None]) -> None:

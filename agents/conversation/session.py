@@ -32,8 +32,11 @@ from agents.engines.protocols import (
     Transcript,
     TranscriptionError,
 )
+from agents.identity import CallerVerifier
 from agents.port import AudioIn, CallPort, DtmfIn, EndRequested, MarkHeard
+from db.caller_records import CallerRecords
 from tools import ToolExecutor
+from tools.pii import KEYPAD_ENTRY, Redactor, SecretVault, active_vault
 
 log = logging.getLogger("switchboard.agents")
 
@@ -60,7 +63,9 @@ class CallSession:
         on_record: Callable[[CallRecord], Awaitable[None]] | None = None,
         observer: CallObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        caller_records: CallerRecords | None = None,
     ) -> None:
+        """`caller_records`: where the caller's identity is checked (the business database)."""
         self.port = port
         self.config = config
         self.listener = listener
@@ -73,7 +78,12 @@ class CallSession:
         self.clock = clock
         info = port.info
         self.record = CallRecord(info.call_sid, info.agent_id, info.from_number, info.to_number, info.direction)
+        self.record.retention_days = config.retention_days
+        self.vault = SecretVault(Redactor(config.pii_patterns))
+        """This call's secrets: the model, the transcript and the logs see placeholders, tools the values."""
         self.history = ConversationHistory(config.history_budget_chars)
+        self.caller = CallerVerifier(config.identity, caller_records, on_verified=self._verified)
+        """Who is calling, decided by the server; its identity is the one every tool call reads."""
         self._turn: asyncio.Task[None] | None = None
         self._turn_count = 0
         self._unanswered: list[asyncio.Task[Transcript]] = []
@@ -93,6 +103,8 @@ class CallSession:
             history=self.history,
             record=self.record,
             tools=tools,
+            caller=self.caller.identity,
+            vault=self.vault,
             transfer_number=self.transfer_number,
             observer=observer,
             clock=clock,
@@ -105,7 +117,9 @@ class CallSession:
     # -- the event loop ------------------------------------------------------------------
 
     async def run(self) -> None:
+        vault_token = active_vault.set(self.vault)  # for this task and its turns: the log filter masks its secrets
         watchdog = asyncio.create_task(self._silence_watchdog(), name=f"silence-{self.record.call_sid}")
+        self.caller.start(self.port.info)  # beside the greeting
         if self.config.greeting:
             self._start_turn(self._greet())
         try:
@@ -123,7 +137,10 @@ class CallSession:
         except TimeoutError:
             await self._wrap_up(self.config.time_limit_goodbye, "max call duration")
         finally:
-            await self._stop(watchdog)
+            try:
+                await self._stop(watchdog)
+            finally:
+                active_vault.reset(vault_token)
 
     async def _on_audio(self, event: AudioIn) -> None:
         for item in self.listener.feed(event.pcm):
@@ -145,7 +162,7 @@ class CallSession:
             return
         self._touch()
         if self._agent_busy():
-            await self._barge_in(f"key {event.digit}")
+            await self._barge_in("a key press")  # not which key: the entry is a secret
         if self._dtmf_timer:
             self._dtmf_timer.cancel()
         if event.digit != "#" and len(self._digits) < MAX_DTMF_DIGITS:
@@ -159,8 +176,11 @@ class CallSession:
     def _flush_digits(self) -> None:
         self._dtmf_timer = None
         digits, self._digits = "".join(self._digits), []
-        if digits and not self._ending:
-            self._start_turn(self._answer_text(f"(The caller typed {digits} on the keypad.)", source="dtmf"))
+        if digits and not self._ending and self.caller.expects_pin():
+            self._start_turn(self._answer_pin(digits))  # a PIN: to the verifier, never the model or the record
+        elif digits and not self._ending:
+            entry = self.vault.keep(KEYPAD_ENTRY, digits) if self.config.redact_keypad else digits
+            self._start_turn(self._answer_text(f"(The caller typed {entry} on the keypad.)", source="dtmf"))
 
     # -- barge-in ------------------------------------------------------------------------
 
@@ -265,11 +285,28 @@ class CallSession:
         if not text:
             return  # noise, a cough: nothing to answer
         self._reprompts = 0
+        await self.caller.settled()
         await self.reply.respond(text, metrics, speech_end_wall)
 
     async def _answer_text(self, text: str, source: str) -> None:
+        await self.caller.settled()
         self._turn_count += 1
         await self.reply.respond(text, TurnMetrics(turn=self._turn_count, source=source), self.clock())
+
+    async def _answer_pin(self, digits: str) -> None:
+        """A keypad entry while a PIN is expected: the model hears only the verifier's verdict;
+        once the attempts are used up the agent says it cannot verify (and offers the transfer)."""
+        await self.caller.settled()
+        note = await self.caller.check_pin(digits)
+        if not self.caller.locked:
+            await self._answer_text(note, source="dtmf")
+            return
+        self.record.say("caller", note)
+        self.history.add_user(note)
+        await self._say_line(self.config.identity.cannot_verify)
+
+    def _verified(self, key: str) -> None:
+        self.record.verified_customer = key
 
     # -- silence, failure, wrap-up --------------------------------------------------------
 
@@ -367,6 +404,7 @@ class CallSession:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._goodbye
         self.listener.close()
+        await self.caller.close()
         self.record.ended_at = time.time()
         if self.on_record is not None:
             try:

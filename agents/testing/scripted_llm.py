@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -64,6 +65,9 @@ class Reply:
     """Send the argument pieces of parallel tool calls round-robin instead of one call after another."""
     finish_reason: str | None = None
     """Defaults to `tool_calls` when there are tool calls, else `stop`."""
+    text_from: Callable[[dict[str, Any]], str] | None = None
+    """Computes `text` from the request body when the step is taken (a model that reads back what
+    a tool returned: `text_from=lambda body: body["messages"][-1]["content"]`)."""
 
     def __post_init__(self) -> None:
         if self.chunk_chars < 1:
@@ -263,6 +267,10 @@ class ScriptedLlmServer:
         """The OpenAI base URL, ending in `/v1`."""
         return f"http://{self.host}:{self.port}/v1"
 
+    def follow(self, rule: Rule | None) -> None:
+        """From now on make each request's step with `rule` (None: take the queued script again)."""
+        self._rule = rule
+
     def push(self, *steps: Step) -> None:
         """Queue more steps (safe from any thread)."""
         if len(self._steps) + len(steps) > self.max_script_steps:
@@ -350,11 +358,14 @@ class ScriptedLlmServer:
             step = self._rule(body)
             if not isinstance(step, Reply | Fail | Hang | DropMidStream):
                 raise TypeError(f"rule returned {step!r}, not a script step")
-            return step
-        try:
-            return self._steps.popleft()
-        except IndexError:
-            raise LookupError("the script has no steps left for this request") from None
+        else:
+            try:
+                step = self._steps.popleft()
+            except IndexError:
+                raise LookupError("the script has no steps left for this request") from None
+        if isinstance(step, Reply) and step.text_from is not None:
+            step = dataclasses.replace(step, text=step.text_from(body), text_from=None)
+        return step
 
     async def _events(
         self, reply: Reply, model: str, completion_id: str, record: RecordedRequest, drop_after: int | None

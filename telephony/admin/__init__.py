@@ -1,4 +1,4 @@
-"""The admin REST API under `/api`: agents, numbers, calls, campaigns and the do-not-call list.
+"""The admin REST API under `/api`: agents, tools, numbers, calls, campaigns and the do-not-call list.
 
 Built with FastAPI on the same pydantic models that validate everything else, so the OpenAPI
 document at `/api/openapi.json` is generated from the routes and cannot drift from them.
@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from telephony.admin import agents, calls, campaigns
+from telephony.admin import agents, calls, campaigns, tools
 from telephony.admin.auth import ApiKeyAuth, KeyRing
 from telephony.admin.common import ERRORS
 from telephony.settings import Settings
@@ -32,7 +32,7 @@ def build_admin_api(settings: Settings) -> FastAPI:
         servers=[{"url": API_PREFIX}],
         root_path_in_servers=False,
     )
-    for router in (agents.router, calls.router, campaigns.router):
+    for router in (agents.router, tools.router, calls.router, campaigns.router):
         api.include_router(router, responses=ERRORS)
     keys = KeyRing(settings.api_key_scopes())
 

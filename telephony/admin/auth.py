@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 RESOURCE_OF = {
     "agents": "agents",
+    "tools": "tools",
     "numbers": "numbers",
     "calls": "calls",
     "campaigns": "campaigns",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from db.settings import DbSettings
 from telephony.settings.section import Section
+from tools.declared.hosts import parse_allowed_hosts
 
 
 class DatabaseSettings(Section):
@@ -22,6 +23,9 @@ class DatabaseSettings(Section):
     """Server-side time limit (`maxTimeMS`) of every tool read."""
     db_max_result_bytes: int = Field(32 * 1024, ge=1024, le=16 * 1024 * 1024)
     """Byte budget of one tool read: reading stops there and the rest is reported as truncated."""
+    call_retention_days: int = Field(90, ge=1, le=3650)
+    """Days a call record (transcript, tool audit) is kept when its agent sets no `retention_days`;
+    a TTL index on `expires_at` then removes it."""
 
     def db_settings(self) -> DbSettings:
         """The database layer's settings (its other bounds keep their defaults: see db/settings.py)."""
@@ -31,6 +35,7 @@ class DatabaseSettings(Section):
             max_limit=self.db_max_limit,
             max_time_ms=self.db_max_time_ms,
             max_result_bytes=self.db_max_result_bytes,
+            call_retention_days=self.call_retention_days,
         )
 
 
@@ -43,3 +48,18 @@ class ToolSettings(Section):
     """Bound on one tool result handed back to the model."""
     tool_timeout_seconds: float = Field(5.0, gt=0, le=60)
     """A tool that takes longer is abandoned and the model told so."""
+    tool_http_allowed_hosts: str | None = None
+    """Hosts declared `http` tools may call, comma-separated (`api.example.com,billing.example.com:8443`; a
+    port must be listed to be used). Names only, compared exactly: no IP addresses, no wildcards. Unset: no
+    `http` tool can be built. Header secrets are read from the environment (see tools/declared/secret_headers.py)."""
+
+    @field_validator("tool_http_allowed_hosts")
+    @classmethod
+    def _hosts_parse(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_allowed_hosts(value)  # fail at start-up, naming the bad entry
+        return value
+
+    def http_allowed_hosts(self) -> frozenset[str]:
+        """The hosts declared http tools may call (empty when unset)."""
+        return parse_allowed_hosts(self.tool_http_allowed_hosts or "")

@@ -53,13 +53,20 @@ class SimulatedCall:
         tail_s: float = 2.0,
         max_seconds: float = 300.0,
         webhook_timeout_s: float = 15.0,
+        answer_path: str = "/twilio/voice",
+        direction: str = "inbound",
     ) -> None:
         """`server_url` is where the server listens; `public_url` (default: the same) is the URL
         Twilio would use and sign, for servers configured with `SWITCHBOARD_PUBLIC_URL`.
-        `webhook_timeout_s` is how long a webhook may take to answer (Twilio's own: 15 s)."""
+        `webhook_timeout_s` is how long a webhook may take to answer (Twilio's own: 15 s).
+        An outbound call the pod placed, answered by this caller: `answer_path` is the answer URL
+        it gave Twilio (e.g. `/twilio/outbound?agent=sales`), `direction` "outbound-api", `from_`
+        the pod's number and `to` this callee's."""
         self.server_url = server_url.rstrip("/")
         self.public_url = (public_url or server_url).rstrip("/")
         self.webhook_timeout_s = webhook_timeout_s
+        self.answer_path = answer_path
+        self.direction = direction
         self.auth_token = auth_token
         self.to = to
         self.from_ = from_
@@ -87,7 +94,7 @@ class SimulatedCall:
             "CalledCountry": "US",
             "Caller": self.from_,
             "CallerCountry": "US",
-            "Direction": "inbound",
+            "Direction": self.direction,
             "From": self.from_,
             "FromCountry": "US",
             "To": self.to,
@@ -123,7 +130,8 @@ class SimulatedCall:
     async def run(self) -> CallReport:
         self._t0 = time.monotonic()
         async with httpx.AsyncClient(timeout=self.webhook_timeout_s) as client:
-            document = await self._post(client, self.public_url + "/twilio/voice", "ringing")
+            first_status = "ringing" if self.direction == "inbound" else "in-progress"
+            document = await self._post(client, self.public_url + self.answer_path, first_status)
             hops = 0
             while document is not None and hops < 5:  # follow at most a few action redirects
                 hops += 1

@@ -25,6 +25,10 @@ def test_defaults_make_a_working_agent() -> None:
         {"id": "a", "max_tool_silence_ms": 50},
         {"id": "a", "history_budget_chars": 10},
         {"id": "a", "tool_choice": "sometimes"},
+        {"id": "a", "retention_days": 0},
+        {"id": "a", "retention_days": 3651},
+        {"id": "a", "pii_patterns": [{"label": "member id", "pattern": r"(\d+)+"}]},
+        {"id": "a", "pii_patterns": [{"label": f"id {chr(97 + n)}", "pattern": "x"} for n in range(17)]},
     ],
 )
 def test_out_of_bounds_configs_are_refused(values: dict[str, object]) -> None:

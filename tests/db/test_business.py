@@ -35,10 +35,15 @@ async def test_customer_cannot_be_looked_up_by_name(data: BusinessData) -> None:
 
 
 async def test_order_projection_hides_what_the_tool_did_not_declare(data: BusinessData) -> None:
-    order = await data.order("O-50001")
+    order = await data.order("O-50001", "C-1001")
     assert order is not None and order["status"] == "shipped"
     assert "shipping_address" not in order and "items" not in order
-    assert await data.order("O-99999") is None
+    assert await data.order("O-99999", "C-1001") is None
+
+
+async def test_an_order_is_found_only_for_its_owner(data: BusinessData) -> None:
+    assert await data.order("O-50004", "C-1001") is None  # Grace's order, asked for on Ada's account
+    assert (await data.order("O-50004", "C-1002") or {}).get("customer_id") == "C-1002"
 
 
 async def test_recent_orders_newest_first_with_status_and_dates(data: BusinessData, query_log: QueryLog) -> None:

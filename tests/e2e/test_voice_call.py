@@ -21,6 +21,8 @@ from tests.support.voice_harness import VOICE_AGENT, VoicePod, speech_onset_s, u
 from tools import Tool, ToolArguments, ToolExecutor, builtin_tools
 
 REPLY = "The order shipped yesterday and will arrive on Friday."
+ADA = "+15550101"
+"""Ada Lovelace's phone (customer C-1001 in the demo data): caller ID identifies her."""
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +161,7 @@ def test_dtmf_is_caller_input(pod: VoicePod) -> None:
     pod.llm.push(Reply(text="Thanks, I have your number."))
     pod.place(Pause(1.5), Press("12345#"), Pause(3.5))
     [request] = pod.llm.requests
-    assert request.messages[-1]["content"] == "(The caller typed 12345 on the keypad.)"
+    assert request.messages[-1]["content"] == "(The caller typed [keypad entry 1] on the keypad.)"  # a secret
 
 
 def test_silence_reprompts_then_says_goodbye_and_hangs_up(pod: VoicePod) -> None:
@@ -263,9 +265,9 @@ def test_the_call_is_wrapped_up_at_its_maximum_duration(pod: VoicePod) -> None:
     assert agent.records[-1].end_reason == "max call duration"
 
 
-INCIDENT_ARGUMENTS = [
-    "{}",
-    '{"status": "shipped"}',
+INCIDENT_ARGUMENTS = [  # `{}` now reads only the caller's own orders (bounded): the unsafe relatives remain
+    '{"customer_id": "C-1002"}',
+    '{"status": {"$ne": null}}',
     '{"customer_id": {"$ne": null}}',
     '{"$where": "this.total > 0"}',
     '{"name": {"$regex": ".*"}}',
@@ -287,11 +289,11 @@ def test_the_incident_in_a_call_is_refused_and_the_call_goes_on(pod: VoicePod) -
     tools = ToolExecutor(
         builtin_tools(BusinessData(SafeQuery(database, queries)), ["list_recent_orders"]), max_steps_per_turn=16
     )
-    agent = pod.use_agent(config(max_tool_steps=3), tools)
+    agent = pod.use_agent(config(max_tool_steps=3), tools, records=SafeQuery(database))  # Ada, by caller ID
     bad = [ScriptedToolCall("list_recent_orders", arguments) for arguments in INCIDENT_ARGUMENTS]
     pod.llm.push(
         Reply(tool_calls=bad, chunk_chars=65_536),
-        Reply(tool_calls=[ScriptedToolCall("list_recent_orders", '{"customer_id": "C-1001", "limit": 2}')]),
+        Reply(tool_calls=[ScriptedToolCall("list_recent_orders", '{"limit": 2}')]),
         Reply(text="Your latest order has shipped."),
     )
     tool_calls_ok = pod.metric("switchboard_tool_calls_total", outcome="ok")
@@ -299,18 +301,20 @@ def test_the_incident_in_a_call_is_refused_and_the_call_goes_on(pod: VoicePod) -
     # The caller stays until the answer after the third model request has been spoken, however long
     # the three model steps and the speech take on a loaded machine.
     script = [Pause(1.5), utterance("order_status"), Pause(LAST_PAUSE_S)]
-    call = SimulatedCall(pod.url, AUTH_TOKEN, to=AGENT_NUMBER, script=script, tail_s=0.5)
+    call = SimulatedCall(pod.url, AUTH_TOKEN, to=AGENT_NUMBER, from_=ADA, script=script, tail_s=0.5)
     answered = answered_then_quiet(call, lambda: len(pod.llm.requests) == 3 and pod.llm.requests[2].outcome is not None)
     report = asyncio.run(run_until(call, answered))
 
     _, second, third = pod.llm.requests
-    errors = [json.loads(m["content"])["error"] for m in second.messages if m["role"] == "tool"]
+    replies = [json.loads(m["content"]) for m in second.messages if m["role"] == "tool"]
+    assert all("error" in reply for reply in replies), [r for r in replies if "error" not in r]
+    errors = [reply["error"] for reply in replies]
     assert len(errors) == len(INCIDENT_ARGUMENTS)
     assert all("list_recent_orders" in error and len(error) < 700 for error in errors)
     [valid] = [m for m in third.messages if m["role"] == "tool"][len(INCIDENT_ARGUMENTS) :]
     assert len(json.loads(valid["content"])["orders"]) == 2
     issued = list(queries)
-    assert issued and all(q.filter.get("customer_id") == "C-1001" for q in issued)
+    assert issued and all(q.filter.get("customer_id") == "C-1001" for q in issued)  # the caller's, by caller ID
     assert all(q.limit and q.max_time_ms for q in issued)
     assert all(q.projection for q in issued if q.operation == "find")
     assert report.outcome == "caller hung up"  # the call went on to the end

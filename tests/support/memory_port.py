@@ -16,8 +16,8 @@ from agents.port import AudioIn, CallEvent, CallInfo, MarkHeard
 
 
 class MemoryPort:
-    def __init__(self, sample_rate: int = 16000, auto_heard: bool = True) -> None:
-        self._info = CallInfo("CA-test", "MZ-test", "echo", "+15005550006", "+15550100", sample_rate=sample_rate)
+    def __init__(self, sample_rate: int = 16000, auto_heard: bool = True, from_number: str = "+15005550006") -> None:
+        self._info = CallInfo("CA-test", "MZ-test", "echo", from_number, "+15550100", sample_rate=sample_rate)
         self._queue: asyncio.Queue[CallEvent | None] = asyncio.Queue(maxsize=1000)
         self.auto_heard = auto_heard
         self.actions: list[tuple[str, object]] = []

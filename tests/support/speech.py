@@ -26,6 +26,7 @@ TEXTS = {
     "interrupt": "Wait, stop. I have a question.",
     "speak_to_person": "I would like to speak to a person, please.",
     "order_number": "My order number is one two three four five.",
+    "next_appointment": "When is my next appointment?",
 }
 """What each fixture says (tests/fixtures/speech/README.md)."""
 

@@ -17,7 +17,7 @@ from agents.engines.remote.openai_chat import OpenAIChatModel
 from agents.port import AgentCatalog
 from agents.testing.scripted_llm import ScriptedLlmServer
 from agents.voice_agent import VoiceAgent
-from db import Database
+from db import Database, SafeQuery
 from telephony.app import create_app
 from telephony.audio.mulaw import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
 from telephony.cli.demo import agent_transcript
@@ -71,10 +71,13 @@ class VoicePod:
         assert self.edge.voice is not None
         return self.edge.voice.stack
 
-    def use_agent(self, config: AgentConfig, tools: ToolExecutor | None = None) -> VoiceAgent:
-        """Built as the pod builds its agents (its metrics observe the calls), in the agent slot."""
+    def use_agent(
+        self, config: AgentConfig, tools: ToolExecutor | None = None, records: SafeQuery | None = None
+    ) -> VoiceAgent:
+        """Built as the pod builds its agents (its metrics observe the calls), in the agent slot;
+        its callers are identified in `records` (default: the pod's database)."""
         assert self.edge.voice is not None
-        agent = asyncio.run(self.edge.voice.build(config, tools))
+        agent = asyncio.run(self.edge.voice.build(config, tools, records=records))
         self.edge.agents.agents[VOICE_AGENT] = agent
         return agent
 

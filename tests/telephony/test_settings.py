@@ -161,3 +161,16 @@ def test_each_setting_lives_in_exactly_one_section() -> None:
     own = {cls.__name__: vars(cls).get("__annotations__", {}) for cls in Settings.__mro__ if issubclass(cls, Section)}
     owners = {name: [section for section, fields in own.items() if name in fields] for name in Settings.model_fields}
     assert {name: found for name, found in owners.items() if len(found) != 1} == {}
+
+
+def test_http_tool_hosts_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    assert Settings().http_allowed_hosts() == frozenset()  # type: ignore[call-arg]
+    monkeypatch.setenv("SWITCHBOARD_TOOL_HTTP_ALLOWED_HOSTS", "API.example.com, billing.example.com:8443")
+    assert Settings().http_allowed_hosts() == {"api.example.com", "billing.example.com:8443"}  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("hosts", ["10.0.0.1", "api.example.com.", "*.example.com", "api.example.com:0"])
+def test_an_http_tool_host_that_is_not_a_plain_name_stops_start_up(hosts: str) -> None:
+    with pytest.raises(ValidationError, match="tool_http_allowed_hosts"):
+        make_settings(tool_http_allowed_hosts=f"api.example.com,{hosts}")

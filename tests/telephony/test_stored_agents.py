@@ -10,7 +10,7 @@ import pytest
 from agents.config import AgentConfig
 from agents.echo import EchoAgent
 from agents.port import Agent, AgentCatalog
-from db import AgentConfigs, Database
+from db import AgentConfigs, Database, ToolDeclarations
 from telephony.stored_agents import StoredAgents
 from tests.support.db import open_test_database
 
@@ -81,6 +81,31 @@ async def test_built_agents_are_bounded_least_recently_used_first(database: Data
     assert set(pod.catalog.agents) == {"support", "a1", "a3"}
     await pod.stored.resolve("a2")  # built again on demand
     assert pod.builds.count(("a2", 1)) == 2
+
+
+async def test_an_agent_is_rebuilt_when_a_tool_it_follows_changes_not_one_it_pins(database: Database) -> None:
+    pod = Pod(database)
+    tools = ToolDeclarations(database)
+    await tools.create("lookup", {"description": "v1"})
+    await tools.create("pinned", {"description": "v1"})
+    await pod.configs.create("clinic", {"tools": ["lookup", "pinned@1", "find_customer"]})
+    first = await pod.stored.resolve("clinic")
+    await tools.update("pinned", {"description": "v2"})
+    assert await pod.stored.resolve("clinic") is first  # pinned: the new version changes nothing
+    await tools.update("lookup", {"description": "v2"})
+    second = await pod.stored.resolve("clinic")
+    assert second is not first and await pod.stored.resolve("clinic") is second
+    assert pod.builds == [("clinic", 1), ("clinic", 1)]  # same agent version, new tool version
+
+
+async def test_an_agent_whose_tools_cannot_be_built_is_not_served(database: Database) -> None:
+    async def refuse(config: AgentConfig, version: int) -> Agent:
+        raise ValueError("tool 'gone': no tool 'gone'")
+
+    pod = Pod(database)
+    pod.stored = StoredAgents(database, pod.catalog, refuse)
+    await pod.configs.create("clinic", {"tools": ["gone"]})
+    assert await pod.stored.resolve("clinic") is None  # logged; the call is answered as for no agent
 
 
 async def test_an_invalid_stored_config_is_not_served(database: Database) -> None:

@@ -9,7 +9,7 @@ import pytest
 from db import BusinessData, Database, QueryLog, SafeQuery
 from db.seed import seed_demo
 from tests.support.db import make_database
-from tools import BUILTIN, InMemoryToolAudit, ToolContext, ToolExecutor, builtin_tools
+from tools import BUILTIN, CallerIdentity, InMemoryToolAudit, ToolContext, ToolExecutor, builtin_tools
 
 
 @pytest.fixture
@@ -41,7 +41,10 @@ def executor(business: BusinessData, audit: InMemoryToolAudit) -> ToolExecutor:
 
 @pytest.fixture
 def context() -> ToolContext:
-    return ToolContext(call_sid="CA0123", agent_id="support", caller_number="+15550101")
+    """A call from Ada Lovelace's number, verified by the server as her (customer C-1001)."""
+    return ToolContext(
+        call_sid="CA0123", agent_id="support", caller_number="+15550101", caller=CallerIdentity(customer_key="C-1001")
+    )
 
 
 __all__ = ["make_database"]

@@ -25,7 +25,7 @@ async def test_tool_calls_are_audited_in_the_call_record(
     await turn.run(ToolCall("a", "get_order_status", '{"order_id": "O-1"}'))
     await turn.run(ToolCall("b", "list_recent_orders", '{"$where": "' + "x" * 9000 + '"}'))
     for i in range(3):
-        await turn.run(ToolCall(f"c{i}", "find_customer", "{}"))
+        await turn.run(ToolCall(f"c{i}", "find_customer", '{"email": "grace@example.com"}'))  # not an argument
     record = await calls.get(context.call_sid)
     assert record is not None
     first, second, third = record["tool_audit"]

@@ -16,42 +16,23 @@ import pytest
 
 from db import BusinessData, Database, QueryLog, SafeQuery
 from db.seed import BULK_CUSTOMER, seed_demo, seed_large
+from tests.support.incident_payloads import INCIDENT_CALLS
 from tests.support.tool_guards import assert_bounded
-from tools import BUILTIN, InMemoryToolAudit, ToolCall, ToolContext, ToolExecutor, builtin_tools
+from tools import BUILTIN, CallerIdentity, InMemoryToolAudit, ToolCall, ToolContext, ToolExecutor, builtin_tools
 
 pytestmark = pytest.mark.mongodb
 
 BULK_ORDERS = 1500
-VALID_CALL = ToolCall("call_ok", "list_recent_orders", '{"customer_id": "C-1001", "limit": 2}')
-
-INCIDENT_CALLS = {
-    "empty": "{}",
-    "required field missing": '{"status": "shipped", "limit": 5}',
-    "operator instead of a value": '{"customer_id": {"$ne": null}}',
-    "server-side javascript": '{"$where": "this.total > 0"}',
-    "regex on an undeclared field": '{"name": {"$regex": ".*"}}',
-    "regex instead of a value": '{"customer_id": {"$regex": ".*"}}',
-    "operator in an optional field": '{"customer_id": "C-1001", "status": {"$ne": "x"}}',
-    "ten megabyte string": '{"customer_id": "' + "A" * 10_000_000 + '"}',
-    "deeply nested (small)": '{"customer_id": ' + "[" * 1500 + "]" * 1500 + "}",
-    "deeply nested (large)": '{"customer_id": ' + '{"a": ' * 50_000 + "1" + "}" * 50_001,
-    "wrong types": '{"customer_id": 1001, "limit": "all"}',
-    "malformed json": '{"customer_id": "C-1001", "limit": ',
-    "not an object": '"C-1001"',
-    "null selector": '{"customer_id": null}',
-    "empty selector": '{"customer_id": ""}',
-    "dotted key": '{"customer_id": "C-1001", "shipping_address.city": "Springfield"}',
-    "limit far past the cap": '{"customer_id": "C-1001", "limit": 1000000}',
-    "negative limit": '{"customer_id": "C-1001", "limit": -1}',
-    "array of selectors": '{"customer_id": ["C-1001", "C-1002"]}',
-    "nul byte in selector": '{"customer_id": "C-1001\\u0000"}',
-    "duplicate keys smuggling an operator": '{"customer_id": "C-1001", "customer_id": {"$gt": ""}}',
-}
+VALID_CALL = ToolCall("call_ok", "list_recent_orders", '{"limit": 2}')
+NO_LONGER_UNSAFE = {"empty", "required field missing"}
+"""With the customer taken from the verified caller, not the arguments, `{}` and a search by status
+alone are valid: each reads only the caller's own orders, bounded (checked below)."""
 
 
 @pytest.fixture
 def context() -> ToolContext:
-    return ToolContext(call_sid="CA-incident", agent_id="support", caller_number="+15550101")
+    """Ada Lovelace (C-1001), verified by the server."""
+    return ToolContext("CA-incident", "support", "+15550101", CallerIdentity(customer_key="C-1001"))
 
 
 @pytest.mark.parametrize("arguments", INCIDENT_CALLS.values(), ids=INCIDENT_CALLS.keys())
@@ -64,20 +45,37 @@ async def test_the_order_search_refuses_and_the_call_goes_on(
     arguments: str,
 ) -> None:
     turn = executor.turn(context)
-    refused = await turn.run(ToolCall("call_bad", "list_recent_orders", arguments))
-    assert not refused.ok and refused.error in ("invalid_arguments", "too_large")
-    message = json.loads(refused.content)["error"]
-    assert len(refused.content) <= 700 and "Traceback" not in message
-    assert "list_recent_orders" in message
-    assert len(query_log) == 0  # nothing reached the database
+    first = await turn.run(ToolCall("call_bad", "list_recent_orders", arguments))
+    if arguments in (INCIDENT_CALLS[name] for name in NO_LONGER_UNSAFE):
+        assert first.ok and query_log.records and all(q.filter["customer_id"] == "C-1001" for q in query_log)
+        assert_bounded(list(query_log), database.settings)
+        query_log.clear()
+    else:
+        assert not first.ok and first.error in ("invalid_arguments", "too_large")
+        message = json.loads(first.content)["error"]
+        assert len(first.content) <= 700 and "Traceback" not in message
+        assert "list_recent_orders" in message
+        assert len(query_log) == 0  # nothing reached the database
 
     answered = await turn.run(VALID_CALL)
     assert answered.ok and len(json.loads(answered.content)["orders"]) == 2
     assert_bounded(list(query_log), database.settings)
-    assert [entry.ok for entry in audit.entries] == [False, True]
+    assert [entry.ok for entry in audit.entries] == [first.ok, True]
 
 
-GENERIC_BAD = ["{}", '{"$where": "1"}', '{"$or": [{}]}', "not json", '{"a": ' * 400 + "1" + "}" * 400]
+GENERIC_BAD = ['{"$where": "1"}', '{"$or": [{}]}', "not json", '{"a": ' * 400 + "1" + "}" * 400]
+
+
+@pytest.mark.parametrize("name", list(BUILTIN))
+async def test_empty_arguments_never_read_beyond_the_verified_caller(
+    executor: ToolExecutor, context: ToolContext, query_log: QueryLog, database: Database, name: str
+) -> None:
+    """`{}` is refused by a tool that needs arguments, and read as "the caller's own" by one that
+    does not: either way no query is issued without the verified customer in its filter."""
+    outcome = await executor.turn(context).run(ToolCall("c", name, "{}"))
+    assert outcome.ok or len(query_log) == 0
+    assert all(q.filter.get("customer_id") == "C-1001" for q in query_log)
+    assert_bounded(list(query_log), database.settings)
 
 
 @pytest.mark.parametrize("name", list(BUILTIN))
@@ -95,7 +93,7 @@ async def test_operators_in_every_field_of_every_tool_are_refused(
     executor: ToolExecutor, context: ToolContext, query_log: QueryLog, name: str
 ) -> None:
     fields = list(executor.tools[name].arguments.model_fields)
-    for field in fields:
+    for field in fields or ["customer_id"]:  # a tool without arguments gets one it does not have
         arguments = json.dumps({other: "C-1001" for other in fields} | {field: {"$ne": None}})
         outcome = await executor.turn(context).run(ToolCall("c", name, arguments))
         assert not outcome.ok and field in json.loads(outcome.content)["error"]
@@ -103,6 +101,11 @@ async def test_operators_in_every_field_of_every_tool_are_refused(
 
 
 Broad = tuple[ToolExecutor, QueryLog, Database]
+
+
+def bulk_buyer(context: ToolContext) -> ToolContext:
+    """A call verified as the customer with far more orders than any limit."""
+    return ToolContext(context.call_sid, context.agent_id, "+15550199", CallerIdentity(customer_key=BULK_CUSTOMER))
 
 
 @pytest.fixture
@@ -123,8 +126,7 @@ async def test_a_broad_valid_search_returns_at_most_the_limit_and_says_so(
     broad: Callable[..., Awaitable[Broad]], context: ToolContext
 ) -> None:
     executor, log, database = await broad()
-    arguments = json.dumps({"customer_id": BULK_CUSTOMER, "limit": 20})
-    outcome = await executor.turn(context).run(ToolCall("c", "list_recent_orders", arguments))
+    outcome = await executor.turn(bulk_buyer(context)).run(ToolCall("c", "list_recent_orders", '{"limit": 20}'))
     body = json.loads(outcome.content)
     assert outcome.ok and outcome.truncated
     assert len(body["orders"]) == 20
@@ -140,9 +142,7 @@ async def test_a_broad_search_stops_at_the_byte_budget(
     broad: Callable[..., Awaitable[Broad]], context: ToolContext
 ) -> None:
     executor, log, database = await broad(max_result_bytes=1024)
-    outcome = await executor.turn(context).run(
-        ToolCall("c", "list_recent_orders", json.dumps({"customer_id": BULK_CUSTOMER, "limit": 20}))
-    )
+    outcome = await executor.turn(bulk_buyer(context)).run(ToolCall("c", "list_recent_orders", '{"limit": 20}'))
     body = json.loads(outcome.content)
     assert outcome.ok and 0 < len(body["orders"]) < 20
     assert body["truncated"] == f"truncated: {BULK_ORDERS - len(body['orders'])} more"
@@ -154,9 +154,7 @@ async def test_the_result_cap_shortens_what_the_budget_let_through(
 ) -> None:
     executor, _, _ = await broad()
     small = ToolExecutor(list(executor.tools.values()), max_result_bytes=1024)
-    outcome = await small.turn(context).run(
-        ToolCall("c", "list_recent_orders", json.dumps({"customer_id": BULK_CUSTOMER, "limit": 20}))
-    )
+    outcome = await small.turn(bulk_buyer(context)).run(ToolCall("c", "list_recent_orders", '{"limit": 20}'))
     body = json.loads(outcome.content)
     assert outcome.ok and outcome.result_bytes <= 1024 and len(body["orders"]) < 20
     assert body["truncated"] == f"truncated: {BULK_ORDERS - len(body['orders'])} more"

@@ -206,6 +206,10 @@ def turns(call: Call, count: int) -> Callable[[], bool]:
     return lambda: len(call.record.turns) >= count
 
 
+def transcript_texts(call: Call) -> list[str]:
+    return [line.text for line in call.record.transcript]
+
+
 # -- greeting and turns --------------------------------------------------------------------
 
 
@@ -419,9 +423,10 @@ async def test_dtmf_is_caller_input(start_call: StartCall) -> None:
     await until(turns(call, 1), what="the answer")
     await call.hang_up()
 
-    [request] = fakes.chat.requests
-    assert request.messages[-1] == {"role": "user", "content": "(The caller typed 12345 on the keypad.)"}
+    [request] = fakes.chat.requests  # a keypad entry is a secret: the model sees its placeholder
+    assert request.messages[-1] == {"role": "user", "content": "(The caller typed [keypad entry 1] on the keypad.)"}
     assert call.record.turns[0].source == "dtmf"
+    assert "12345" not in json.dumps(transcript_texts(call))
     assert call.heard()[-1] == "Thanks, I have your number."
 
 
@@ -602,3 +607,62 @@ async def test_a_voice_agent_runs_a_call_on_the_fake_engines() -> None:
     assert read_text(b"".join(port.played)) == [GREETING, REPLY]
     [record] = agent.records
     assert [line.role for line in record.transcript] == ["agent", "caller", "agent"]
+
+
+# -- personal data ---------------------------------------------------------------------------
+
+
+class CardNumber(ToolArguments):
+    card: str
+
+
+async def test_a_spoken_card_number_reaches_the_tool_only(start_call: StartCall) -> None:
+    charged: list[str] = []
+
+    async def charge(args: CardNumber, context: ToolContext) -> dict[str, str]:
+        charged.append(args.card)
+        return {"charged": args.card}
+
+    audit = InMemoryToolAudit()
+    fakes = FakeEngines()
+    payment = ScriptedToolCall("take_payment", '{"card": "[card number 1]"}', id="call_pay")
+    fakes.chat.push(Reply(tool_calls=[payment]), Reply(text="Thank you, that is done."))
+    tools = ToolExecutor([Tool("take_payment", "Charge a card.", CardNumber, charge)], audit)
+    call = await start_call(fakes=fakes, tools=tools)
+
+    call.say("My card number is 4111 1111 1111 1111.", ms=1500)
+    await until(turns(call, 1), what="the answer")
+    await call.hang_up()
+
+    assert charged == ["4111111111111111"]
+    first, second = fakes.chat.requests
+    assert first.messages[-1] == {"role": "user", "content": "My card number is [card number 1]."}
+    assert json.loads(second.messages[-1]["content"]) == {"charged": "[card number 1]"}
+    assert audit.entries[0].arguments == payment.arguments
+    stored = json.dumps(transcript_texts(call))
+    assert "4111" not in stored and "[card number 1]" in stored
+
+
+async def test_a_keypad_entry_reaches_the_tool_as_digits_and_nothing_else_sees_them(start_call: StartCall) -> None:
+    looked_up: list[str] = []
+
+    async def lookup(args: OrderId, context: ToolContext) -> dict[str, str]:
+        looked_up.append(args.order_id)
+        return {"order_id": args.order_id, "status": "shipped"}
+
+    fakes = FakeEngines()
+    by_keypad = ScriptedToolCall("get_order_status", '{"order_id": "[keypad entry 1]"}', id="call_keyed")
+    fakes.chat.push(Reply(tool_calls=[by_keypad]), Reply(text="It has shipped."))
+    call = await start_call(fakes=fakes, tools=ToolExecutor([Tool("get_order_status", "Order.", OrderId, lookup)]))
+
+    call.press("50004#")
+    await until(turns(call, 1), what="the answer")
+    await call.hang_up()
+
+    assert looked_up == ["50004"]
+    assert "50004" not in json.dumps([r.messages for r in fakes.chat.requests])
+    assert json.loads(fakes.chat.requests[1].messages[-1]["content"]) == {
+        "order_id": "[keypad entry 1]",
+        "status": "shipped",
+    }
+    assert "50004" not in json.dumps(transcript_texts(call))

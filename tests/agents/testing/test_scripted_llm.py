@@ -114,6 +114,27 @@ async def test_answers_without_streaming_too() -> None:
     }
 
 
+async def test_a_reply_can_say_what_the_request_carried() -> None:
+    """`text_from`: the fake model reads back the last message it was sent (a tool's result)."""
+    reply = Reply(text_from=lambda body: "You said: " + body["messages"][-1]["content"])
+    async with ScriptedLlmServer([reply]) as server:
+        async with httpx.AsyncClient() as client:
+            body = (await client.post(f"{server.base_url}/chat/completions", json=HELLO)).json()
+    assert body["choices"][0]["message"]["content"] == "You said: hi"
+
+
+async def test_a_server_can_follow_a_rule_and_go_back_to_its_script() -> None:
+    async with ScriptedLlmServer([Reply(text="Scripted.")]) as server:
+        server.follow(lambda body: Reply(text=f"{len(body['messages'])} message(s)."))
+        async with httpx.AsyncClient() as client:
+            url = f"{server.base_url}/chat/completions"
+            ruled = (await client.post(url, json=HELLO)).json()
+            server.follow(None)
+            scripted = (await client.post(url, json=HELLO)).json()
+    assert ruled["choices"][0]["message"]["content"] == "1 message(s)."
+    assert scripted["choices"][0]["message"]["content"] == "Scripted."
+
+
 async def test_lists_its_model() -> None:
     async with ScriptedLlmServer(model="fake-8b") as server:
         async with httpx.AsyncClient() as client:

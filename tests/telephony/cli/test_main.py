@@ -106,9 +106,9 @@ def test_the_voice_demo_runs_a_whole_call_on_the_embedded_engines(tmp_path: Path
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "I would like to know what time you open" in result.stdout  # Whisper heard the caller
+    assert "what is the status of my latest order" in result.stdout  # Whisper heard the caller
     assert result.stdout.count("response latency") == 2  # both caller turns were answered
-    assert "whisper hears the agent say" in result.stdout and "switchboard coffee" in result.stdout.lower()
+    assert "whisper hears the agent say" in result.stdout and "switchboard shop" in result.stdout.lower()
     assert recording.stat().st_size > 8000 * 2 * 2 * 20
 
 
