@@ -318,7 +318,8 @@ def test_the_incident_in_a_call_is_refused_and_the_call_goes_on(pod: VoicePod) -
     assert all(q.limit and q.max_time_ms for q in issued)
     assert all(q.projection for q in issued if q.operation == "find")
     assert report.outcome == "caller hung up"  # the call went on to the end
-    assert "shipped" in pod.agent_words(report, after_s=report.utterances[0][1])
+    # Whisper tiny.en hears Kokoro's sentence-final "shipped" as "ship" on some runs: the stem is the word.
+    assert any(word.startswith("ship") for word in pod.agent_words(report, after_s=report.utterances[0][1]))
     pod.wait_idle()
     assert agent.records[-1].turns[0].tool_calls == len(INCIDENT_ARGUMENTS) + 1
     # The pod's metrics saw the turn and every tool call, by outcome.
