@@ -10,6 +10,7 @@ import pytest
 
 from db import CallRecords, Database, ensure_indexes, in_memory
 from telephony.app import create_app
+from tests.support.admin_api import admin_client
 from tests.support.settings import AGENT_NUMBER, make_settings
 
 pytestmark = pytest.mark.mongodb
@@ -29,14 +30,8 @@ async def database() -> AsyncIterator[Database]:
 
 @asynccontextmanager
 async def client(database: Database, key: str | None = ADMIN, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
-    """The app, its pod open on `database` (the lifespan run here: ASGITransport runs none)."""
-    values: dict[str, object] = {"api_keys": KEYS} | settings
-    app = create_app(make_settings(**values), database=database)
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t", headers=headers) as api,
-    ):
+    """The shared admin client (tests/support/admin_api.py) with this module's keys."""
+    async with admin_client(database, key, **({"api_keys": KEYS} | settings)) as api:
         yield api
 
 
