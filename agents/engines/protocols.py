@@ -7,9 +7,11 @@ for another is a composition-root decision, never a session change.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+import numpy as np
 
 # -- voice activity ------------------------------------------------------------------------
 
@@ -61,6 +63,15 @@ class VoiceActivity(Protocol):
     def sample_rate(self) -> int: ...
 
     def detector(self) -> VoiceDetector: ...
+
+
+class EndOfTurnModel(Protocol):
+    """A semantic end-of-turn model (Smart Turn), shared by the pod: judges how a turn's audio ends."""
+
+    async def completion(self, pcm16k: bytes) -> float:
+        """Probability in [0, 1] that the turn in `pcm16k` (PCM16 mono, 16 kHz) is complete; the
+        work runs off the event loop. May raise `InferenceOverloaded` when the pod is busy."""
+        ...
 
 
 # -- speech-to-text ------------------------------------------------------------------------
@@ -188,6 +199,13 @@ class VoicedTextToSpeech(TextToSpeech, Protocol):
     def close(self) -> None: ...
 
 
+class EchoCanceller(Protocol):
+    """One call's echo canceller: the caller's audio (`near`, int16 at 16 kHz, whole 10 ms blocks)
+    with the echo of what was played (`far`, the same length) taken out. Stateful, never shared."""
+
+    def process(self, near: np.ndarray, far: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Engines:
     """The engines one pod shares across all its calls."""
@@ -196,3 +214,5 @@ class Engines:
     stt: SpeechToText
     chat: ChatModel
     tts: TextToSpeech
+    echo: Callable[[], EchoCanceller] | None = None
+    """Makes each call's echo canceller; None: caller audio reaches the listener as it comes."""

@@ -8,11 +8,15 @@ from collections.abc import Iterator
 import pytest
 from pydantic import ValidationError
 
-from agents.conversation.listener import ListenerConfig, TurnListener, UtteranceReady
+from agents.conversation.listener import ListenerConfig, TurnListener, TurnPending, UtteranceReady
 from agents.engines.local.pool import InferenceOverloaded, InferencePool
-from agents.engines.local.silero import SileroVoiceActivity
+from agents.engines.local.silero import SileroVoiceActivity, VadConfig
+from agents.engines.local.smart_turn import SmartTurnModel
 from agents.engines.local.whisper import WhisperSpeechToText
 from agents.engines.protocols import SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted, VadEvent
+from agents.testing.fake_engines import FakeSpeechToText, FakeVoiceActivity
+from agents.testing.fake_engines import silence as fake_silence
+from agents.testing.fake_engines import speech as fake_speech
 from tests.support.speech import TEXTS, frames, load, normalise, silence
 
 # The three fixtures Silero hears as one clean turn (see test_vad.py).
@@ -41,11 +45,11 @@ def listener(activity: SileroVoiceActivity, stt: WhisperSpeechToText, **config: 
     return TurnListener(activity.detector(), stt, ListenerConfig(**config))  # type: ignore[arg-type]
 
 
-def feed_all(listen: TurnListener, pcm: bytes) -> list[VadEvent | UtteranceReady]:
+def feed_all(listen: TurnListener, pcm: bytes) -> list[VadEvent | TurnPending | UtteranceReady]:
     return [event for frame in frames(pcm) for event in listen.feed(frame)]
 
 
-def ready(events: list[VadEvent | UtteranceReady]) -> list[UtteranceReady]:
+def ready(events: list[VadEvent | TurnPending | UtteranceReady]) -> list[UtteranceReady]:
     return [event for event in events if isinstance(event, UtteranceReady)]
 
 
@@ -103,7 +107,7 @@ async def test_a_turn_over_max_utterance_is_cut(activity: SileroVoiceActivity, s
     events = feed_all(listen, silence(300) + load("order_number") + silence(1000))
     utterances = ready(events)
     assert len(utterances) >= 2
-    kinds = [type(event) for event in events if not isinstance(event, (SpeechPaused, SpeechResumed))]
+    kinds = [type(event) for event in events if not isinstance(event, (SpeechPaused, SpeechResumed, TurnPending))]
     assert kinds == [SpeechStarted, SpeechEnded, UtteranceReady] * len(utterances)
     for utterance in utterances:
         assert (await utterance.transcript).audio_ms <= 1000
@@ -166,8 +170,198 @@ async def test_a_refused_frame_changes_nothing(activity: SileroVoiceActivity, st
     assert normalise((await utterance.transcript).text) == normalise(TEXTS["order_status"])
 
 
+async def test_smart_turn_on_the_real_models_ends_a_question_before_the_bound(
+    activity: SileroVoiceActivity, stt: WhisperSpeechToText
+) -> None:
+    """Silero with the long bound as its own silence, Whisper, Smart Turn: the question ends the turn
+    once the silence adds enough evidence, before the bound, with the early transcript. Frames go in
+    faster than real time, so the test waits for the pending transcript and the model run as a call
+    (20 ms a frame) would have."""
+    config = ListenerConfig(end_of_turn="smart_turn")
+    vad = SileroVoiceActivity(VadConfig(end_of_turn_silence_ms=config.smart_turn_max_wait_ms))
+    model = SmartTurnModel()
+    listen = TurnListener(vad.detector(), stt, config, end_of_turn_model=model)
+    events = []
+    for frame in frames(silence(300) + load("order_status") + silence(2000)):
+        fed = listen.feed(frame)
+        events += fed
+        for pending in (event for event in fed if isinstance(event, TurnPending)):
+            await pending.transcript
+            await asyncio.sleep(0.5)  # the model's run (tens of ms) on its thread
+    [utterance] = ready(events)
+    assert utterance.early and listen.judged == 1 and listen.smart_ends == 1
+    assert utterance.ended_at_ms - utterance.speech_end_ms < config.smart_turn_max_wait_ms
+    assert normalise((await utterance.transcript).text) == normalise(TEXTS["order_status"])
+    model.close()
+
+
 def test_bad_config_is_refused() -> None:
     with pytest.raises(ValidationError, match="history_ms"):
         ListenerConfig(preroll_ms=1000, history_ms=500)
     with pytest.raises(ValidationError):
         ListenerConfig(max_utterance_ms=10)
+
+
+# -- semantic end of turn, on the fake detector and speech-to-text ---------------------------
+
+
+class ScriptedTurnModel:
+    """An `EndOfTurnModel` that answers each run with the next scripted probability (or raises it)."""
+
+    def __init__(self, *answers: float | Exception) -> None:
+        self.answers = list(answers)
+        self.heard_ms: list[int] = []
+
+    async def completion(self, pcm16k: bytes) -> float:
+        self.heard_ms.append(len(pcm16k) // 32)
+        await asyncio.sleep(0)
+        answer = self.answers.pop(0) if self.answers else 0.5
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+DETECTOR_END_MS = 1600
+"""The fake detector's own end-of-turn silence: the long bound, as voice.py wires it for smart_turn."""
+
+
+def smart_listener(model: ScriptedTurnModel | None, **config: object) -> TurnListener:
+    settings = {"end_of_turn": "smart_turn", "smart_turn_model_weight": 1.0, **config}
+    return TurnListener(
+        FakeVoiceActivity(min_speech_ms=60, end_of_turn_ms=DETECTOR_END_MS).detector(),
+        FakeSpeechToText(),
+        ListenerConfig(**settings),  # type: ignore[arg-type]
+        end_of_turn_model=model,
+    )
+
+
+async def feed_live(listen: TurnListener, pcm: bytes) -> list[VadEvent | TurnPending | UtteranceReady]:
+    """Feed 20 ms frames, letting the loop run the listener's tasks between frames as a call does."""
+    events = []
+    for frame in frames(pcm):
+        events += listen.feed(frame)
+        for _ in range(3):
+            await asyncio.sleep(0)
+    return events
+
+
+def of(kind: type, events: list[VadEvent | TurnPending | UtteranceReady]) -> list:
+    return [event for event in events if isinstance(event, kind)]
+
+
+async def test_a_complete_turn_ends_early_with_the_pending_transcript() -> None:
+    model = ScriptedTurnModel(0.9)
+    listen = smart_listener(model)
+    events = await feed_live(listen, fake_silence(200) + fake_speech("What time do you open?") + fake_silence(2500))
+    assert [type(e) for e in events] == [SpeechStarted, SpeechPaused, TurnPending, SpeechEnded, UtteranceReady]
+    [pending], [ended], [utterance] = of(TurnPending, events), of(SpeechEnded, events), of(UtteranceReady, events)
+    assert utterance.transcript is pending.transcript and utterance.early
+    assert pending.speech_end_ms == utterance.speech_end_ms == ended.at_ms
+    # judged once, on the turn up to smart_turn_silence_ms into the pause; ended well before the bound
+    assert len(model.heard_ms) == 1 and listen.smart_ends == 1
+    assert utterance.ended_at_ms - utterance.speech_end_ms < listen.config.smart_turn_max_wait_ms
+    assert (await utterance.transcript).text == "What time do you open?"
+    # the detector's own SpeechEnded came later (2500 ms of silence > 1600) and was ignored
+
+
+async def test_unfinished_words_wait_for_the_silence_bound() -> None:
+    model = ScriptedTurnModel(0.9)  # the model is fooled; the words are not
+    listen = smart_listener(model)
+    events = await feed_live(listen, fake_speech("my account number is seven seven four") + fake_silence(2500))
+    [ended], [utterance] = of(SpeechEnded, events), of(UtteranceReady, events)
+    waited = utterance.ended_at_ms - utterance.speech_end_ms
+    assert listen.config.smart_turn_max_wait_ms <= waited < listen.config.smart_turn_max_wait_ms + 40
+    assert listen.smart_ends == 0 and utterance.early and ended.at_ms == utterance.speech_end_ms
+
+
+async def test_an_unsure_model_waits_for_the_bound() -> None:
+    listen = smart_listener(ScriptedTurnModel(0.1))
+    events = await feed_live(listen, fake_speech("I received it") + fake_silence(2500))
+    [utterance] = of(UtteranceReady, events)
+    assert utterance.ended_at_ms - utterance.speech_end_ms >= listen.config.smart_turn_max_wait_ms
+
+
+async def test_speech_after_a_smart_end_is_a_new_turn() -> None:
+    model = ScriptedTurnModel(0.95, 0.95)
+    listen = smart_listener(model)
+    pcm = fake_speech("Yes.") + fake_silence(500) + fake_speech("Sounds good.") + fake_silence(2500)
+    events = await feed_live(listen, pcm)
+    kinds = [type(e) for e in events]
+    assert kinds == [SpeechStarted, SpeechPaused, TurnPending, SpeechEnded, UtteranceReady] * 2
+    texts = [(await u.transcript).text for u in of(UtteranceReady, events)]
+    assert texts == ["Yes.", "Sounds good."]
+    assert listen.smart_ends == 2
+
+
+async def test_a_cough_after_a_smart_end_is_not_a_turn() -> None:
+    """The detector is still in its pause, so a click resumes it at once: the listener asks the
+    resumed speech to last `resume_min_speech_ms`, as a fresh start would."""
+    listen = smart_listener(ScriptedTurnModel(0.95))
+    pcm = fake_speech("Yes.") + fake_silence(400) + fake_speech("k", ms=60) + fake_silence(2500)
+    events = await feed_live(listen, pcm)
+    assert SpeechResumed not in [type(e) for e in events]
+    assert [type(e) for e in events] == [SpeechStarted, SpeechPaused, TurnPending, SpeechEnded, UtteranceReady]
+    # and after the detector's own late end, speech starts turns as usual
+    events = await feed_live(listen, fake_speech("Hello?") + fake_silence(1000))
+    assert [type(e) for e in events][:1] == [SpeechStarted]
+
+
+async def test_a_resumed_pause_is_judged_again() -> None:
+    model = ScriptedTurnModel(0.1, 0.9)
+    listen = smart_listener(model)
+    pcm = fake_speech("I would like") + fake_silence(400) + fake_speech("a refund.") + fake_silence(1500)
+    events = await feed_live(listen, pcm)
+    assert SpeechResumed in [type(e) for e in events]
+    [first, second] = of(TurnPending, events)
+    assert first.transcript is not second.transcript and listen.early_abandoned == 1  # that turn is dead
+    [utterance] = of(UtteranceReady, events)
+    assert utterance.transcript is second.transcript
+    assert (await utterance.transcript).text == "I would like a refund."
+    assert len(model.heard_ms) == 2 and model.heard_ms[0] < model.heard_ms[1]
+
+
+async def test_a_failed_model_run_leaves_the_words_to_decide() -> None:
+    listen = smart_listener(ScriptedTurnModel(InferenceOverloaded("busy")))
+    events = await feed_live(listen, fake_speech("Can you hear me?") + fake_silence(1500))
+    [utterance] = of(UtteranceReady, events)
+    assert listen.smart_ends == 1 and utterance.ended_at_ms - utterance.speech_end_ms < 1000
+
+
+async def test_without_early_transcription_the_model_alone_decides() -> None:
+    listen = smart_listener(ScriptedTurnModel(0.95), early_transcription=False)
+    events = await feed_live(listen, fake_speech("my number is four") + fake_silence(1500))
+    assert of(TurnPending, events) == []
+    [utterance] = of(UtteranceReady, events)
+    assert not utterance.early and listen.smart_ends == 1
+
+
+async def test_with_the_calibrated_weights_a_statement_ends_after_a_middle_wait() -> None:
+    """Model weight 0 (the calibration's): a full stop ends the turn once the silence has added
+    enough evidence, well before the long bound; unfinished words wait for the bound."""
+    listen = smart_listener(ScriptedTurnModel(0.01, 0.99), smart_turn_model_weight=0.0)
+    config = listen.config
+    events = await feed_live(listen, fake_speech("I received the wrong item.") + fake_silence(2500))
+    [utterance] = of(UtteranceReady, events)
+    waited = utterance.ended_at_ms - utterance.speech_end_ms
+    assert config.smart_turn_silence_ms < waited < config.smart_turn_max_wait_ms and listen.smart_ends == 1
+    events = await feed_live(listen, fake_speech("I ordered a jacket and") + fake_silence(2500))
+    [utterance] = of(UtteranceReady, events)
+    assert utterance.ended_at_ms - utterance.speech_end_ms >= config.smart_turn_max_wait_ms
+
+
+async def test_silence_rule_also_says_turn_pending() -> None:
+    listen = TurnListener(FakeVoiceActivity(end_of_turn_ms=600).detector(), FakeSpeechToText(), ListenerConfig())
+    events = await feed_live(listen, fake_speech("Where is my order?") + fake_silence(1000))
+    assert [type(e) for e in events] == [SpeechStarted, SpeechPaused, TurnPending, SpeechEnded, UtteranceReady]
+    [pending], [utterance] = of(TurnPending, events), of(UtteranceReady, events)
+    assert utterance.transcript is pending.transcript
+    assert utterance.ended_at_ms - utterance.speech_end_ms >= 600
+
+
+def test_smart_turn_needs_a_model_and_sane_bounds() -> None:
+    with pytest.raises(ValueError, match="end_of_turn_model"):
+        smart_listener(None)
+    with pytest.raises(ValidationError, match="smart_turn_silence_ms"):
+        ListenerConfig(end_of_turn="smart_turn", smart_turn_silence_ms=800, smart_turn_max_wait_ms=600)
+    with pytest.raises(ValidationError):
+        ListenerConfig(end_of_turn="semantic")  # type: ignore[arg-type]

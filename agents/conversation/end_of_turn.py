@@ -1,0 +1,200 @@
+"""When a pause ends the caller's turn: the end-of-turn model, the early transcript's words, and time.
+
+Smart Turn hears prosody; the early transcript of the same pause says what was said: a trailing
+"and"/"um"/"because", a "my ... is" with nothing after it, or a number still being dictated ("my
+account number is seven seven four") means the caller is not done, whatever the tone; a question
+or a short answer ("yes", "okay") means they probably are. The evidence is added in log-odds, and
+the longer the silence goes on the more likely the turn is over, so a sure end (a confident model,
+a question) ends the turn soon, a plain statement after a short wait, unfinished words only at the
+long bound:
+
+    log-odds = MODEL_WEIGHT * logit(p) + SHIFTS[hint] + PATIENCE_PER_S * silence_s
+
+and the turn ends when that reaches logit(threshold). Everything here is a pure function of
+(probability, transcript, silence), unit-tested on its own.
+
+Calibration (`benchmarks/turn_calibration.py` on the turn set of `benchmarks/turn_set.py`: 416 clips,
+26 sentences x 4 voices (2 Kokoro, 2 espeak-ng) x clean/30/20/10 dB, ~660 pauses, in two renderings:
+"phrases", each phrase synthesised alone, and "continuous", each sentence synthesised once and cut at
+its boundaries so the voice stays up before a mid-sentence pause). Replayed with a 300 ms decision
+time (a quiet machine's Whisper tiny.en; measured on a 2-core machine shared with five other jobs it
+was ~1.1 s p50). Smart Turn barely separates mid-sentence pauses from real ends: AUC 0.56 on phrases,
+0.60 continuous (its median at mid-sentence pauses falls from 0.31 to 0.20). Cut-offs are per clip;
+end latency after the true last word, p50 / p95, phrases | continuous:
+
+    rule                                              cut-offs        end p50 / p95 (ms)
+    silence 600 ms (today)                          25.5 | 24.5 %    664 / 792  |  673 / 798
+    silence 800 ms                                   9.1 |  7.0 %    864 / 998  |  869 / 1002
+    silence 1000 ms                                  0.2 |  0.5 %   1059 / 1193 | 1064 / 1196
+    Smart Turn alone (0.5, max wait 1000)           16.8 | 13.2 %    704 / 1178 |  676 / 1157
+    weight 0, threshold 0.9, max wait 1200           2.2 |  2.2 %    878 / 1311 |  885 / 1329
+    weight 1, threshold 0.5, max wait 1000 (pod)    10.8 |  9.1 %    626 / 1124 |  629 / 1136
+
+The last row (the pod's `turn_smart_*` defaults, with the constants below) beats silence 600 ms on
+both cut-offs and end p50 on both renderings: it cuts off ~60 % fewer callers and ends turns ~40 ms
+sooner at p50, but waits longer at p95 (the unsure turns run to the 1000 ms bound). The words do
+most of it (weight 0 at threshold 0.5: 14.9 | 13.0 %, 568 | 579 ms); Smart Turn's weight 1 takes
+another ~4 points of cut-offs for ~50-60 ms. Weight 0 at threshold 0.9 (`RULE`'s own weight) is the
+choice when cut-offs matter more than speed: 2.2 %, but ~880 ms. Both need a fast decision: replayed
+with the decision time measured under that load (phrases), no smart setting ended turns sooner than silence
+600 ms (the decision itself lands ~1.3 s into the pause), though the transcript, which a reply needs,
+was ready at about the same time (p50 ~1.40 s vs 1.38 s). Smart Turn is not useless everywhere: on
+whole espeak-ng questions it separated complete from cut (tests/agents/engines/local/test_smart_turn.py).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+MODEL_WEIGHT = 0.0
+"""Weight of Smart Turn's log-odds (1: trusted as it is; 0: ignored). 0 here, the words-only rule that
+suits a threshold of 0.9; the pod's default (`turn_smart_model_weight`) is 1 with threshold 0.5, the
+calibrated setting that beat silence 600 ms on both axes. Recalibrate on recorded calls."""
+INCOMPLETE_SHIFT = -8.0
+"""Log-odds added when the words say the caller is not done: the turn waits for the long bound."""
+NEUTRAL_SHIFT = 0.0
+STATEMENT_SHIFT = 1.0
+"""Log-odds added for a sentence that ends in a full stop and no unfinished word."""
+COMPLETE_SHIFT = 1.0
+"""Log-odds added for a question or a short answer."""
+PATIENCE_PER_S = 1.5
+"""Log-odds added per second of silence: the longer the caller is quiet, the surer the end."""
+
+TRAILING_WORDS = frozenset(
+    "and but or so because cause if that which who whose when where while then than as um uh er erm hmm mm "
+    "the a an to for of with in on at from by into about like my your our their his her its is are was were "
+    "am be i i'm it's also plus basically actually well".split()
+)
+"""A transcript ending in one of these is unfinished ("I ordered a blue jacket and ...")."""
+JOINING_WORDS = frozenset("and but or so because cause if um uh er erm hmm mm".split())
+"""Unfinished even before a question mark (Whisper's "?" wins over a trailing "for" or "to")."""
+PARTICLE_VERBS = frozenset(
+    "log logged sign signed check checked come came get got fill filled plug plugged turn turned hand handed "
+    "drop dropped call called hold held hang move moved break broke put let".split()
+)
+"""Verbs whose trailing "in"/"on" finishes them ("I can't log in", "hold on"): not unfinished."""
+THINKING = ("let me see", "let me think", "let me check", "hold on", "one moment", "one second", "just a second")
+"""Phrases a caller says before going on."""
+NUMBER_CONTEXT = frozenset("number code account phone zip pin card digits extension reach ends id postcode".split())
+"""Words after which trailing digits are a number still being dictated."""
+NUMBER_WORDS = frozenset(
+    "zero oh one two three four five six seven eight nine ten eleven twelve hundred thousand double triple".split()
+)
+DIGIT_WORDS = frozenset("zero oh one two three four five six seven eight nine".split())
+COMPLETE_DIGITS = {"zip": 5, "pin": 4, "ends": 4}
+"""Numbers with a known length: a zip code with 5 digits, a PIN or card ending with 4, is finished."""
+SHORT_ANSWERS = frozenset(
+    "yes yeah yep no nope okay ok sure right correct thanks thank bye goodbye please great perfect fine".split()
+)
+"""A turn of one to three words that ends on one of these is a complete answer."""
+MAX_SHORT_ANSWER_WORDS = 3
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+class Hint(Enum):
+    """What the words alone say about the turn."""
+
+    INCOMPLETE = "incomplete"
+    NEUTRAL = "neutral"
+    STATEMENT = "statement"
+    COMPLETE = "complete"
+
+
+SHIFTS = {
+    Hint.INCOMPLETE: INCOMPLETE_SHIFT,
+    Hint.NEUTRAL: NEUTRAL_SHIFT,
+    Hint.STATEMENT: STATEMENT_SHIFT,
+    Hint.COMPLETE: COMPLETE_SHIFT,
+}
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-case words and digit runs, punctuation dropped (apostrophes kept: "i'm")."""
+    return _WORD.findall(text.lower().replace("\u2019", "'"))
+
+
+def dictating_number(words: list[str]) -> bool:
+    """True when the words end in digits or number words that follow a number context ("my zip
+    code is 941", "you can reach me at five five five"), unless the number has its known length."""
+    tail = 0
+    while tail < len(words) and (words[-1 - tail].isdigit() or words[-1 - tail] in NUMBER_WORDS):
+        tail += 1
+    if tail == 0:
+        return False
+    context = [word for word in words[: len(words) - tail] if word in NUMBER_CONTEXT]
+    if not context:
+        return False
+    digits = sum(len(word) if word.isdigit() else word in DIGIT_WORDS for word in words[len(words) - tail :])
+    known = [COMPLETE_DIGITS[word] for word in context if word in COMPLETE_DIGITS]
+    return not known or known[-1] != digits
+
+
+def transcript_hint(text: str) -> Hint:
+    """Classify an early transcript (Whisper's punctuation included) by how its words end."""
+    stripped = text.strip()
+    words = words_of(stripped)
+    if not words:
+        return Hint.NEUTRAL  # noise, or nothing Whisper could read: leave it to the model
+    if stripped.endswith((",", "-", "...", "\u2026", ";", ":")):
+        return Hint.INCOMPLETE  # Whisper heard the sentence go on
+    if words[-1] in JOINING_WORDS or dictating_number(words) or " ".join(words).endswith(THINKING):
+        return Hint.INCOMPLETE
+    if stripped.endswith("?"):
+        return Hint.COMPLETE
+    particle = words[-1] in ("in", "on") and len(words) > 1 and words[-2] in PARTICLE_VERBS
+    if words[-1] in TRAILING_WORDS and not particle:
+        return Hint.INCOMPLETE
+    if len(words) <= MAX_SHORT_ANSWER_WORDS and words[-1] in SHORT_ANSWERS:
+        return Hint.COMPLETE
+    if stripped.endswith((".", "!")):
+        return Hint.STATEMENT
+    return Hint.NEUTRAL
+
+
+def logit(probability: float) -> float:
+    p = min(max(probability, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """How the evidence is weighed (the calibration tries others; `RULE` is the calibrated one)."""
+
+    model_weight: float = MODEL_WEIGHT
+    shifts: Mapping[Hint, float] = field(default_factory=lambda: dict(SHIFTS))
+    patience_per_s: float = PATIENCE_PER_S
+
+    def evidence(self, probability: float | None, text: str | None) -> float:
+        """Log-odds that the turn is over at the start of the pause (None: that input is missing)."""
+        model = 0.0 if probability is None else self.model_weight * logit(probability)
+        return model + (0.0 if text is None else self.shifts[transcript_hint(text)])
+
+    def completion(self, probability: float | None, text: str | None, silence_ms: int = 0) -> float:
+        """The chance the turn is over after `silence_ms` of pause."""
+        return 1 / (1 + math.exp(-(self.evidence(probability, text) + self.patience_per_s * silence_ms / 1000)))
+
+    def end_after_ms(self, probability: float | None, text: str | None, threshold: float) -> float:
+        """The silence from which `completion` reaches `threshold` (0: at once; inf: never)."""
+        missing = logit(threshold) - self.evidence(probability, text)
+        if missing <= 0:
+            return 0.0
+        return math.inf if self.patience_per_s <= 0 else 1000 * missing / self.patience_per_s
+
+
+RULE = Rule()
+
+
+def completion(probability: float | None, text: str | None, silence_ms: int = 0) -> float:
+    """The chance the turn is over after `silence_ms` of pause, from the model's probability (None:
+    no model answer) and the early transcript (None: not ready), under the calibrated `RULE`."""
+    return RULE.completion(probability, text, silence_ms)
+
+
+def turn_is_over(probability: float | None, text: str | None, threshold: float, silence_ms: int = 0) -> bool:
+    """End the turn now (True) or keep waiting for speech, more silence, or the long bound (False)."""
+    return completion(probability, text, silence_ms) >= threshold

@@ -1,0 +1,103 @@
+"""The end-of-turn decision: the model's probability moved by what the early transcript's words say."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agents.conversation.end_of_turn import (
+    RULE,
+    Hint,
+    Rule,
+    completion,
+    dictating_number,
+    transcript_hint,
+    turn_is_over,
+    words_of,
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I ordered a blue jacket and",
+        "I can't make it on Monday because",
+        "Um,",
+        "uh",
+        "My account number is",
+        "I'd like to book an appointment for",
+        "My account number is 774.",
+        "My account number is seven seven four.",
+        "You can reach me at 555,",
+        "The card ends in 6 1",
+        "I'd like to pay my bill, but the",
+        "Let me see,",
+        "Let me see.",
+        "My zip code is 941.",
+        "I'm calling about",
+    ],
+)
+def test_unfinished_words_say_wait(text: str) -> None:
+    assert transcript_hint(text) is Hint.INCOMPLETE
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("What time do you open tomorrow?", Hint.COMPLETE),
+        ("Yes, that's correct.", Hint.COMPLETE),
+        ("What are you looking for?", Hint.COMPLETE),
+        ("The package was left at the door.", Hint.STATEMENT),
+        ("Yes.", Hint.COMPLETE),
+        ("Okay, sounds good.", Hint.STATEMENT),
+        ("No, no.", Hint.COMPLETE),
+        ("I received the wrong item in my package.", Hint.STATEMENT),
+        ("I received the wrong item in my package", Hint.NEUTRAL),
+        ("", Hint.NEUTRAL),
+        ("  ...  ", Hint.NEUTRAL),
+        ("I have 2 dogs.", Hint.STATEMENT),  # digits without a number context are not dictation
+        ("I forgot my password and can't log in.", Hint.STATEMENT),  # "in" finishes "log in"
+        ("My zip code is 941-07.", Hint.STATEMENT),  # a zip code of five digits is finished
+        ("The card ends in 6188.", Hint.STATEMENT),
+    ],
+)
+def test_finished_words(text: str, hint: Hint) -> None:
+    assert transcript_hint(text) is hint
+
+
+def test_words_and_number_dictation() -> None:
+    assert words_of("I\u2019m at 555-812, OK?") == ["i'm", "at", "555", "812", "ok"]
+    assert dictating_number(words_of("my zip code is nine four one"))
+    assert not dictating_number(words_of("nine four one"))  # no context: an answer, maybe complete
+    assert not dictating_number(words_of("my number is nine four one, thanks"))
+    assert dictating_number(words_of("the card ends in six one"))
+    assert not dictating_number(words_of("the card ends in six one eight eight"))
+
+
+def test_words_move_the_probability_both_ways() -> None:
+    trusting = Rule(model_weight=1.0)
+    assert trusting.completion(0.5, None) == pytest.approx(0.5)
+    assert trusting.completion(0.3, "What is the status of my order?") > 0.5
+    assert trusting.completion(0.9, "My account number is seven seven four") < 0.5
+    assert trusting.completion(0.5, "Sure.") > trusting.completion(0.5, "It arrived") == pytest.approx(0.5)
+    assert completion(0.5, "It arrived.") > completion(0.5, "It arrived") > completion(0.5, "It arrived and")
+    # extreme probabilities stay finite
+    assert 0.0 < trusting.completion(0.0, "and") < trusting.completion(1.0, "and") < 1.0
+
+
+def test_silence_adds_evidence_until_the_threshold() -> None:
+    """A question ends sooner than a statement, a statement sooner than nothing, "and" never early."""
+    question, statement, nothing = (RULE.end_after_ms(None, text, 0.9) for text in ("Is it open?", "It arrived.", ""))
+    assert 0 < question <= statement < nothing < math.inf
+    assert RULE.end_after_ms(None, "and", 0.9) > 5_000
+    assert not turn_is_over(None, "It arrived.", 0.9, silence_ms=int(statement) - 20)
+    assert turn_is_over(None, "It arrived.", 0.9, silence_ms=int(statement) + 20)
+    assert Rule(model_weight=1.0).end_after_ms(0.999, "Is it open?", 0.9) == 0  # sure at once
+    assert Rule(patience_per_s=0.0).end_after_ms(None, "", 0.9) == math.inf  # never, without patience
+
+
+def test_the_calibrated_rule_ignores_the_model() -> None:
+    """The turn set calibration found Smart Turn's probability no help there (see the module)."""
+    assert RULE.model_weight == 0.0
+    assert completion(0.01, "Is it open?", 500) == completion(0.99, "Is it open?", 500)
