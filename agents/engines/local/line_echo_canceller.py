@@ -1,0 +1,152 @@
+"""Our own echo canceller for phone lines: find the echo's delay by cross-correlation against what
+was played, cancel it with a short least-squares filter placed at that delay, and squash what is
+left when cancelling took most of the frame away (it was echo), never when it did not (the caller).
+
+Why not only WebRTC's AEC3: on Kokoro's voice over the simulated line AEC3 took about a second to
+converge and let the first sentence's echo through as speech (`benchmarks/echo.py`). Line echo is
+a delay, a loss and the line's filtering: correlation finds the delay as soon as ~100 ms of echo
+came back, and the filter starts from the tap correlation gives, so it cancels from the first word.
+The filter is short (2 ms): a room's reverberation (a speakerphone in a hall) is beyond it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RATE = 16000
+MAX_DELAY_MS = 600
+"""Longest echo delay searched for (the play-out timeline's error included)."""
+WINDOW_MS = 500
+"""Caller audio correlated against the reference for each delay estimate."""
+RELOCK_WINDOW_MS = 200
+"""The shorter window searched at once when the filter stops cancelling: play-out stalled or
+jittered and the echo moved, and every 20 ms on the old delay lets echo through."""
+FAILING_DB = -6.0
+"""A block where cancelling removed less than this while the reference was echoing is failing."""
+DECIMATE = 4
+"""Delay search at 4 kHz (the filter's taps absorb the last few samples of error)."""
+ESTIMATE_EVERY = 10
+"""Blocks between delay estimates once a delay is known (every block until then)."""
+TAPS = 32
+"""The cancelling filter's length (2 ms): the line's own response around the delay found."""
+LEAD_TAPS = 12
+"""Taps before the correlation peak: the search's error and the line filter's pre-ringing."""
+MIN_COHERENCE = 0.5
+"""Normalised correlation below which the caller's audio is not taken for an echo of ours."""
+MAX_ECHO_GAIN = 2.0
+"""An echo louder than this times what was played is not an echo (0 dB return loss is the loudest)."""
+SOLVE_EVERY = 4
+"""Blocks between solving the fit (the costly step; the fit itself takes every block)."""
+FORGET = 0.95
+"""Per-block memory of the least-squares fit (~0.4 s): the line may drift."""
+DOUBLE_TALK = 1.5
+"""A block whose peak exceeds the loudest echo the recent reference can make this many times over
+has the caller in it: the filter does not learn from it (Geigel's detector)."""
+SUPPRESS_BELOW_DB = -12.0
+"""Cancelling that left less than this of the block's energy removed echo, not the caller's voice..."""
+SUPPRESS_GAIN = 0.05
+"""...and what it left (the fit's error) is scaled down by this (-26 dB)."""
+FLOOR_RMS = 30.0
+"""Below this level (PCM16 units) a signal is line noise: nothing played, or nothing came back."""
+
+
+class LineEchoCanceller:
+    """One call's canceller (implements `EchoCanceller`); state is bounded (~1.2 s of audio)."""
+
+    def __init__(self) -> None:
+        self._max_delay = MAX_DELAY_MS * RATE // 1000
+        self._window = WINDOW_MS * RATE // 1000
+        self._relock = RELOCK_WINDOW_MS * RATE // 1000
+        self._since_reset = 0
+        self._far = np.zeros(self._max_delay + self._window + TAPS, dtype=np.float64)
+        self._near = np.zeros(self._window, dtype=np.float64)
+        self._weights = np.zeros(TAPS, dtype=np.float64)
+        self._r = np.zeros((TAPS, TAPS), dtype=np.float64)
+        self._p = np.zeros(TAPS, dtype=np.float64)
+        self._delay: int | None = None
+        """Samples from the reference to its echo (None: no echo found yet)."""
+        self._blocks = 0
+        self.delay_ms: float | None = None
+        """The echo delay found (for benchmarks and logs)."""
+
+    def process(self, near: np.ndarray, far: np.ndarray) -> np.ndarray:
+        if near.shape != far.shape or near.ndim != 1:
+            raise ValueError(f"near and far must be 1-D and of one length, not {near.shape} and {far.shape}")
+        n = near.size
+        if n > self._window:
+            raise ValueError(f"blocks of at most {self._window} samples, not {n}")
+        x = near.astype(np.float64)
+        self._far = np.concatenate((self._far[n:], far.astype(np.float64)))
+        self._near = np.concatenate((self._near[n:], x))
+        self._blocks += 1
+        if self._delay is None or self._blocks % ESTIMATE_EVERY == 0:
+            self._estimate(self._window)
+        if self._delay is None:
+            return near
+        taps = self._taps(n)
+        echo = taps @ self._weights
+        error = x - echo
+        removed_db = 10 * np.log10((float(error @ error) + 1.0) / (float(x @ x) + 1.0))
+        talking = self._double_talk(x)
+        failing = removed_db > FAILING_DB and float(echo @ echo) > FLOOR_RMS**2 * n
+        if failing and not talking and self._estimate(self._relock):
+            taps = self._taps(n)  # the echo moved: cancel this block on the new delay already
+            error = x - taps @ self._weights
+            removed_db = 10 * np.log10((float(error @ error) + 1.0) / (float(x @ x) + 1.0))
+        if not talking:  # learning from the caller's voice would teach the filter to cancel it
+            self._learn(x, taps)
+        if removed_db < SUPPRESS_BELOW_DB:
+            error *= SUPPRESS_GAIN
+        return np.clip(np.rint(error), -32768, 32767).astype(np.int16)
+
+    def _taps(self, n: int) -> np.ndarray:
+        """Rows: for each of the last `n` caller samples, the reference samples that echo into it."""
+        assert self._delay is not None
+        end = self._far.size - self._delay + LEAD_TAPS  # one past the newest tap of the last sample
+        span = self._far[end - n - TAPS + 1 : end]
+        return np.lib.stride_tricks.sliding_window_view(span, TAPS)[:, ::-1]
+
+    def _double_talk(self, near: np.ndarray) -> bool:
+        """The caller is talking (or nothing was played lately): louder than any echo could be."""
+        far_peak = float(np.max(np.abs(self._far[-(self._max_delay + near.size) :])))
+        if far_peak < FLOOR_RMS:
+            return True  # nothing played lately: nothing to learn from or relock on
+        return float(np.max(np.abs(near))) > DOUBLE_TALK * float(np.abs(self._weights).sum()) * far_peak + FLOOR_RMS
+
+    def _learn(self, near: np.ndarray, taps: np.ndarray) -> None:
+        self._r = FORGET * self._r + taps.T @ taps
+        self._p = FORGET * self._p + taps.T @ near
+        self._since_reset += 1
+        if self._since_reset < 2 * SOLVE_EVERY or self._blocks % SOLVE_EVERY == 0:  # fast after a new delay
+            ridge = 1e-3 * float(np.trace(self._r)) / TAPS + 1.0
+            self._weights = np.linalg.solve(self._r + ridge * np.eye(TAPS), self._p)
+
+    def _estimate(self, window: int) -> bool:
+        """Cross-correlate the last `window` samples of caller audio with the reference before
+        them; True when that moved the delay."""
+        far = self._far[self._far.size - window - self._max_delay :][::DECIMATE]
+        near = self._near[self._near.size - window :][::DECIMATE]
+        floor = FLOOR_RMS**2 * near.size
+        if float(near @ near) < floor or float(far @ far) < floor:
+            return False  # nothing played, or nothing came back: keep what we know
+        size = 1 << int(np.ceil(np.log2(far.size + near.size)))
+        spectrum = np.fft.rfft(near[::-1], size) * np.fft.rfft(far, size)
+        lags = far.size - near.size + 1
+        correlation = np.fft.irfft(spectrum, size)[near.size - 1 : near.size - 1 + lags]  # lag k: far[k:]
+        running = np.concatenate(([0.0], np.cumsum(far * far)))
+        energies = np.maximum(running[near.size : near.size + lags] - running[:lags], floor)
+        coherence = correlation / np.sqrt(energies * float(near @ near))
+        best = int(np.argmax(np.abs(coherence)))
+        gain = float(correlation[best] / energies[best])
+        if abs(coherence[best]) < MIN_COHERENCE or abs(gain) > MAX_ECHO_GAIN:
+            return False
+        delay = max(LEAD_TAPS, (lags - 1 - best) * DECIMATE)
+        if self._delay is not None and abs(delay - self._delay) <= DECIMATE:
+            return False  # the same echo path
+        self._delay, self.delay_ms = delay, delay * 1000 / RATE
+        self._weights[:] = 0.0
+        self._weights[LEAD_TAPS] = gain
+        self._r[:] = 0.0
+        self._p[:] = 0.0
+        self._since_reset = 0
+        return True

@@ -1,0 +1,92 @@
+"""Our line echo canceller on synthetic lines: a delay, a loss and a telephone-band filter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.engines.local.line_echo_canceller import LineEchoCanceller
+from agents.engines.protocols import EchoCanceller
+
+RATE = 16000
+BLOCK = 320
+
+
+def band_noise(seconds: float, rms: float, seed: int) -> np.ndarray:
+    """Speech-band noise (300-3400 Hz) at `rms`: a stand-in for what a line carries."""
+    rng = np.random.default_rng(seed)
+    spectrum = np.fft.rfft(rng.normal(size=int(seconds * RATE)))
+    freqs = np.fft.rfftfreq(int(seconds * RATE), 1 / RATE)
+    spectrum[(freqs < 300) | (freqs > 3400)] = 0
+    signal = np.fft.irfft(spectrum, int(seconds * RATE))
+    return signal / np.sqrt(np.mean(signal**2)) * rms
+
+
+def line(far: np.ndarray, delay_ms: int, loss_db: float) -> np.ndarray:
+    echo = np.zeros_like(far)
+    d = delay_ms * RATE // 1000
+    echo[d:] = far[: far.size - d] * 10 ** (-loss_db / 20)
+    return np.convolve(echo, [0.25, 0.5, 0.25], mode="same")  # the line's own filtering
+
+
+def run(canceller: EchoCanceller, near: np.ndarray, far: np.ndarray) -> np.ndarray:
+    out = [
+        canceller.process(near[i : i + BLOCK].astype(np.int16), far[i : i + BLOCK].astype(np.int16))
+        for i in range(0, near.size - BLOCK + 1, BLOCK)
+    ]
+    return np.concatenate(out).astype(np.float64)
+
+
+def db(signal: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(signal**2) + 1e-9)
+
+
+@pytest.mark.parametrize("delay_ms", [40, 120, 250, 500])
+def test_finds_the_delay_and_cancels_the_echo(delay_ms: int) -> None:
+    far = band_noise(4.0, 3000.0, seed=1)
+    near = line(far, delay_ms, 6.0)
+    canceller = LineEchoCanceller()
+    out = run(canceller, near, far)
+    assert canceller.delay_ms == pytest.approx(delay_ms, abs=1.0)
+    settled = slice(2 * RATE, out.size)
+    assert db(near[settled]) - db(out[settled]) >= 30.0  # echo return loss enhancement
+
+
+def test_the_callers_voice_survives_double_talk() -> None:
+    far = band_noise(4.0, 3000.0, seed=1)
+    caller = np.zeros_like(far)
+    caller[2 * RATE : 3 * RATE] = band_noise(1.0, 1500.0, seed=2)
+    out = run(LineEchoCanceller(), line(far, 120, 6.0) + caller, far)
+    talking = slice(2 * RATE + RATE // 10, 3 * RATE)
+    assert db(out[talking]) == pytest.approx(db(caller[talking]), abs=1.5)
+
+
+def test_audio_with_no_echo_in_it_passes_unchanged() -> None:
+    far = band_noise(2.0, 3000.0, seed=1)
+    caller = band_noise(2.0, 1500.0, seed=3)  # not an echo of anything played
+    canceller = LineEchoCanceller()
+    out = run(canceller, caller, far)
+    assert canceller.delay_ms is None
+    assert np.array_equal(out, caller[: out.size].astype(np.int16))
+
+
+@pytest.mark.parametrize(
+    ("near", "far"),
+    [(np.zeros(320), np.zeros(160)), (np.zeros((2, 160)), np.zeros((2, 160))), (np.zeros(9000), np.zeros(9000))],
+)
+def test_bad_blocks_are_refused(near: np.ndarray, far: np.ndarray) -> None:
+    with pytest.raises(ValueError, match=r"near and far|blocks of at most"):
+        LineEchoCanceller().process(near.astype(np.int16), far.astype(np.int16))
+
+
+def test_a_moved_echo_is_found_again_at_once() -> None:
+    """Play-out stalled for 40 ms: from then on the echo comes that much later."""
+    far = band_noise(5.0, 3000.0, seed=1)
+    jump = 3 * RATE
+    near = line(far, 120, 6.0)
+    near[jump:] = line(far, 160, 6.0)[jump:]
+    canceller = LineEchoCanceller()
+    out = run(canceller, near, far)
+    assert canceller.delay_ms == pytest.approx(160, abs=1.0)
+    after = slice(jump + RATE // 10, jump + RATE // 2)  # 100-500 ms after the move
+    assert db(near[after]) - db(out[after]) >= 20.0
