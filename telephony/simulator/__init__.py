@@ -3,11 +3,13 @@ agent, echoes marks and honours `clear`. Used by `switchboard call`, the tests a
 
 from telephony.simulator.call import SimulatedCall, new_sid
 from telephony.simulator.caller_audio import load_utterance, read_wav, synthetic_utterance, write_wav
+from telephony.simulator.line_echo import EchoPath
 from telephony.simulator.report import CallReport, Event
-from telephony.simulator.script import Listen, Pause, Press, Say, Step
+from telephony.simulator.script import Listen, Pause, Press, Say, Step, WaitForAgent
 
 __all__ = [
     "CallReport",
+    "EchoPath",
     "Event",
     "Listen",
     "Pause",
@@ -15,6 +17,7 @@ __all__ = [
     "Say",
     "SimulatedCall",
     "Step",
+    "WaitForAgent",
     "load_utterance",
     "new_sid",
     "read_wav",

@@ -23,9 +23,10 @@ from collections.abc import Sequence
 import httpx
 import websockets
 
+from telephony.simulator.line_echo import EchoPath, LineEcho
 from telephony.simulator.player import PlaybackBuffer
 from telephony.simulator.report import CallReport
-from telephony.simulator.script import SILENCE_FRAME, TICK_S, CallerTrack, Listen, Step, lay_out
+from telephony.simulator.script import SILENCE_FRAME, TICK_S, CallerTrack, Listen, Step, WaitForAgent, lay_out
 from telephony.simulator.signing import signed_headers
 from telephony.twilio.protocol import Clear, OutboundMark, OutboundMedia, ProtocolError, parse_outbound
 from telephony.twilio.signature import websocket_url
@@ -55,13 +56,15 @@ class SimulatedCall:
         webhook_timeout_s: float = 15.0,
         answer_path: str = "/twilio/voice",
         direction: str = "inbound",
+        echo: EchoPath | None = None,
     ) -> None:
         """`server_url` is where the server listens; `public_url` (default: the same) is the URL
         Twilio would use and sign, for servers configured with `SWITCHBOARD_PUBLIC_URL`.
         `webhook_timeout_s` is how long a webhook may take to answer (Twilio's own: 15 s).
         An outbound call the pod placed, answered by this caller: `answer_path` is the answer URL
         it gave Twilio (e.g. `/twilio/outbound?agent=sales`), `direction` "outbound-api", `from_`
-        the pod's number and `to` this callee's."""
+        the pod's number and `to` this callee's. `echo`: the agent's audio comes back on the
+        caller's track along this path (a speakerphone, line echo), mixed with what the caller says."""
         self.server_url = server_url.rstrip("/")
         self.public_url = (public_url or server_url).rstrip("/")
         self.webhook_timeout_s = webhook_timeout_s
@@ -78,6 +81,7 @@ class SimulatedCall:
         self.report = CallReport(self.call_sid)
         self._t0 = 0.0
         self._cleared_since_audio = False
+        self.echo = echo
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -281,11 +285,12 @@ class SimulatedCall:
         """Wall-clock ticks since the stream started."""
         position = 0
         """The caller's place in its track: it stands still while the caller listens."""
-        listening: tuple[Listen, float] | None = None
+        listening: tuple[Listen | WaitForAgent, float] | None = None
         """The `Listen` being held, and when it began."""
         spoke_since_listen = False
         quiet_since: float | None = None
         ended_at = -1
+        echo = LineEcho(self.echo) if self.echo is not None else None
         while position < track.ticks and tick < self.max_ticks:
             delay = start + tick * TICK_S - time.monotonic()
             if delay > 0:
@@ -306,7 +311,12 @@ class SimulatedCall:
             held = listening is not None
             if listening is not None:
                 step, since = listening
-                answered = spoke_since_listen and quiet_since is not None and now - quiet_since >= step.quiet_seconds
+                if isinstance(step, WaitForAgent):  # the agent is far enough into its audio
+                    answered = speaking_since is not None and now - speaking_since >= step.after_seconds
+                else:
+                    answered = (
+                        spoke_since_listen and quiet_since is not None and now - quiet_since >= step.quiet_seconds
+                    )
                 if answered or now - since >= step.max_seconds:
                     listening, held = None, False
             if not held:
@@ -318,12 +328,16 @@ class SimulatedCall:
                     await send(ws, {"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": digit}})
                     self.report.add(now, "dtmf", f"pressed {digit}")
             frame = SILENCE_FRAME if held else track.frames[position]
+            if echo is not None:
+                frame = echo.mix(frame)
             payload = base64.b64encode(frame).decode("ascii")
             media = {"track": "inbound", "chunk": str(tick + 1), "timestamp": str(tick * 20), "payload": payload}
             await send(ws, {"event": "media", "media": media})
             self.report.caller_mulaw.extend(frame)
 
             played, marks_due = player.play_frame()
+            if echo is not None:
+                echo.played(played)
             if played and self._cleared_since_audio:
                 self.report.frames_played_after_clear += 1
             self.report.agent_mulaw.extend(played.ljust(len(frame), b"\xff"))

@@ -38,7 +38,16 @@ class Listen:
     quiet_seconds: float = 1.0
 
 
-Step = Say | Pause | Press | Listen
+@dataclass(frozen=True, slots=True)
+class WaitForAgent:
+    """Stay silent until the agent's audio has been playing for `after_seconds` (or `max_seconds`
+    have passed), so that the next `Say` talks over the agent: an "mhm", a cough, an interruption."""
+
+    after_seconds: float = 1.0
+    max_seconds: float = 30.0
+
+
+Step = Say | Pause | Press | Listen | WaitForAgent
 
 
 @dataclass
@@ -49,8 +58,8 @@ class CallerTrack:
     digits: dict[int, str] = field(default_factory=dict)
     utterances: list[tuple[int, int, str]] = field(default_factory=list)
     """(first tick, tick after the last, label) of each `Say`."""
-    listens: dict[int, Listen] = field(default_factory=dict)
-    """The `Listen` steps, by the tick at which the caller holds until the agent has answered."""
+    listens: dict[int, Listen | WaitForAgent] = field(default_factory=dict)
+    """The `Listen` and `WaitForAgent` steps, by the tick at which the caller holds for the agent."""
 
     @property
     def ticks(self) -> int:
@@ -78,7 +87,7 @@ def lay_out(steps: list[Step] | tuple[Step, ...], lead_in_s: float, tail_s: floa
             track.utterances.append((first, track.ticks, step.label))
         elif isinstance(step, Pause):
             silence(step.seconds)
-        elif isinstance(step, Listen):
+        elif isinstance(step, Listen | WaitForAgent):
             track.listens[track.ticks] = step
         elif isinstance(step, Press):
             for digit in step.digits:

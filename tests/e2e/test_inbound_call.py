@@ -14,7 +14,7 @@ from telephony.app import create_app
 from telephony.audio.mulaw import mulaw_to_pcm16
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
-from telephony.simulator import CallReport, Listen, Pause, Press, Say, SimulatedCall, synthetic_utterance
+from telephony.simulator import CallReport, Listen, Pause, Press, Say, SimulatedCall, WaitForAgent, synthetic_utterance
 from telephony.simulator.script import TICK_S
 from tests.support.metrics import counter, streams_open
 from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN, TRANSFER_NUMBER, make_settings
@@ -22,7 +22,7 @@ from tests.support.settings import AGENT_NUMBER, AUTH_TOKEN, TRANSFER_NUMBER, ma
 UTTERANCE_S = 1.2
 
 
-def place(server: str, *script: Say | Pause | Press | Listen, tail_s: float = 1.0) -> CallReport:
+def place(server: str, *script: Say | Pause | Press | Listen | WaitForAgent, tail_s: float = 1.0) -> CallReport:
     call = SimulatedCall(server, AUTH_TOKEN, to=AGENT_NUMBER, script=list(script), tail_s=tail_s)
     return asyncio.run(call.run())
 
@@ -177,3 +177,12 @@ def test_a_listening_caller_waits_for_the_answer_before_going_on(server: str) ->
     echo_start, echo_end = next(span for span in report.agent_spans if span[0] > said)  # after the greeting
     assert said < echo_start < echo_end <= pressed - 0.5 + TICK_S
     assert "agent hung up" in report.outcome or report.outcome == "stream ended by server (caller pressed *)"
+
+
+def test_a_caller_waiting_for_the_agent_acts_once_its_audio_has_played_that_long(server: str) -> None:
+    """`WaitForAgent` holds the script until the agent's audio has been playing for its offset: the
+    step after it talks (here: presses a key) over the agent."""
+    report = place(server, WaitForAgent(after_seconds=0.3, max_seconds=20.0), Press("*"))
+    pressed = next(e.at for e in report.events if e.who == "dtmf")
+    greeting_start = report.agent_spans[0][0]
+    assert greeting_start + 0.3 - TICK_S <= pressed

@@ -18,7 +18,7 @@ from telephony.simulator.caller_audio import (
     write_wav,
 )
 from telephony.simulator.player import PlaybackBuffer
-from telephony.simulator.script import DTMF_TICKS, SILENCE_FRAME, Listen, Pause, Press, Say, lay_out
+from telephony.simulator.script import DTMF_TICKS, SILENCE_FRAME, Listen, Pause, Press, Say, WaitForAgent, lay_out
 
 FRAME = 160
 
@@ -415,3 +415,10 @@ def test_listen_takes_no_ticks_and_marks_where_the_caller_holds() -> None:
     track = lay_out([Say(b"\x00" * 320), listen, Pause(0.04)], lead_in_s=0.0, tail_s=0.0)
     assert track.ticks == 2 + 2  # the utterance, then the pause: listening itself lays out nothing
     assert track.listens == {2: listen}
+
+
+def test_waiting_for_the_agent_takes_no_ticks_and_marks_where_the_caller_holds() -> None:
+    wait = WaitForAgent(after_seconds=0.5)
+    track = lay_out([wait, Say(b"\x00" * 320)], lead_in_s=0.0, tail_s=0.0)
+    assert track.ticks == 2  # the utterance only: it is said once the agent has talked for 0.5 s
+    assert track.listens == {0: wait}
