@@ -50,6 +50,14 @@ _Entry = str | AssistantReply | _ToolResult
 """A user utterance, an assistant step, or a tool's result."""
 
 
+@dataclass(frozen=True, eq=False)
+class Checkpoint:
+    """Where the history stood: the newest turn then (None: empty) and how many entries it had."""
+
+    turn: list[_Entry] | None
+    entries: int
+
+
 class ConversationHistory:
     """The messages of one call, kept under `budget_chars` by dropping the oldest caller turns."""
 
@@ -66,6 +74,22 @@ class ConversationHistory:
 
     def add_tool_result(self, call_id: str, content: str) -> None:
         self._current().append(_ToolResult(call_id, content))
+
+    def checkpoint(self) -> Checkpoint:
+        """Mark where the history stands now, so a speculative reply can be undone (`rollback`)."""
+        turn = self._turns[-1] if self._turns else None
+        return Checkpoint(turn, len(turn) if turn is not None else 0)
+
+    def rollback(self, checkpoint: Checkpoint) -> None:
+        """Forget everything added since `checkpoint`: a reply started before the caller had
+        finished, dropped because they went on (their words come back whole in the next turn).
+
+        Found by identity, not position: `messages` may have dropped old turns meanwhile. If the
+        checkpoint's turn itself was dropped, every turn left is newer than it."""
+        index = next((i for i, turn in enumerate(self._turns) if turn is checkpoint.turn), -1)
+        del self._turns[index + 1 :]
+        if index >= 0:
+            del self._turns[index][checkpoint.entries :]
 
     def close_unanswered_tool_calls(self, reason: str) -> None:
         """Give every tool call without a result one, so the history stays valid for the API."""

@@ -20,6 +20,7 @@ from agents.conversation.history import AssistantReply, ConversationHistory
 from agents.conversation.record import CallObserver, CallRecord, TurnMetrics
 from agents.conversation.sentences import SentenceChunker
 from agents.conversation.speaker import Speaker
+from agents.conversation.speculation import HeldAudio, ReplyGate
 from agents.engines.protocols import ChatModel, StreamEnd, TextDelta, ToolCallRequest
 from agents.port import CallPort
 from tools import CallerIdentity, ToolCall, ToolContext, ToolExecutor, ToolOutcome, ToolTurn
@@ -79,14 +80,42 @@ class ReplyPipeline:
         """The model step being spoken now: a barge-in marks it interrupted."""
         self._schemas = self._tool_schemas()
 
-    async def respond(self, text: str, metrics: TurnMetrics, since: float) -> None:
-        """Answer `text`, the caller's words; `since` is when the caller stopped (for voice-to-voice)."""
+    async def respond(self, text: str, metrics: TurnMetrics, since: float, gate: ReplyGate | None = None) -> None:
+        """Answer `text`, the caller's words; `since` is when the caller stopped (for voice-to-voice).
+
+        `gate`: a speculative reply, started before the turn was confirmed. Nothing of it reaches
+        the caller, a tool or the port before `gate` is confirmed; cancelled before that, it leaves
+        the history and the call record as they were (its words are answered by the next turn)."""
         # A turn superseded mid-tool (the caller said more) left calls without results: close them,
         # or the model server would refuse the history.
         self.history.close_unanswered_tool_calls("cancelled: the caller said more")
+        checkpoint = self.history.checkpoint()
         text = self.vault.redact(text)
         self.record.say("caller", text)
+        line = self.record.transcript[-1]
         self.history.add_user(text)
+        try:
+            await self._steps(metrics, since, gate)
+        except Exception:
+            if gate is not None:
+                await gate.wait()  # a failure is the turn's only once the turn is confirmed
+            raise
+        else:
+            if gate is not None:
+                await gate.wait()  # done early (nothing to say): still the turn's answer only once confirmed
+        finally:
+            if gate is not None and not gate.confirmed:  # dropped: the caller went on
+                self.history.rollback(checkpoint)
+                self.record.transcript[:] = [kept for kept in self.record.transcript if kept is not line]
+            else:
+                if gate is not None:
+                    gate.settle(metrics)
+                metrics.interrupted = bool(self.current and self.current.interrupted)
+                self.record.add_turn(metrics)
+                observe(self.observer, lambda observer: observer.turn_ended(metrics))
+
+    async def _steps(self, metrics: TurnMetrics, since: float, gate: ReplyGate | None) -> None:
+        """Model steps, each followed by its tool calls, until the model just talks."""
         tool_turn = self.tools.turn(self._tool_context(), self.vault) if self.tools else None
         first_audio = False
         filler: asyncio.Task[None] | None = None
@@ -108,11 +137,20 @@ class ReplyPipeline:
                 self.current = reply
                 self.history.add_reply(reply)
                 last_step = step == self.config.max_tool_steps
-                await self._model_step(reply, metrics, on_answer_audio, tools_allowed=not last_step)
+                await self._model_step(
+                    reply,
+                    metrics,
+                    on_answer_audio,
+                    tools_allowed=not last_step,
+                    gate=gate,
+                    slow_start_filler=on_first_audio if step == 0 else None,
+                )
                 if reply.spoken_text():
                     self.record.say("agent", self.vault.redact(reply.spoken_text()))
                 if not reply.tool_calls:
                     return
+                if gate is not None:
+                    await gate.wait()  # no tool runs and the call is not ended before the turn is confirmed
                 metrics.tool_calls += len(reply.tool_calls)
                 control = [c for c in reply.tool_calls if c.name in CONTROL_ACTIONS]
                 if control:
@@ -121,22 +159,17 @@ class ReplyPipeline:
                     # From here until the answer's first audio (the tools, then the model again),
                     # the line is never silent for longer than the bound.
                     answering.clear()
-                    filler = asyncio.create_task(self._fill_silence(answering, on_first_audio))
+                    said = int(metrics.slow_token_filler)  # the first filler was said while the model was slow
+                    filler = asyncio.create_task(self._fill_silence(answering, on_first_audio, said))
                 await self._execute([c for c in reply.tool_calls if c.name not in CONTROL_ACTIONS], tool_turn)
         finally:
-            if filler is not None and not filler.done():
-                filler.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await filler
-            metrics.interrupted = bool(self.current and self.current.interrupted)
-            self.record.add_turn(metrics)
-            observe(self.observer, lambda observer: observer.turn_ended(metrics))
+            await _cancelled(filler)
 
-    async def _fill_silence(self, answering: asyncio.Event, on_first_audio: Callable[[], None]) -> None:
-        """Until the answer starts, say the next filler whenever the line has been quiet for
-        `max_tool_silence_ms`. A filler already playing is never cut: the answer waits for it."""
+    async def _fill_silence(self, answering: asyncio.Event, on_first_audio: Callable[[], None], said: int) -> None:
+        """Until the answer starts, say the next filler (after the `said` first ones) whenever the
+        line has been quiet for `max_tool_silence_ms`. A filler already playing is never cut: the
+        answer waits for it."""
         fillers = self.config.filler_phrases
-        said = 0
         while not answering.is_set():
             quiet_for = max(0.0, self.speaker.playing_until - self.clock()) + self.config.max_tool_silence_ms / 1000
             with contextlib.suppress(TimeoutError):
@@ -145,15 +178,49 @@ class ReplyPipeline:
                 await self.speaker.say_phrase(fillers[min(said, len(fillers) - 1)], on_first_audio=on_first_audio)
                 said += 1
 
+    async def _cover_slow_start(
+        self, first_token: asyncio.Event, gate: ReplyGate | None, on_first_audio: Callable[[], None]
+    ) -> bool:
+        """One filler when the model's first token is late: `slow_first_token_ms` after the request,
+        or after the turn was confirmed if the reply was held until then. Never once the answer
+        has begun, never over other audio. True if it played."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        if gate is not None and not gate.confirmed:
+            await gate.wait()
+            start = loop.time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first_token.wait(), start + self.config.slow_first_token_ms / 1000 - loop.time())
+        phrase = self.config.filler_phrases[0]
+        if first_token.is_set() or self.speaker.playing_until > self.clock():
+            return False
+        await self.speaker.phrases.render(phrase)  # rendered at start-up: no wait
+        if first_token.is_set() or self.speaker.playing_until > self.clock():
+            return False
+        await self.speaker.say_phrase(phrase, on_first_audio=on_first_audio)
+        return True
+
     async def _model_step(
-        self, reply: AssistantReply, metrics: TurnMetrics, on_first_audio: Callable[[], None], *, tools_allowed: bool
+        self,
+        reply: AssistantReply,
+        metrics: TurnMetrics,
+        on_first_audio: Callable[[], None],
+        *,
+        tools_allowed: bool,
+        gate: ReplyGate | None = None,
+        slow_start_filler: Callable[[], None] | None = None,
     ) -> None:
-        """Stream one model answer; speak its sentences while the rest is still being generated."""
+        """Stream one model answer; speak its sentences while the rest is still being generated.
+
+        `gate`: a speculative reply; its first sentence is synthesized at once but played only once the turn is
+        confirmed. `slow_start_filler`: cover a slow first token with a filler (it is told when
+        the filler's audio starts)."""
         sentences: asyncio.Queue[str | None] = asyncio.Queue(SENTENCE_QUEUE)
         messages = self.history.messages(self.config.system_prompt)
         tools = self._schemas if tools_allowed else []
         tool_choice: Any = self.config.tool_choice if tools else None
         measure_ttft = metrics.llm_ttft_ms is None
+        first_token = asyncio.Event()
 
         async def think() -> None:
             chunker = SentenceChunker(first_clause_min_chars=FIRST_CLAUSE_MIN_CHARS)
@@ -161,8 +228,10 @@ class ReplyPipeline:
             started = self.clock()
             try:
                 async for event in self.chat.stream(messages, tools, tool_choice):
-                    if measure_ttft and metrics.llm_ttft_ms is None and not isinstance(event, StreamEnd):
-                        metrics.llm_ttft_ms = to_ms(self.clock() - started)
+                    if not isinstance(event, StreamEnd):
+                        first_token.set()
+                        if measure_ttft and metrics.llm_ttft_ms is None:
+                            metrics.llm_ttft_ms = to_ms(self.clock() - started)
                     if isinstance(event, TextDelta) and budget > 0:
                         text = event.text[:budget]
                         budget -= len(text)
@@ -173,30 +242,38 @@ class ReplyPipeline:
                 for sentence in chunker.flush():
                     await sentences.put(sentence)
             finally:
+                first_token.set()  # (the stream ended or failed: nothing is late any more)
                 await sentences.put(None)
 
         async def speak() -> None:
             while (sentence := await sentences.get()) is not None:
+                audio = None
+                if gate is not None and not gate.confirmed:
+                    audio = HeldAudio(self.speaker.tts.synthesize(sentence), gate)
                 if metrics.tts_first_audio_ms is None:
                     handed = self.clock()
 
                     def first_audio(handed: float = handed) -> None:
-                        metrics.tts_first_audio_ms = to_ms(self.clock() - handed)
+                        since = max(handed, gate.confirmed_at) if gate is not None else handed
+                        metrics.tts_first_audio_ms = to_ms(self.clock() - since)
                         on_first_audio()
 
-                    await self.speaker.say(sentence, reply, first_audio)
+                    await self.speaker.say(sentence, reply, first_audio, audio=audio)
                 else:
-                    await self.speaker.say(sentence, reply, on_first_audio)
+                    await self.speaker.say(sentence, reply, on_first_audio, audio=audio)
+
+        async def cover() -> None:
+            assert slow_start_filler is not None
+            metrics.slow_token_filler = await self._cover_slow_start(first_token, gate, slow_start_filler)
 
         thinking = asyncio.create_task(think())
+        covering = asyncio.create_task(cover()) if slow_start_filler and self.config.slow_first_token_ms else None
         try:
             await speak()
             await thinking
         finally:
-            if not thinking.done():
-                thinking.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await thinking
+            await _cancelled(covering)
+            await _cancelled(thinking)
 
     async def _execute(self, calls: list[ToolCallRequest], tool_turn: ToolTurn | None) -> None:
         for call in calls:
@@ -267,3 +344,11 @@ def observe(observer: CallObserver | None, notify: Callable[[CallObserver], None
 
 def to_ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
+
+
+async def _cancelled(task: asyncio.Task[Any] | None) -> None:
+    """Cancel `task` if it is still running, and wait for it to end (its failure is not news)."""
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

@@ -8,6 +8,12 @@ delays), a `Fail` (an HTTP error), a `Hang` (no answer at all) or a `DropMidStre
 is cut after some chunks). Every request body is recorded, with how its response ended, so a test
 can assert what the client sent and whether it hung up.
 
+A step belongs to a place in the conversation, not to a request: a pod replying speculatively asks
+during the caller's pause and, when the caller goes on, asks again with the fuller words and the
+same history. That second request gets the first one's step again (a `text_from` step is computed
+anew from the new body), so a script lists one step per answer whether or not speculation was
+wasted on the way. A retry (the same messages again) still takes the next step.
+
     async with ScriptedLlmServer([Reply(text="Hello there.")]) as server:
         model = OpenAIChatModel(server.base_url, model="scripted")
 
@@ -146,6 +152,14 @@ def _call_id(call: ScriptedToolCall, index: int) -> str:
     return call.id or f"call_{index}"
 
 
+def _conversation_place(messages: list[Any]) -> tuple[str, str]:
+    """(the history before the trailing caller messages, those messages), as comparable strings."""
+    cut = len(messages)
+    while cut > 0 and isinstance(messages[cut - 1], dict) and messages[cut - 1].get("role") == "user":
+        cut -= 1
+    return json.dumps(messages[:cut], sort_keys=True), json.dumps(messages[cut:], sort_keys=True)
+
+
 def _finish_reason(reply: Reply) -> str:
     return reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
 
@@ -255,6 +269,8 @@ class ScriptedLlmServer:
         if not callable(script):
             self.push(*script)
         self._ids = itertools.count(1)
+        self._last: tuple[str, str, Step] | None = None
+        """The last queued step taken: (history before the caller's last words, those words, step)."""
         self._server: LoopbackServer | None = None
         self._closing: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -359,12 +375,25 @@ class ScriptedLlmServer:
             if not isinstance(step, Reply | Fail | Hang | DropMidStream):
                 raise TypeError(f"rule returned {step!r}, not a script step")
         else:
-            try:
-                step = self._steps.popleft()
-            except IndexError:
-                raise LookupError("the script has no steps left for this request") from None
+            step = self._queued_step(body)
         if isinstance(step, Reply) and step.text_from is not None:
             step = dataclasses.replace(step, text=step.text_from(body), text_from=None)
+        return step
+
+    def _queued_step(self, body: dict[str, Any]) -> Step:
+        """The next step, or the last one again when this request only has more caller words than
+        the last (a speculative request was overtaken by the caller going on)."""
+        history, words = _conversation_place(body["messages"])
+        if self._last is not None:
+            last_history, last_words, last_step = self._last
+            if history == last_history and words != last_words and isinstance(last_step, Reply):
+                self._last = (history, words, last_step)
+                return last_step
+        try:
+            step = self._steps.popleft()
+        except IndexError:
+            raise LookupError("the script has no steps left for this request") from None
+        self._last = (history, words, step)
         return step
 
     async def _events(

@@ -79,3 +79,40 @@ def test_budget_drops_the_oldest_turns_but_always_keeps_the_newest() -> None:
     huge = ConversationHistory(budget_chars=10)
     huge.add_user("y" * 500)
     assert huge.messages("s")[-1]["content"] == "y" * 500
+
+
+def test_rollback_forgets_a_dropped_speculative_reply() -> None:
+    history = ConversationHistory(budget_chars=10_000)
+    history.add_reply(reply(("Hello, how can I help?", True)))
+    checkpoint = history.checkpoint()
+    history.add_user("Where is my")
+    history.add_reply(reply(("Let me check.", None)))
+    history.rollback(checkpoint)
+    history.add_user("Where is my order?")
+    assert history.messages("s")[1:] == [
+        {"role": "assistant", "content": "Hello, how can I help?"},
+        {"role": "user", "content": "Where is my order?"},
+    ]
+
+
+def test_rollback_undoes_entries_added_to_the_turn_it_marked() -> None:
+    history = ConversationHistory(budget_chars=10_000)
+    checkpoint = history.checkpoint()  # an empty history: everything added after goes
+    history.add_reply(reply(("Hello.", True)))
+    history.rollback(checkpoint)
+    assert history.messages("s") == [{"role": "system", "content": "s"}]
+    history.add_user("Hi")
+    checkpoint = history.checkpoint()
+    history.add_reply(reply(("Hello there.", None)))
+    history.rollback(checkpoint)
+    assert history.messages("s")[1:] == [{"role": "user", "content": "Hi"}]
+
+
+def test_rollback_after_the_marked_turn_was_dropped_for_the_budget() -> None:
+    history = ConversationHistory(budget_chars=1000)
+    history.add_user("a" * 600)
+    checkpoint = history.checkpoint()
+    history.add_user("b" * 600)
+    history.messages("s")  # over the budget: the marked turn is dropped
+    history.rollback(checkpoint)
+    assert history.messages("s") == [{"role": "system", "content": "s"}]

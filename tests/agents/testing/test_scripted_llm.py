@@ -123,6 +123,31 @@ async def test_a_reply_can_say_what_the_request_carried() -> None:
     assert body["choices"][0]["message"]["content"] == "You said: hi"
 
 
+async def test_a_request_overtaken_by_more_caller_words_gets_the_same_step_again() -> None:
+    """A speculative request (asked in the caller's pause) then the fuller one: one scripted answer
+    serves both; a new history, or the same request again (a retry), takes the next step."""
+    first = Reply(text_from=lambda body: "Heard: " + body["messages"][-1]["content"])
+    system = {"role": "system", "content": "Be brief."}
+
+    def asking(*messages: dict[str, str]) -> dict[str, Any]:
+        return {"model": "scripted", "messages": [system, *messages]}
+
+    async with ScriptedLlmServer([first, Reply(text="Second."), Reply(text="Third.")]) as server:
+        async with httpx.AsyncClient() as client:
+            url = f"{server.base_url}/chat/completions"
+
+            async def text(body: dict[str, Any]) -> str:
+                return (await client.post(url, json=body)).json()["choices"][0]["message"]["content"]
+
+            early = await text(asking({"role": "user", "content": "I'd like to book"}))
+            full = await text(asking({"role": "user", "content": "I'd like to book for Tuesday"}))
+            answered = {"role": "assistant", "content": full}
+            next_turn = await text(asking({"role": "user", "content": "I'd like to book for Tuesday"}, answered))
+            retry = await text(asking({"role": "user", "content": "I'd like to book for Tuesday"}, answered))
+    assert (early, full) == ("Heard: I'd like to book", "Heard: I'd like to book for Tuesday")
+    assert (next_turn, retry) == ("Second.", "Third.")
+
+
 async def test_a_server_can_follow_a_rule_and_go_back_to_its_script() -> None:
     async with ScriptedLlmServer([Reply(text="Scripted.")]) as server:
         server.follow(lambda body: Reply(text=f"{len(body['messages'])} message(s)."))
