@@ -15,6 +15,14 @@ from db.agent_configs import AGENT_ID_PATTERN
 from db.tool_declarations import TOOL_REFERENCE_PATTERN
 from tools.pii import MAX_PII_PATTERNS, PiiPattern
 
+BACKCHANNEL_WORDS = (
+    *("mhm", "mm-hmm", "mmhmm", "mm", "hmm", "uh-huh", "yeah", "yep", "yup"),
+    *("okay", "ok", "right", "sure", "i see", "all right", "alright", "oh", "ah", "aha"),
+)
+"""Default `backchannel_words`, with the spellings Whisper uses for the same sounds."""
+MAX_BACKCHANNEL_WORDS = 64
+"""Bound on an agent's `backchannel_words`."""
+
 
 class SttOptions(BaseModel):
     """Speech-to-text choices for one agent; unset fields take the pod's settings."""
@@ -91,6 +99,24 @@ class AgentConfig(BaseModel):
     """Spoken while a tool runs, so the line never goes silent for longer than `max_tool_silence_ms`."""
     max_tool_silence_ms: int = Field(1200, ge=200, le=10_000)
     """Longest silence allowed while a tool runs before the next filler phrase."""
+    slow_first_token_ms: int = Field(700, ge=0, le=10_000)
+    """The model's first token this late (from the request, or from the end of the caller's turn
+    for a reply started before it) plays the first filler phrase, once per turn; 0: never."""
+
+    resume_after_backchannel: bool = True
+    """Speech over the agent clears the line at once but only holds the reply: if its transcript
+    is empty (a cough, noise) or only `backchannel_words`, the unheard rest is replayed and the
+    utterance is not answered (off: every barge-in ends the reply, as before)."""
+    backchannel_words: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
+        default_factory=lambda: list(BACKCHANNEL_WORDS), max_length=MAX_BACKCHANNEL_WORDS
+    )
+    """Words and short phrases that do not take the turn while the agent speaks (case, punctuation
+    and hyphens are ignored: "Mm-hmm." matches "mm hmm")."""
+    max_backchannel_ms: int = Field(1200, ge=200, le=10_000)
+    """Speech over the agent longer than this is a real interruption at once, without waiting for
+    its transcript."""
+    max_hold_ms: int = Field(4000, ge=500, le=30_000)
+    """Longest a reply stays held without a verdict on the interruption; then it is dropped."""
 
     silence_timeout_seconds: float = Field(8.0, ge=2.0, le=120.0)
     """Caller silence (agent idle) before a re-prompt."""
@@ -121,6 +147,9 @@ class AgentConfig(BaseModel):
     """Tool rounds per caller turn before the model must answer without tools."""
     dtmf_timeout_ms: int = Field(1500, ge=200, le=10_000)
     """Keys pressed within this gap form one entry; `#` ends an entry at once."""
+    echo_guard: bool = True
+    """Cancel the agent's own voice coming back on the caller's track (line echo, speakerphones)
+    before listening, so it neither interrupts the agent nor is answered (`benchmarks/echo.py`)."""
 
     redact_keypad: bool = True
     """Keypad entries are personal data (an account number, a card): the model, the transcript and

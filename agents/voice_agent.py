@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from agents.config import AgentConfig
+from agents.conversation.echo_guard import EchoGuard
 from agents.conversation.listener import TurnListener
 from agents.conversation.phrases import PhraseCache
 from agents.conversation.record import CallObserver, CallRecord, CallStore
@@ -42,9 +43,11 @@ class VoiceAgent:
         observer: CallObserver | None = None,
         version: int | None = None,
         records: SafeQuery | None = None,
+        speculate: bool = True,
     ) -> None:
         """`records`: the business database, where each caller's identity is checked (None: no
-        caller is ever identified, so caller-scoped tools refuse)."""
+        caller is ever identified, so caller-scoped tools refuse); `speculate`: start replies
+        during the caller's pause, held until the turn is confirmed (the pod's setting)."""
         self.config = config
         self.version = version
         """The stored config version this agent was built from (None: not from the database)."""
@@ -56,6 +59,7 @@ class VoiceAgent:
         self.store = store
         self.observer = observer
         """Told about every call's turns, barge-ins and tool calls as they happen (metrics)."""
+        self.speculate = speculate
         self.caller_records = config.identity.records(records) if records is not None else None
         self.records: list[CallRecord] = []
         """The last few call records, newest last (bounded by `MAX_RECENT_RECORDS`)."""
@@ -80,6 +84,8 @@ class VoiceAgent:
     async def run(self, port: CallPort) -> None:
         speaker = Speaker(port, self.engines.tts, self.phrases)
         config = self.config
+        echo = self.engines.echo
+        echo_guard = EchoGuard(echo(), speaker.clock) if echo is not None and config.echo_guard else None
         if port.info.variables:
             config = config.model_copy(update={"system_prompt": fill_in(config.system_prompt, port.info.variables)})
         session = CallSession(
@@ -94,6 +100,8 @@ class VoiceAgent:
             on_record=self._keep,
             observer=self.observer,
             caller_records=self.caller_records,
+            echo_guard=echo_guard,
+            speculate=self.speculate,
         )
         session.record.agent_version = self.version
         if self.store is not None:

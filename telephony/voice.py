@@ -16,9 +16,10 @@ from agents.conversation.listener import ListenerConfig, TurnListener
 from agents.conversation.phrases import PhraseCache
 from agents.conversation.record import CallObserver, CallStore
 from agents.conversation.reply import agent_tool_schemas
+from agents.engines.local.line_echo_canceller import LineEchoCanceller
 from agents.engines.local.pool import InferencePool
 from agents.engines.local.silero import SileroVoiceActivity, VadConfig
-from agents.engines.protocols import ChatModel, Engines, SpeechToText, VoicedTextToSpeech
+from agents.engines.protocols import ChatModel, EndOfTurnModel, Engines, SpeechToText, VoicedTextToSpeech
 from agents.engines.remote.speech_client import SpeechClient
 from agents.voice_agent import VoiceAgent
 from db import SafeQuery
@@ -92,9 +93,17 @@ class VoiceStack:
     """Remote engines' connection pools, closed on the event loop that used them."""
     shedding: Callable[[], bool] | None = None
     """Whether the pod sheds load now (the memory guard); listeners then cut long utterances."""
+    end_of_turn: EndOfTurnModel | None = None
+    """The shared end-of-turn model (Smart Turn) when `turn_detection` is `smart_turn`."""
 
     def listener(self) -> TurnListener:
-        return TurnListener(self.engines.vad.detector(), self.engines.stt, self.listener_config, self.shedding)
+        return TurnListener(
+            self.engines.vad.detector(),
+            self.engines.stt,
+            self.listener_config,
+            self.shedding,
+            end_of_turn_model=self.end_of_turn,
+        )
 
     def close(self) -> None:
         for close in self.closers:
@@ -166,10 +175,12 @@ def load_tts(settings: Settings) -> VoicedTextToSpeech:
 def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> VoiceStack:
     """Load every in-process model (blocking, seconds: run it off the event loop), make the
     remote engines' clients, and warm nothing yet."""
+    smart = settings.turn_detection == "smart_turn"
     vad_config = VadConfig(
         threshold=settings.vad_threshold,
         min_speech_ms=settings.vad_min_speech_ms,
-        end_of_turn_silence_ms=settings.vad_end_of_turn_ms,
+        # smart_turn: the listener ends turns early; the detector's silence is only the long bound
+        end_of_turn_silence_ms=settings.turn_smart_max_wait_ms if smart else settings.vad_end_of_turn_ms,
     )
     vad = SileroVoiceActivity(vad_config)
     stt = load_stt(settings)
@@ -179,7 +190,18 @@ def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> Voice
         max_utterance_ms=settings.max_utterance_ms,
         shed_utterance_ms=settings.shed_utterance_ms,
         early_transcription=settings.stt_early_transcription,
+        end_of_turn=settings.turn_detection,
+        smart_turn_silence_ms=settings.turn_smart_silence_ms,
+        smart_turn_max_wait_ms=settings.turn_smart_max_wait_ms,
+        smart_turn_threshold=settings.turn_smart_threshold,
+        smart_turn_model_weight=settings.turn_smart_model_weight,
+        resume_min_speech_ms=settings.vad_min_speech_ms,
     )
+    end_of_turn = None
+    if smart:
+        from agents.engines.local.smart_turn import SmartTurnModel  # onnxruntime only; loaded when chosen
+
+        end_of_turn = SmartTurnModel()
     closers: list[Callable[[], object]] = []
     async_closers: list[Callable[[], Awaitable[object]]] = []
     for engine in (stt, tts):
@@ -189,7 +211,10 @@ def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> Voice
             closers.append(engine.close)  # type: ignore[union-attr]
     if hasattr(chat, "close"):
         closers.append(chat.close)
-    return VoiceStack(Engines(vad, stt, chat, tts), vad_config, listener_config, tts, closers, async_closers)
+    if end_of_turn is not None:
+        closers.append(end_of_turn.close)
+    engines = Engines(vad, stt, chat, tts, echo=LineEchoCanceller)
+    return VoiceStack(engines, vad_config, listener_config, tts, closers, async_closers, end_of_turn=end_of_turn)
 
 
 async def warm_up_agent(stack: VoiceStack, config: AgentConfig, tools: ToolExecutor | None, settings: Settings) -> None:
@@ -210,6 +235,9 @@ async def warm_up(stack: VoiceStack) -> None:
     if stt_warm_up is not None:
         await stt_warm_up()
     await stack.tts.warm_up()
+    turn_warm_up = getattr(stack.end_of_turn, "warm_up", None)
+    if turn_warm_up is not None:
+        await turn_warm_up()
     chat_warm_up = getattr(stack.engines.chat, "warm_up", None)  # in-process models only
     if chat_warm_up is not None:
         await chat_warm_up()
@@ -228,7 +256,7 @@ async def build_voice_agent(
     """A ready agent: its voice's fixed lines rendered, so its greeting plays at once. `records`:
     the business database its callers are identified in."""
     tts = stack.tts.with_voice(config.voice) if config.voice else stack.tts
-    engines = Engines(stack.engines.vad, stack.engines.stt, stack.engines.chat, tts)
+    engines = Engines(stack.engines.vad, stack.engines.stt, stack.engines.chat, tts, stack.engines.echo)
     agent = VoiceAgent(
         config,
         engines,
@@ -240,6 +268,7 @@ async def build_voice_agent(
         observer=observer,
         version=version,
         records=records,
+        speculate=settings.speculative_replies,
     )
     await agent.prepare()
     return agent

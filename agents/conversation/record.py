@@ -44,6 +44,10 @@ class TurnMetrics:
     """End of caller speech -> first agent audio sent toward the caller."""
     tool_calls: int = 0
     interrupted: bool = False
+    speculative: bool = False
+    """The reply was started on a likely end of turn (`TurnPending`), before the turn was confirmed."""
+    slow_token_filler: bool = False
+    """A filler phrase was played because the model's first token was slower than `slow_first_token_ms`."""
 
 
 @dataclass
@@ -70,6 +74,16 @@ class CallRecord:
     transcript: list[TranscriptLine] = field(default_factory=list)
     turns: list[TurnMetrics] = field(default_factory=list)
     barge_ins: int = 0
+    resumed_replies: int = 0
+    """Barge-ins that were only a backchannel or noise: the held reply was replayed from where it was cut."""
+    transcripts_cut: int = 0
+    """Transcripts the transcript guard cut (a Whisper loop or runaway text) before the model saw them."""
+    speculation_started: int = 0
+    """Replies started speculatively, on a likely end of turn."""
+    speculation_used: int = 0
+    """Of those, replies whose turn was confirmed: played at once, with no second model request."""
+    speculation_wasted: int = 0
+    """Of those, replies dropped because the caller went on (their model request cancelled)."""
     verified_customer: str | None = None
     """The customer key the caller was verified as (None: never verified on this call)."""
     retention_days: int | None = None
@@ -99,8 +113,16 @@ class CallObserver(Protocol):
 
     def barged_in(self) -> None: ...
 
+    def reply_resumed(self) -> None:
+        """A barge-in was only a backchannel or noise: the held reply went on."""
+        ...
+
     def tool_called(self, name: str, ok: bool, error: str | None) -> None:
         """`error` is the executor's short error kind (`ToolOutcome.error`)."""
+        ...
+
+    def speculation_ended(self, used: bool) -> None:
+        """A speculative reply was confirmed (`used`) or dropped because the caller went on."""
         ...
 
 

@@ -16,17 +16,23 @@ import time
 from collections.abc import Awaitable, Callable
 
 from agents.config import AgentConfig
+from agents.conversation.barge_in import BargeIns
+from agents.conversation.echo_guard import EchoGuard
+from agents.conversation.held_reply import HeldReply
 from agents.conversation.history import AssistantReply, ConversationHistory
-from agents.conversation.listener import TurnListener, UtteranceReady
+from agents.conversation.listener import TurnListener, TurnPending, UtteranceReady
 from agents.conversation.record import CallObserver, CallRecord, TurnMetrics
 from agents.conversation.reply import CallEnded, ReplyPipeline, observe, to_ms
 from agents.conversation.speaker import Speaker
+from agents.conversation.speculation import ReplyGate, Speculation, provisional
+from agents.conversation.transcript_guard import guarded
 from agents.engines.local.pool import InferenceOverloaded
 from agents.engines.protocols import (
     ChatModel,
     ChatModelUnavailable,
     SpeechEnded,
     SpeechEngineUnavailable,
+    SpeechResumed,
     SpeechStarted,
     SpeechSynthesisError,
     Transcript,
@@ -48,7 +54,7 @@ WRAP_UP_SECONDS = 15.0
 """How long a goodbye (time limit, apology) may take before the call is cut regardless."""
 
 
-class CallSession:
+class CallSession(BargeIns):
     def __init__(
         self,
         port: CallPort,
@@ -64,12 +70,19 @@ class CallSession:
         observer: CallObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
         caller_records: CallerRecords | None = None,
+        echo_guard: EchoGuard | None = None,
+        speculate: bool = True,
     ) -> None:
-        """`caller_records`: where the caller's identity is checked (the business database)."""
+        """`caller_records`: where the caller's identity is checked (the business database);
+        `echo_guard`: this call's, built on the speaker's clock (None: caller audio as it comes)."""
         self.port = port
         self.config = config
         self.listener = listener
         self.speaker = speaker
+        self.echo_guard = echo_guard
+        """Takes the agent's own voice out of the caller's audio before the listener hears it."""
+        if echo_guard is not None:
+            speaker.tap = echo_guard
         self.transfer_number = config.transfer_number or transfer_number
         self.fallback_audio = fallback_audio
         """Audio played when even TTS fails (rendered at start-up), with its rate."""
@@ -95,6 +108,11 @@ class CallSession:
         self._dtmf_timer: asyncio.TimerHandle | None = None
         self._goodbye: asyncio.Task[None] | None = None
         """The goodbye the pod asked for (`EndRequested`), running beside the event loop."""
+        self._held: HeldReply | None = None
+        self.speculate = speculate
+        """Start a reply on a likely end of turn (`TurnPending`), held until the turn is confirmed."""
+        self._speculation: Speculation | None = None
+        """The reply a barge-in holds until its verdict: a backchannel resumes it, words end it."""
         self.reply = ReplyPipeline(
             port,
             config,
@@ -143,24 +161,39 @@ class CallSession:
                 active_vault.reset(vault_token)
 
     async def _on_audio(self, event: AudioIn) -> None:
-        for item in self.listener.feed(event.pcm):
+        pcm = event.pcm if self.echo_guard is None else self.echo_guard.process(event.pcm)
+        for item in self.listener.feed(pcm):
+            if self._held is not None:
+                self._held.observe(item)
+            if isinstance(item, SpeechStarted | SpeechResumed):
+                await self._end_speculation()  # the caller goes on: the reply started on the pause is dropped
             if isinstance(item, SpeechStarted):
                 self._caller_speaking = True
                 self._touch()
-                if self._agent_busy() and not self._ending:
-                    await self._barge_in(f"speech at {item.at_ms} ms")
+                if self._agent_busy() and not self._ending and self._held is None:
+                    await self._barge_in(f"speech at {item.at_ms} ms", speech_at_ms=item.at_ms)
             elif isinstance(item, SpeechEnded):
                 self._caller_speaking = False
                 self._touch()
+            elif isinstance(item, TurnPending) and self.speculate and not self._ending:
+                self._speculate(item)
             elif isinstance(item, UtteranceReady) and not self._ending:
                 speech_end_wall = self.clock() - (self.listener.audio_ms - item.speech_end_ms) / 1000
+                if await self._end_speculation(item):
+                    continue  # the reply started on this turn's pause plays now
+                if self._held is not None and self._held.take(item, speech_end_wall):
+                    continue  # its transcript decides: the held reply resumes, or this is answered
+                await self._drop_hold()  # a second utterance over a held reply: the caller has the turn
                 self._hold_words(item)  # now, not in the turn: a turn replaced before it ran still has them
                 self._start_turn(self._answer_speech(item, speech_end_wall))
+        if self._held is not None and self._held.too_long(self.listener.audio_ms):
+            await self._drop_hold()  # longer than any backchannel: a real interruption, without the transcript
 
     async def _on_dtmf(self, event: DtmfIn) -> None:
         if self._ending:
             return
         self._touch()
+        await self._end_speculation()
         if self._agent_busy():
             await self._barge_in("a key press")  # not which key: the entry is a secret
         if self._dtmf_timer:
@@ -181,46 +214,6 @@ class CallSession:
         elif digits and not self._ending:
             entry = self.vault.keep(KEYPAD_ENTRY, digits) if self.config.redact_keypad else digits
             self._start_turn(self._answer_text(f"(The caller typed {entry} on the keypad.)", source="dtmf"))
-
-    # -- barge-in ------------------------------------------------------------------------
-
-    def _agent_busy(self) -> bool:
-        return self._turn_active() or self.speaker.speaking
-
-    def _turn_active(self) -> bool:
-        return self._turn is not None and not self._turn.done()
-
-    async def _barge_in(self, why: str) -> None:
-        """The caller spoke or pressed a key over the agent: stop at once.
-
-        The turn is cancelled before the line is cleared, so no audio it had in hand can be
-        queued after the `clear`. If the agent was only thinking, nothing is cleared or counted.
-        """
-        audible = self.speaker.speaking
-        turn, self._turn = self._turn, None
-        if self.reply.current is not None:
-            self.reply.current.interrupted = True  # parts not yet reported heard were not heard
-        if turn is not None and not turn.done():
-            turn.cancel()
-        if audible:
-            await self.speaker.clear()
-            self.record.barge_ins += 1
-            observe(self.observer, lambda observer: observer.barged_in())
-            self.record.say("system", f"barge-in ({why})")
-            log.info("barge-in", extra={"event": "barge_in", "why": why})
-        await self._settle(turn)
-
-    async def _cancel_turn(self) -> None:
-        turn, self._turn = self._turn, None
-        if turn is not None and not turn.done():
-            turn.cancel()
-        await self._settle(turn)
-
-    async def _settle(self, turn: asyncio.Task[None] | None) -> None:
-        if turn is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await turn
-        self.history.close_unanswered_tool_calls("cancelled: the caller interrupted")
 
     # -- turns ---------------------------------------------------------------------------
 
@@ -263,7 +256,10 @@ class CallSession:
             del self._unanswered[0]
         self._unanswered.append(ready.transcript)
 
-    async def _answer_speech(self, ready: UtteranceReady, speech_end_wall: float) -> None:
+    async def _answer_speech(
+        self, ready: UtteranceReady, speech_end_wall: float, gate: ReplyGate | None = None
+    ) -> None:
+        """Answer the caller's words; `gate`: a speculative reply's, held until the turn is confirmed."""
         self._turn_count += 1
         metrics = TurnMetrics(turn=self._turn_count, speech_ms=ready.speech_end_ms - ready.speech_start_ms)
         metrics.endpoint_ms = (ready.ended_at_ms - ready.speech_end_ms) if ready.ended_at_ms else None
@@ -273,9 +269,11 @@ class CallSession:
             for pending in list(self._unanswered):
                 # shielded: if the caller goes on talking this turn is cancelled, but the words stay
                 # pending and the next turn answers them together with what follows.
-                texts.append((await asyncio.shield(pending)).text)
+                texts.append(guarded(await asyncio.shield(pending), self.record))  # loops cut here
         except (SpeechEngineUnavailable, TranscriptionError, InferenceOverloaded):
             self._unanswered.clear()  # words lost to a failed transcription are not asked for again
+            if gate is not None:
+                await gate.wait()  # a speculative turn's failure counts once the turn is confirmed
             raise
         self._unanswered.clear()
         metrics.stt_ms = to_ms(self.clock() - ended_wall)
@@ -286,7 +284,38 @@ class CallSession:
             return  # noise, a cough: nothing to answer
         self._reprompts = 0
         await self.caller.settled()
-        await self.reply.respond(text, metrics, speech_end_wall)
+        await self.reply.respond(text, metrics, speech_end_wall, gate)
+
+    def _speculate(self, pending: TurnPending) -> None:
+        """A likely end of turn: start the reply now, held until the turn is confirmed. Never over
+        the agent (speaking, thinking or holding a reply) nor beside another speculative reply."""
+        if self._agent_busy() or self._holding() or self._speculation is not None:
+            return
+        ready, gate = provisional(pending), ReplyGate()
+        speculation = Speculation(pending, gate, list(self._unanswered), self._turn_count)
+        self._hold_words(ready)
+        since = self.clock() - (self.listener.audio_ms - ready.speech_end_ms) / 1000
+        self._start_turn(self._answer_speech(ready, since, gate))
+        speculation.task, self._speculation = self._turn, speculation
+        self.record.speculation_started += 1
+
+    async def _end_speculation(self, ready: UtteranceReady | None = None) -> bool:
+        """`ready` confirms the turn the speculative reply was started on: it plays now (True).
+        Otherwise (the caller went on, or another turn ended) it is dropped: cancelled, and its
+        words wait again for the next turn, which answers them with what follows."""
+        speculation, self._speculation = self._speculation, None
+        if speculation is None:
+            return False
+        used = ready is not None and speculation.matches(ready) and self._turn is speculation.task
+        speculation.count(self.record, used)
+        observe(self.observer, lambda observer: observer.speculation_ended(used))
+        if used and ready is not None:
+            speculation.gate.confirm(ready, self.clock())
+            return True
+        self._unanswered, self._turn_count = speculation.words, speculation.turn_count
+        if self._turn is speculation.task:
+            await self._cancel_turn()
+        return False
 
     async def _answer_text(self, text: str, source: str) -> None:
         await self.caller.settled()
@@ -377,6 +406,7 @@ class CallSession:
         current = asyncio.current_task()
         if self._turn is not None and self._turn is not current and not self._turn.done():
             await self._cancel_turn()
+        self._release_hold()  # the goodbye must not wait behind a held reply
         try:
             async with asyncio.timeout(WRAP_UP_SECONDS):
                 try:
@@ -394,9 +424,11 @@ class CallSession:
         if self._dtmf_timer:
             self._dtmf_timer.cancel()
         watchdog.cancel()
+        await self._end_speculation()  # a reply still held when the call ends was never used
         current = asyncio.current_task()
         if self._turn is not None and self._turn is not current:
             await self._cancel_turn()
+        self._release_hold()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await watchdog
         if self._goodbye is not None:  # it ends in hang-up, which is what ended the events

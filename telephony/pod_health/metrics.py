@@ -127,6 +127,19 @@ class Metrics:
         )
         self.draining = Gauge("switchboard_draining", "1 once the pod is draining.", registry=r)
         self.barge_ins = Counter("switchboard_barge_ins", "Times a caller interrupted the agent.", registry=r)
+        self.speculative_replies = Counter(
+            "switchboard_speculative_replies",
+            "Replies started on a likely end of turn, by outcome: used (the turn ended there) or wasted.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("used", "wasted"):
+            self.speculative_replies.labels(outcome)
+        self.resumed_replies = Counter(
+            "switchboard_resumed_replies",
+            "Barge-ins that were only a backchannel or noise, after which the agent's reply went on.",
+            registry=r,
+        )
         self.tool_calls = Counter(
             "switchboard_tool_calls",
             "Tool calls the model made, by outcome (ok, or the executor's error kind).",
@@ -159,6 +172,12 @@ class Metrics:
 
     def barged_in(self) -> None:
         self.barge_ins.inc()
+
+    def speculation_ended(self, used: bool) -> None:
+        self.speculative_replies.labels("used" if used else "wasted").inc()
+
+    def reply_resumed(self) -> None:
+        self.resumed_replies.inc()
 
     def tool_called(self, name: str, ok: bool, error: str | None) -> None:
         # By outcome only: the name comes from the model and would make the label unbounded.

@@ -38,7 +38,21 @@ class ListeningSettings(Section):
     vad_min_speech_ms: int = Field(120, ge=32, le=2000)
     """Speech shorter than this is ignored (a click, a cough); also the barge-in reaction time."""
     vad_end_of_turn_ms: int = Field(600, ge=100, le=5000)
-    """Caller silence that ends a turn."""
+    """Caller silence that ends a turn (the `silence` rule)."""
+    turn_detection: Literal["silence", "smart_turn"] = "silence"
+    """`silence`: a turn ends after `vad_end_of_turn_ms` of silence. `smart_turn`: Smart Turn v3.2 and
+    the early transcript may end it after `turn_smart_silence_ms`, else it ends at `turn_smart_max_wait_ms`."""
+    turn_smart_silence_ms: int = Field(200, ge=0, le=2000)
+    """`smart_turn`: pause before the end-of-turn model judges the turn."""
+    turn_smart_max_wait_ms: int = Field(1000, ge=300, le=5000)
+    """`smart_turn`: silence that ends a turn whatever the model and the words say."""
+    turn_smart_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    """`smart_turn`: completion (model, transcript's words, silence so far; see
+    `agents/conversation/end_of_turn.py`) that ends a turn."""
+    turn_smart_model_weight: float = Field(1.0, ge=0.0, le=4.0)
+    """`smart_turn`: weight of Smart Turn's log-odds in that completion (0: ignored). With threshold 0.5
+    and max wait 1000 ms, the calibrated setting that beat silence 600 ms on cut-offs and end p50 on both
+    renderings of the synthetic turn set (`benchmarks/turn_calibration.py`); recalibrate on recorded calls."""
     max_utterance_ms: int = Field(30_000, ge=1000, le=120_000)
     """Bound on one caller utterance kept for transcription; the turn is forced to end past it."""
     shed_utterance_ms: int = Field(8_000, ge=1000, le=120_000)
@@ -90,6 +104,10 @@ class LlmSettings(Section):
     """Bound on the tokens of one reply."""
     llm_temperature: float = Field(0.3, ge=0.0, le=2.0)
     """Sampling temperature (low: consistent answers on a phone line)."""
+    speculative_replies: bool = True
+    """Start the model request (and the first TTS piece) during the caller's pause, before the turn
+    is confirmed; nothing plays until it is, and the request is cancelled if the caller goes on
+    (a pod knob: wasted requests load the shared model server and TTS)."""
     llm_embedded_model: str = "bundled:smollm2-135m"
     """GGUF for the embedded backend: `bundled:smollm2-135m` (package-carried, sha256-checked) or a path."""
     llm_embedded_threads: int = Field(1, ge=1, le=64)

@@ -24,7 +24,7 @@ from telephony.cli.demo import agent_transcript
 from telephony.pod import Pod
 from telephony.server import BackgroundServer
 from telephony.settings import Settings
-from telephony.simulator import CallReport, Pause, Press, Say, SimulatedCall
+from telephony.simulator import CallReport, EchoPath, Pause, Press, Say, SimulatedCall
 from telephony.simulator.caller_audio import load_utterance
 from telephony.voice import VoiceStack
 from tests.support.metrics import streams_open
@@ -85,7 +85,14 @@ class VoicePod:
         """A sample of the pod's Prometheus registry (0 when never set)."""
         return self.edge.metrics.registry.get_sample_value(name, labels) or 0.0
 
-    def place(self, *script: Say | Pause | Press, tail_s: float = 1.0, webhook_timeout_s: float = 15.0) -> CallReport:
+    def place(
+        self,
+        *script: Say | Pause | Press,
+        tail_s: float = 1.0,
+        webhook_timeout_s: float = 15.0,
+        echo: EchoPath | None = None,
+    ) -> CallReport:
+        """`echo`: the agent's audio comes back on the caller's track along this path."""
         call = SimulatedCall(
             self.url,
             AUTH_TOKEN,
@@ -93,6 +100,7 @@ class VoicePod:
             script=list(script),
             tail_s=tail_s,
             webhook_timeout_s=webhook_timeout_s,
+            echo=echo,
         )
         return asyncio.run(call.run())
 

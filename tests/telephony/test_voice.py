@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from agents.config import AgentConfig
+from agents.conversation.listener import ListenerConfig
+from agents.engines.local.silero import VadConfig
+from agents.engines.local.smart_turn import SmartTurnModel
+from agents.testing.fake_engines import FakeEngines
 from telephony.app import create_app
-from telephony.voice import AgentsFileError, read_agents_file
+from telephony.voice import AgentsFileError, VoiceStack, build_voice_agent, load_voice_stack, read_agents_file
 from tests.support.settings import make_settings
 
 
@@ -52,3 +57,33 @@ def test_the_pod_refuses_to_start_with_tools_but_no_database(tmp_path: Path) -> 
     settings = make_settings(agents_file=write(tmp_path, [{"id": "support", "tools": ["find_customer"]}]))
     with pytest.raises(ValueError, match="SWITCHBOARD_MONGODB_URI is not set"), TestClient(create_app(settings)):
         pass
+
+
+async def test_smart_turn_wires_the_model_and_makes_the_detector_silence_the_long_bound() -> None:
+    settings = make_settings(
+        stt_backend="remote", tts_backend="remote", turn_detection="smart_turn", turn_smart_max_wait_ms=1800
+    )
+    stack = load_voice_stack(settings)
+    try:
+        assert isinstance(stack.end_of_turn, SmartTurnModel)
+        assert stack.vad_config.end_of_turn_silence_ms == 1800
+        listener = stack.listener()
+        assert listener.end_of_turn_model is stack.end_of_turn
+        assert (listener.config.end_of_turn, listener.config.smart_turn_max_wait_ms) == ("smart_turn", 1800)
+    finally:
+        await stack.aclose()
+    plain = load_voice_stack(make_settings(stt_backend="remote", tts_backend="remote", vad_end_of_turn_ms=700))
+    try:
+        assert plain.end_of_turn is None and plain.vad_config.end_of_turn_silence_ms == 700
+        assert plain.listener().config.end_of_turn == "silence"
+    finally:
+        await plain.aclose()
+
+
+@pytest.mark.parametrize("speculate", [True, False])
+async def test_the_speculation_setting_reaches_each_agent(speculate: bool) -> None:
+    fakes = FakeEngines()
+    stack = VoiceStack(fakes.engines, VadConfig(), ListenerConfig(), fakes.tts)
+    settings = make_settings(speculative_replies=speculate)
+    agent = await build_voice_agent(AgentConfig(id="support"), stack, settings)
+    assert agent.speculate is speculate

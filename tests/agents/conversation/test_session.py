@@ -97,12 +97,16 @@ class Observed:
     turns: list[TurnMetrics] = field(default_factory=list)
     barge_ins: int = 0
     tool_calls: list[tuple[str, bool, str | None]] = field(default_factory=list)
+    speculations: list[bool] = field(default_factory=list)
 
     def turn_ended(self, metrics: TurnMetrics) -> None:
         self.turns.append(metrics)
 
     def barged_in(self) -> None:
         self.barge_ins += 1
+
+    def speculation_ended(self, used: bool) -> None:
+        self.speculations.append(used)
 
     def tool_called(self, name: str, ok: bool, error: str | None) -> None:
         self.tool_calls.append((name, ok, error))

@@ -38,6 +38,7 @@ SERIES = [
     "switchboard_memory_guard_state",
     "switchboard_draining",
     "switchboard_barge_ins_total",
+    "switchboard_resumed_replies_total",
     "switchboard_tool_calls_total",
     "switchboard_turn_stage_seconds_bucket",
 ]
@@ -63,6 +64,7 @@ def test_metrics_endpoint_exposes_the_named_series(tmp_path: Path) -> None:
         metrics: Metrics = app.state.pod.metrics
         metrics.turn_ended(TurnMetrics(turn=1, endpoint_ms=612, stt_ms=0, llm_ttft_ms=40, voice_to_voice_ms=950))
         metrics.barged_in()
+        metrics.reply_resumed()
         metrics.tool_called("get_order_status", True, None)
         metrics.tool_called("list_recent_orders", False, "refused")
         post_signed(url, "/twilio/voice", voice_params())  # admitted: holds the only place
@@ -88,6 +90,7 @@ def test_metrics_endpoint_exposes_the_named_series(tmp_path: Path) -> None:
     assert value(found, "switchboard_memory_guard_state", switchboard_memory_guard_state="ok") == 0
     assert value(found, "switchboard_draining") == 0
     assert value(found, "switchboard_barge_ins_total") == 1
+    assert value(found, "switchboard_resumed_replies_total") == 1
     assert value(found, "switchboard_tool_calls_total", outcome="ok") == 1
     assert value(found, "switchboard_tool_calls_total", outcome="refused") == 1
     for stage in STAGES:  # every stage is there, observed or not
@@ -108,6 +111,16 @@ async def test_each_pod_has_its_own_registry() -> None:
 def test_metrics_is_a_call_observer() -> None:
     observer: CallObserver = Metrics()  # the composition root hands it to the voice agents
     observer.turn_ended(TurnMetrics(turn=1))  # no stage happened: nothing observed, nothing raised
+
+
+def test_speculative_replies_are_counted_by_outcome() -> None:
+    metrics = Metrics()
+    registry = metrics.registry
+    assert registry.get_sample_value("switchboard_speculative_replies_total", {"outcome": "used"}) == 0  # exposed
+    for used in (True, True, False):
+        metrics.speculation_ended(used)
+    assert registry.get_sample_value("switchboard_speculative_replies_total", {"outcome": "used"}) == 2
+    assert registry.get_sample_value("switchboard_speculative_replies_total", {"outcome": "wasted"}) == 1
 
 
 def test_draining_shows_in_metrics(server: str) -> None:
