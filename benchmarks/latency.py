@@ -28,11 +28,17 @@ Figures (milliseconds), from the agent's per-turn `TurnMetrics` (server clock) u
 - heard_from_speech_end (simulator): heard plus that trailing silence (measured on each fixture:
   last 10 ms window with RMS above 500), i.e. from the caller's last word as a listener would time it.
 
-With a few calls, p95 is close to the maximum (linear interpolation between samples).
+With a few calls, p95 is close to the maximum (linear interpolation between samples). `--runs N`
+repeats the whole measurement N times, each in a fresh process with a fresh pod (engines loaded
+and warmed again, its own warm-up call): each run's table is printed, then the pooled p50/p95 over
+every run's turns (the figures keep their meaning; only the sample grows) and each run's p50, to
+show the spread.
 
-Run from the repository root (about 5 minutes on 2 cores; `--llm embedded --calls 3` about 4.5):
+Run from the repository root (about 5 minutes a run on 2 cores; `--llm embedded --calls 3` about 4.5;
+`--quick`: 1 call per mode, a smoke run):
 
     .venv/bin/python benchmarks/latency.py
+    .venv/bin/python benchmarks/latency.py --runs 3
     .venv/bin/python benchmarks/latency.py --llm embedded --calls 3
 """
 
@@ -41,10 +47,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import platform
 import secrets
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -243,6 +253,14 @@ def machine() -> str:
     )
 
 
+def end_of_turn(stack: VoiceStack) -> str:
+    """The listener's end-of-turn rule and its knobs, as configured (the silence rule if it has none)."""
+    listener = stack.listener_config.model_dump()
+    rule = str(listener.get("end_of_turn", "silence"))
+    knobs = [f"{name.removeprefix('smart_turn_')} {value}" for name, value in listener.items() if "smart_turn_" in name]
+    return f"{rule} ({', '.join(knobs)})" if rule != "silence" and knobs else rule
+
+
 def configuration(settings: Settings, stack: VoiceStack, calls: int, reply_wait_s: float) -> str:
     if settings.llm_backend == "embedded":
         llm = (
@@ -260,6 +278,7 @@ def configuration(settings: Settings, stack: VoiceStack, calls: int, reply_wait_
             f"{reply_wait_s} s after each turn",
             f"VAD: Silero, threshold {settings.vad_threshold}, min speech {settings.vad_min_speech_ms} ms, "
             f"end of turn {settings.vad_end_of_turn_ms} ms; listener tail {stack.listener_config.tail_ms} ms",
+            f"end of turn: {end_of_turn(stack)}",
             f"STT: faster-whisper {settings.stt_model}, beam {settings.stt_beam_size}, {settings.stt_threads} threads",
             f"TTS: Kokoro {settings.tts_model}, voice {settings.tts_voice}, {settings.tts_threads} threads; "
             f"playout lead {settings.playout_lead_ms} ms",
@@ -303,37 +322,105 @@ def saving_table(results: dict[str, ModeResults]) -> str:
     return "\n".join(lines)
 
 
+def measure(
+    llm: dict[str, object], args: argparse.Namespace, modes: list[str], reply_wait_s: float
+) -> dict[str, ModeResults]:
+    """One whole measurement: a fresh pod, its warm-up calls, then `args.calls` calls per mode."""
+    settings = Settings(
+        twilio_auth_token=secrets.token_hex(16),
+        numbers={AGENT_NUMBER: AGENT.id},
+        log_level="WARNING",
+        **llm,  # type: ignore[arg-type]
+    )
+    app = create_app(settings, agent_configs=[AGENT])
+    with BackgroundServer(app, settings) as url:  # the pod loads and warms the engines as it starts
+        pod: Pod = app.state.pod
+        assert pod.voice is not None
+        print(configuration(settings, pod.voice.stack, args.calls, reply_wait_s), flush=True)
+        return run_calls(url, pod, args.calls, modes, reply_wait_s, args.warmup)
+
+
+def pooled(runs: list[dict[str, ModeResults]]) -> dict[str, ModeResults]:
+    """Every run's turns as one sample per mode."""
+    total = {mode: ModeResults() for mode in runs[0]}
+    for run in runs:
+        for mode, r in run.items():
+            for name, values in r.figures.items():
+                total[mode].figures[name] += values
+            total[mode].turns += r.turns
+            total[mode].early_used += r.early_used
+            total[mode].interrupted += r.interrupted
+            total[mode].utterances += r.utterances
+            total[mode].answered += r.answered
+    return total
+
+
+def spread_table(runs: list[dict[str, ModeResults]]) -> str:
+    """Each run's p50 of the end-to-end figures, so the spread between runs shows."""
+    lines = [f"{'p50 by run':<32}" + "".join(f"{f'run {i + 1}':>8}" for i in range(len(runs)))]
+    for mode in runs[0]:
+        for name in ("voice_to_voice_ms", *HEARD):
+            row = f"{mode + ' ' + name.removesuffix('_ms'):<32}"
+            lines.append(row + "".join(f"{p(run[mode].figures[name], 50):>8.0f}" for run in runs))
+    return "\n".join(lines)
+
+
+def run_in_child(args: argparse.Namespace) -> dict[str, ModeResults]:
+    """One run in a process of its own (a second pod in one process would share its memory guard's
+    process-wide figure with the first pod's leftovers); its output is shown as it comes."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "results.json"
+        command = [sys.executable, __file__, f"--calls={args.calls}", f"--llm={args.llm}", f"--modes={args.modes}"]
+        command += [f"--warmup={args.warmup}", f"--results-json={out}"]
+        subprocess.run(command, check=True)
+        data = json.loads(out.read_text(encoding="utf-8"))
+    return {mode: ModeResults(**values) for mode, values in data.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=6, help="calls per mode (default 6)")
+    parser.add_argument("--calls", type=int, default=6, help="calls per mode and run (default 6)")
+    parser.add_argument("--runs", type=int, default=1, help="whole measurements, each in a fresh process (default 1)")
+    parser.add_argument("--quick", action="store_true", help="1 call per mode: a smoke run")
     parser.add_argument("--llm", choices=("scripted", "embedded"), default="scripted")
     parser.add_argument("--modes", default="early,late", help="comma-separated: early, late (default both)")
-    parser.add_argument("--warmup", type=int, default=1, help="calls placed first and not counted (default 1)")
+    parser.add_argument("--warmup", type=int, default=1, help="calls placed first in each run, not counted (default 1)")
+    # where a child run of --runs leaves its figures:
+    parser.add_argument("--results-json", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
     if not modes or set(modes) - {"early", "late"}:
         parser.error("--modes takes early, late or both")
-    reply_wait_s = REPLY_WAIT_S[args.llm]
+    if args.calls < 1 or args.runs < 1 or args.warmup < 0:
+        parser.error("--calls and --runs must be >= 1, --warmup >= 0")
+    if args.quick:
+        args.calls = 1
     print(machine(), flush=True)
     started = time.monotonic()
-    with model_settings(args.llm) as llm:
-        settings = Settings(
-            twilio_auth_token=secrets.token_hex(16),
-            numbers={AGENT_NUMBER: AGENT.id},
-            log_level="WARNING",
-            **llm,  # type: ignore[arg-type]
-        )
-        app = create_app(settings, agent_configs=[AGENT])
-        with BackgroundServer(app, settings) as url:  # the pod loads and warms the engines as it starts
-            pod: Pod = app.state.pod
-            assert pod.voice is not None
-            print(configuration(settings, pod.voice.stack, args.calls, reply_wait_s), flush=True)
-            results = run_calls(url, pod, args.calls, modes, reply_wait_s, args.warmup)
+    runs: list[dict[str, ModeResults]] = []
+    if args.runs == 1:
+        with model_settings(args.llm) as llm:
+            runs.append(measure(llm, args, modes, REPLY_WAIT_S[args.llm]))
+        if args.results_json is not None:
+            payload = {mode: dataclasses.asdict(r) for mode, r in runs[0].items()}
+            args.results_json.write_text(json.dumps(payload), encoding="utf-8")
+            return
+    else:
+        for index in range(args.runs):
+            print(f"\n-- run {index + 1}/{args.runs}", flush=True)
+            runs.append(run_in_child(args))
+            print(f"\nrun {index + 1}/{args.runs}, {machine()}\n{stage_table(runs[-1])}", flush=True)
     print(f"\n{machine()} (at the end); whole run {time.monotonic() - started:.0f} s\n")
+    results = pooled(runs)
+    if args.runs > 1:
+        print(f"pooled over {args.runs} runs ({args.calls} calls per mode each):")
     print(stage_table(results))
     if len(results) == 2:
         print()
         print(saving_table(results))
+    if args.runs > 1:
+        print()
+        print(spread_table(runs))
 
 
 if __name__ == "__main__":
