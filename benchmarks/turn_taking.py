@@ -58,7 +58,7 @@ from telephony.server import BackgroundServer
 from telephony.settings import Settings
 from telephony.simulator import CallReport, Pause, Say
 
-MODES = ("silence", "smart_turn", "smart_turn+spec")
+MODES = ("silence", "silence+spec", "smart_turn", "smart_turn+spec")
 GREETING_WAIT_S = 3.5
 SILENCE_EOT_MS = 600
 
@@ -76,7 +76,7 @@ def p(values: list[float], q: float) -> float:
 
 
 def listener_setup(mode: str) -> tuple[VadConfig, ListenerConfig]:
-    smart = mode != "silence"
+    smart = mode.startswith("smart_turn")
     vad = VadConfig(
         threshold=default("vad_threshold"),
         min_speech_ms=default("vad_min_speech_ms"),
@@ -87,6 +87,7 @@ def listener_setup(mode: str) -> tuple[VadConfig, ListenerConfig]:
         smart_turn_silence_ms=default("turn_smart_silence_ms"),
         smart_turn_max_wait_ms=default("turn_smart_max_wait_ms"),
         smart_turn_threshold=default("turn_smart_threshold"),
+        smart_turn_model_weight=default("turn_smart_model_weight"),
     )
     return vad, listener
 
@@ -110,7 +111,12 @@ async def listener_level(clips: list[TurnClip], timing: Timing) -> dict[str, lis
     finally:
         stt.close()
         smart.close()
-    outcomes["smart_turn+spec"] = outcomes["smart_turn"]
+    outcomes = {
+        "silence": outcomes["silence"],
+        "silence+spec": outcomes["silence"],
+        "smart_turn": outcomes["smart_turn"],
+        "smart_turn+spec": outcomes["smart_turn"],
+    }
     return outcomes
 
 

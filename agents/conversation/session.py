@@ -109,10 +109,11 @@ class CallSession(BargeIns):
         self._goodbye: asyncio.Task[None] | None = None
         """The goodbye the pod asked for (`EndRequested`), running beside the event loop."""
         self._held: HeldReply | None = None
+        """The reply a barge-in holds until its verdict: a backchannel resumes it, words end it."""
         self.speculate = speculate
         """Start a reply on a likely end of turn (`TurnPending`), held until the turn is confirmed."""
         self._speculation: Speculation | None = None
-        """The reply a barge-in holds until its verdict: a backchannel resumes it, words end it."""
+        """The speculative reply waiting for its turn to be confirmed (at most one)."""
         self.reply = ReplyPipeline(
             port,
             config,
