@@ -10,9 +10,11 @@ can assert what the client sent and whether it hung up.
 
 A step belongs to a place in the conversation, not to a request: a pod replying speculatively asks
 during the caller's pause and, when the caller goes on, asks again with the fuller words and the
-same history. That second request gets the first one's step again (a `text_from` step is computed
-anew from the new body), so a script lists one step per answer whether or not speculation was
-wasted on the way. A retry (the same messages again) still takes the next step.
+same history. That second request (same history, the same number of trailing caller messages, other words) gets
+the first one's step again (a `text_from` step is computed anew from the new body), so a script
+lists one step per answer whether or not speculation was wasted on the way. A retry (the same
+messages again), a turn after a failed one (one more caller message) and anything after a `push`
+take the next step.
 
     async with ScriptedLlmServer([Reply(text="Hello there.")]) as server:
         model = OpenAIChatModel(server.base_url, model="scripted")
@@ -295,6 +297,7 @@ class ScriptedLlmServer:
             if not isinstance(step, Reply | Fail | Hang | DropMidStream):
                 raise TypeError(f"not a script step: {step!r}")
         self._steps.extend(steps)
+        self._last = None  # new steps: a new conversation (or a new call), never a repeat of the last
 
     @property
     def steps_left(self) -> int:
@@ -386,7 +389,12 @@ class ScriptedLlmServer:
         history, words = _conversation_place(body["messages"])
         if self._last is not None:
             last_history, last_words, last_step = self._last
-            if history == last_history and words != last_words and isinstance(last_step, Reply):
+            if (
+                history == last_history
+                and words != last_words
+                and len(json.loads(words)) == len(json.loads(last_words))  # the same turn, re-heard
+                and isinstance(last_step, Reply)
+            ):
                 self._last = (history, words, last_step)
                 return last_step
         try:

@@ -132,7 +132,8 @@ async def test_a_request_overtaken_by_more_caller_words_gets_the_same_step_again
     def asking(*messages: dict[str, str]) -> dict[str, Any]:
         return {"model": "scripted", "messages": [system, *messages]}
 
-    async with ScriptedLlmServer([first, Reply(text="Second."), Reply(text="Third.")]) as server:
+    script = [first, Reply(text="Second."), Reply(text="Third."), Reply(text="Fourth."), Reply(text="Fifth.")]
+    async with ScriptedLlmServer(script) as server:
         async with httpx.AsyncClient() as client:
             url = f"{server.base_url}/chat/completions"
 
@@ -144,8 +145,12 @@ async def test_a_request_overtaken_by_more_caller_words_gets_the_same_step_again
             answered = {"role": "assistant", "content": full}
             next_turn = await text(asking({"role": "user", "content": "I'd like to book for Tuesday"}, answered))
             retry = await text(asking({"role": "user", "content": "I'd like to book for Tuesday"}, answered))
+            hello = {"role": "user", "content": "Hello?"}
+            failed = await text(asking(hello))  # say its answer was never spoken: the caller asks again,
+            after_failure = await text(asking(hello, {"role": "user", "content": "Anyone?"}))  # one message more
     assert (early, full) == ("Heard: I'd like to book", "Heard: I'd like to book for Tuesday")
     assert (next_turn, retry) == ("Second.", "Third.")
+    assert (failed, after_failure) == ("Fourth.", "Fifth.")
 
 
 async def test_a_server_can_follow_a_rule_and_go_back_to_its_script() -> None:
