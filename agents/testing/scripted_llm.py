@@ -8,13 +8,11 @@ delays), a `Fail` (an HTTP error), a `Hang` (no answer at all) or a `DropMidStre
 is cut after some chunks). Every request body is recorded, with how its response ended, so a test
 can assert what the client sent and whether it hung up.
 
-A step belongs to a place in the conversation, not to a request: a pod replying speculatively asks
-during the caller's pause and, when the caller goes on, asks again with the fuller words and the
-same history. That second request (same history, the same number of trailing caller messages, other words) gets
-the first one's step again (a `text_from` step is computed anew from the new body), so a script
-lists one step per answer whether or not speculation was wasted on the way. A retry (the same
-messages again), a turn after a failed one (one more caller message) and anything after a `push`
-take the next step.
+A step belongs to a turn, not a request: a pod replying speculatively asks during the caller's
+pause and, if the caller goes on, again with the fuller words (same history, as many trailing
+caller messages). That request gets the same step (`text_from` recomputed), so a script lists one
+step per answer. A retry, a turn after a failed one (one more caller message) and anything after
+a `push` take the next step.
 
     async with ScriptedLlmServer([Reply(text="Hello there.")]) as server:
         model = OpenAIChatModel(server.base_url, model="scripted")
@@ -271,8 +269,7 @@ class ScriptedLlmServer:
         if not callable(script):
             self.push(*script)
         self._ids = itertools.count(1)
-        self._last: tuple[str, str, Step] | None = None
-        """The last queued step taken: (history before the caller's last words, those words, step)."""
+        self._last: tuple[str, str, Step] | None = None  # (history, trailing caller messages, its step)
         self._server: LoopbackServer | None = None
         self._closing: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -384,17 +381,12 @@ class ScriptedLlmServer:
         return step
 
     def _queued_step(self, body: dict[str, Any]) -> Step:
-        """The next step, or the last one again when this request only has more caller words than
-        the last (a speculative request was overtaken by the caller going on)."""
+        """The next step, or the last one again for the same turn re-heard (see the module docstring)."""
         history, words = _conversation_place(body["messages"])
         if self._last is not None:
             last_history, last_words, last_step = self._last
-            if (
-                history == last_history
-                and words != last_words
-                and len(json.loads(words)) == len(json.loads(last_words))  # the same turn, re-heard
-                and isinstance(last_step, Reply)
-            ):
+            same_turn = history == last_history and len(json.loads(words)) == len(json.loads(last_words))
+            if same_turn and words != last_words and isinstance(last_step, Reply):  # re-heard: same step
                 self._last = (history, words, last_step)
                 return last_step
         try:
