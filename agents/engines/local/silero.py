@@ -19,6 +19,7 @@ import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.engines.local.model_files import ModelFileError, package_dir, verified
+from agents.engines.local.onnx_session import single_thread_session
 from agents.engines.protocols import VadEvent
 from agents.engines.turns import TurnStates
 
@@ -76,15 +77,8 @@ class SileroVoiceActivity:
 
     def __init__(self, config: VadConfig | None = None, model_path: Path | None = None) -> None:
         self.config = config or VadConfig()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # windows are tiny: more threads cost more than they save
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         path = model_path or silero_vad_path()
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own assorted types for unreadable graphs
-            raise ModelFileError(f"cannot load VAD model {path}: {error}") from error
+        self.session = single_thread_session(path, "VAD model")
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
         if set(inputs) != {"input", "h", "c"} or inputs["input"][-1] != WINDOW_SAMPLES + CONTEXT_SAMPLES:
             raise ModelFileError(f"{path} is not Silero VAD v6 (inputs {inputs})")

@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from agents.engines.local.log_mel import HOP, N_MELS, SAMPLE_RATE, LogMel
 from agents.engines.local.model_files import ModelFileError, package_dir, verified
+from agents.engines.local.onnx_session import single_thread_session
 from agents.engines.local.pool import InferencePool
 
 SMART_TURN_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
@@ -49,15 +49,8 @@ class SmartTurnModel:
 
     def __init__(self, model_path: Path | None = None, pool: InferencePool | None = None) -> None:
         """`pool` may be shared with other small models; otherwise one worker and `MAX_PENDING` jobs."""
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # one turn at a time per thread; calls run in parallel on the pool
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         path = model_path or smart_turn_path()
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own assorted types for unreadable graphs
-            raise ModelFileError(f"cannot load end-of-turn model {path}: {error}") from error
+        self.session = single_thread_session(path, "end-of-turn model")
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
         if (
