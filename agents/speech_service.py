@@ -8,44 +8,55 @@ hold no models (`switchboard speech`).
   "speed"}`. Streams the audio as each sentence is synthesized: `pcm` is raw PCM16 mono at 24 kHz
   (what OpenAI sends for `pcm`), `wav` the same behind a streaming WAV header. A client that goes
   away (barge-in) stops the synthesis after the sentence being made.
-- `GET /healthz`: liveness and the engines' pending work.
+- `GET /healthz`: liveness and the engines' pending work; the only route open without a key.
 
-Everything is bounded: the request body (`max_request_bytes`, 413), the text (the engine's
-`max_text_chars`, 400), the audio length (the engine's `max_audio_ms`, 400), and concurrent jobs
-(the engines' `InferencePool`s: past `max_pending` a request gets 503 at once, which the client
-retries with backoff rather than piling requests up here). Errors use OpenAI's shape:
-`{"error": {"message", "type"}}`.
+Every other request needs `Authorization: Bearer <key>`, one of the service's keys (compared in
+constant time; several during a rotation), or gets 401 before its body is read. Everything is
+bounded: the request body (`max_request_bytes`, 413, counted as it arrives), an upload's audio
+(checked from its header before any decode or resample, `speech_uploads`: 400), the text (the
+engine's `max_text_chars`, 400), and concurrent jobs (the engines' `InferencePool`s and the decode
+pool: past `max_pending` a request gets 503 at once, which the client retries with backoff rather
+than piling requests up here). Decoding, resampling and inference run on pool threads, never on
+the event loop. Errors use OpenAI's shape: `{"error": {"message", "type"}}`.
 """
 
 from __future__ import annotations
 
-import io
+import hmac
 import json
 import logging
 import struct
-import wave
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-import numpy as np
-import soxr
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Message, Receive
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agents.engines.local.pool import InferenceOverloaded
-from agents.engines.local.whisper import SAMPLE_RATE as STT_RATE
+from agents.engines.local.pool import InferenceOverloaded, InferencePool
 from agents.engines.local.whisper import WhisperSpeechToText
 from agents.engines.protocols import SpeechSynthesisError, VoicedTextToSpeech
+from agents.speech_uploads import UploadRefused, decode_upload
 
 log = logging.getLogger("switchboard.speech")
 
 MAX_JSON_BYTES = 64 * 1024
 """Bound on a speech request's JSON body (the text bound is far below it)."""
 RESPONSE_FORMATS = ("pcm", "wav")
+MIN_KEY_CHARS = 16
+"""Shortest API key accepted (a guessable key is no door)."""
+OPEN_PATHS = frozenset({"/healthz"})
+"""Routes answered without a key: the probes, which carry none."""
+DEFAULT_MAX_UPLOAD_SECONDS = 120.0
+"""Bound on an upload's audio unless the service is told otherwise (a caller turn is seconds)."""
+DECODE_WORKERS = 2
+"""Threads decoding and resampling uploads (short jobs: seconds of audio each)."""
+MAX_PENDING_DECODES = 8
+"""Bound on uploads decoding or queued to; past it a transcription gets 503 at once."""
 
 
 class _TooLarge(Exception):
@@ -72,28 +83,35 @@ def _bounded(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
-def decode_audio(data: bytes) -> np.ndarray:
-    """An uploaded file -> float32 mono at 16 kHz. WAV PCM16 is read directly; anything else goes
-    through PyAV (faster-whisper's decoder). Raises ValueError for what neither can read."""
-    try:
-        with wave.open(io.BytesIO(data), "rb") as wav:
-            channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
-            frames = wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError):
-        from faster_whisper.audio import decode_audio as av_decode
+class BearerKeys:
+    """ASGI middleware: every request but the open paths carries one of `keys`, or gets 401
+    before anything else runs (its body is never read). Each key is compared in constant time,
+    and all of them are, so the answer's timing says nothing about which one came close."""
 
-        try:
-            return np.asarray(av_decode(io.BytesIO(data), sampling_rate=STT_RATE), dtype=np.float32)
-        except Exception as exc:  # PyAV raises its own error kinds for garbage
-            raise ValueError(f"not an audio file this service can read: {exc}") from None
-    if width != 2:
-        raise ValueError(f"WAV with {8 * width}-bit samples; send 16-bit PCM")
-    audio = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
-    if channels > 1:
-        audio = audio[: audio.size - audio.size % channels].reshape(-1, channels).mean(axis=1)
-    if rate != STT_RATE:
-        audio = soxr.resample(audio, rate, STT_RATE, quality="HQ").astype(np.float32)
-    return audio
+    def __init__(self, app: ASGIApp, keys: Sequence[str]) -> None:
+        self.app = app
+        self._keys = [key.encode() for key in keys]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._keys or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if not self._accepts(dict(scope["headers"]).get(b"authorization", b"")):
+            response = _error(401, "a valid API key is required: Authorization: Bearer <key>", "authentication_error")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _accepts(self, header: bytes) -> bool:
+        scheme, _, token = header.partition(b" ")
+        token = token.strip()
+        if scheme.lower() != b"bearer" or not token:
+            return False
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(token, key)
+        return matched
 
 
 def wav_stream_header(sample_rate: int) -> bytes:
@@ -113,13 +131,34 @@ class SpeechService:
     """The routes over one STT engine and one TTS engine (voices per request)."""
 
     def __init__(
-        self, stt: WhisperSpeechToText, tts: VoicedTextToSpeech, *, voices: list[str], max_request_bytes: int
+        self,
+        stt: WhisperSpeechToText,
+        tts: VoicedTextToSpeech,
+        *,
+        voices: list[str],
+        max_request_bytes: int,
+        api_keys: Sequence[str],
+        allow_unauthenticated: bool = False,
+        max_upload_seconds: float = DEFAULT_MAX_UPLOAD_SECONDS,
     ) -> None:
+        """Refuses (ValueError) to serve without keys unless `allow_unauthenticated` says so (a
+        laptop), and keys shorter than `MIN_KEY_CHARS`."""
+        if not api_keys and not allow_unauthenticated:
+            raise ValueError("no API keys: the speech service refuses to serve anyone without one")
+        if short := [key for key in api_keys if len(key) < MIN_KEY_CHARS]:
+            raise ValueError(f"{len(short)} API key(s) shorter than {MIN_KEY_CHARS} characters: use longer ones")
+        if max_upload_seconds <= 0:
+            raise ValueError("max_upload_seconds must be above 0")
         self.stt = stt
         self.tts = tts
         self.voices = voices
         self.max_request_bytes = max_request_bytes
         """Bound on a request body (an upload); larger gets 413 before it is all read."""
+        self.max_upload_seconds = max_upload_seconds
+        """Bound on an upload's audio, checked from its header (a WAV) or while decoding (400)."""
+        self._api_keys = list(api_keys)
+        self.decode_pool = InferencePool("speech-decode", max_workers=DECODE_WORKERS, max_pending=MAX_PENDING_DECODES)
+        """Where uploads are decoded and resampled: off the event loop, bounded."""
         self._voiced: dict[tuple[str, float], VoicedTextToSpeech] = {}
         """Engines per (voice, speed) asked for; bounded by the voices file and the speeds seen
         (`MAX_VOICED`)."""
@@ -131,11 +170,16 @@ class SpeechService:
                 Route("/v1/audio/speech", self.speech, methods=["POST"]),
                 Route("/v1/audio/voices", self.list_voices, methods=["GET"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
-            ]
+            ],
+            middleware=[Middleware(BearerKeys, keys=self._api_keys)],
         )
 
+    def close(self) -> None:
+        """Stop the decode pool (the engines are closed by whoever made them)."""
+        self.decode_pool.close()
+
     async def healthz(self, request: Request) -> Response:
-        pools = {"stt": self.stt.pool.pending, "tts": getattr(getattr(self.tts, "pool", None), "pending", 0)}
+        pools = {"stt": _pending(self.stt), "tts": _pending(self.tts)}
         return JSONResponse({"status": "ok", "pending": pools})
 
     async def list_voices(self, request: Request) -> Response:
@@ -164,10 +208,12 @@ class SpeechService:
         if response_format not in ("json", "text", "verbose_json"):
             return _error(400, f"response_format {response_format!r}: use json, text or verbose_json")
         try:
-            audio = decode_audio(data)
-        except ValueError as exc:
+            pcm = await self.decode_pool.run(decode_upload, data, self.max_upload_seconds)
+        except InferenceOverloaded as exc:
+            return _error(503, str(exc), "overloaded")
+        except UploadRefused as exc:
             return _error(400, str(exc))
-        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        del data
         try:
             transcript = await self.stt.transcribe(pcm)
         except InferenceOverloaded as exc:
@@ -225,6 +271,10 @@ class SpeechService:
 
 MAX_VOICED = 256
 """Bound on (voice, speed) engines kept (each is a few attributes over the shared model)."""
+
+
+def _pending(engine: object) -> int:
+    return int(getattr(getattr(engine, "pool", None), "pending", 0))
 
 
 async def _stream(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

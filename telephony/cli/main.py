@@ -6,6 +6,7 @@ switchboard call --to +15550100 --say hello.wav --pause 1 --dtmf 0 --record call
 switchboard demo                        a whole voice call against a local server (embedded models)
 switchboard demo --agent echo           the same without models: the echo agent
 switchboard drain                       stop taking calls; return when the pod's calls have ended (preStop)
+switchboard undrain                     take calls again (revoke a drain started by hand)
 switchboard config                      every setting, its default and meaning
 switchboard db seed [--large N]         load demo data (and the benchmark's data set) into MongoDB
 switchboard campaign create|upload|start|pause|resume|cancel|status   campaigns through the admin API
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from telephony.cli import campaign as campaign_cli
+from telephony.settings.secret_checks import InsecureSecrets
 from telephony.simulator import CallReport, Pause, Press, Say, SimulatedCall, Step, load_utterance, synthetic_utterance
 from telephony.simulator.caller_audio import WavError
 
@@ -77,19 +79,21 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--tail", type=float, default=3.0, help="silence after the script before hanging up")
     call.add_argument("--record", metavar="WAV", help="write the call (caller left, agent right)")
 
-    drain = commands.add_parser(
-        "drain", help="ask a local server to stop taking calls; return when its calls have ended (preStop hook)"
-    )
-    drain.add_argument(
-        "--url",
-        default=f"http://127.0.0.1:{os.environ.get('SWITCHBOARD_PORT', '8000')}",
-        help="where the server listens (default: loopback, SWITCHBOARD_PORT or 8000)",
-    )
-    drain.add_argument(
-        "--token",
-        default=os.environ.get("SWITCHBOARD_DRAIN_TOKEN"),
-        help="bearer token, if the server sets one (default: SWITCHBOARD_DRAIN_TOKEN)",
-    )
+    for name, what in (
+        ("drain", "ask a local server to stop taking calls; return when its calls have ended (preStop hook)"),
+        ("undrain", "ask a local server to take calls again (revoke a drain)"),
+    ):
+        drain = commands.add_parser(name, help=what)
+        drain.add_argument(
+            "--url",
+            default=f"http://127.0.0.1:{os.environ.get('SWITCHBOARD_PORT', '8000')}",
+            help="where the server listens (default: loopback, SWITCHBOARD_PORT or 8000)",
+        )
+        drain.add_argument(
+            "--token",
+            default=os.environ.get("SWITCHBOARD_DRAIN_TOKEN"),
+            help="bearer token, if the server sets one (default: SWITCHBOARD_DRAIN_TOKEN)",
+        )
 
     commands.add_parser("config", help="print every setting (environment variable, default, meaning)")
     campaign_cli.add_parser(commands)
@@ -137,17 +141,18 @@ def _serve(args: argparse.Namespace) -> int:
     from telephony.app import create_app
     from telephony.logs import configure_logging
     from telephony.server import serve
-    from telephony.settings import Settings
+    from telephony.settings import Settings, require_secure_secrets
 
     overrides = {key: value for key in ("host", "port") if (value := getattr(args, key)) is not None}
     settings = Settings(**overrides)
+    require_secure_secrets(settings, settings.allow_insecure_secrets)  # before binding: a clear error, not a trace
     configure_logging(settings.log_level)
     serve(create_app(settings), settings)
     return 0
 
 
 def _speech(args: argparse.Namespace) -> int:
-    from telephony.cli.speech import serve_speech
+    from telephony.cli.speech import UnsafeSpeechSettings, serve_speech
     from telephony.logs import configure_logging
     from telephony.settings import SpeechServiceSettings
 
@@ -156,7 +161,11 @@ def _speech(args: argparse.Namespace) -> int:
     }
     settings = SpeechServiceSettings(**overrides)  # type: ignore[arg-type]  # its own sections: no Twilio token
     configure_logging(settings.log_level)
-    serve_speech(settings)
+    try:
+        serve_speech(settings)
+    except UnsafeSpeechSettings as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -213,14 +222,14 @@ def _echo_demo(args: argparse.Namespace) -> int:
 
 
 def _drain(args: argparse.Namespace) -> int:
-    """POST /drain and wait as long as the server does (its drain timeout bounds it)."""
+    """POST /drain (or /undrain) and wait as long as the server does (its drain timeout bounds it)."""
     import httpx
 
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     try:
-        response = httpx.post(args.url.rstrip("/") + "/drain", headers=headers, timeout=None)
+        response = httpx.post(args.url.rstrip("/") + f"/{args.command}", headers=headers, timeout=None)
     except httpx.HTTPError as exc:
-        print(f"error: drain request failed: {exc}", file=sys.stderr)
+        print(f"error: {args.command} request failed: {exc}", file=sys.stderr)
         return 1
     print(response.text)
     return 0 if response.status_code == 200 else 1
@@ -248,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _call(args)
         if args.command == "db":
             return _db(args)
-        if args.command == "drain":
+        if args.command in ("drain", "undrain"):
             return _drain(args)
         if args.command == "campaign":
             return campaign_cli.run(args)
@@ -260,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args)
     except ValidationError as exc:
         print(f"error: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    except InsecureSecrets as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except (WavError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

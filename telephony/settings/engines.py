@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 
 from telephony.settings.section import Section
 
@@ -25,6 +25,33 @@ class AgentSettings(Section):
     transfer_number: str | None = None
     """Where agents transfer a caller (the echo agent on `0`, voice agents on `transfer_call`)
     unless an agent config names its own."""
+    transfer_allowed_numbers: str = "+1*"
+    """Where calls may be transferred: comma-separated E.164 prefixes with an optional trailing `*`
+    (`+1*,+4420*`) or SIP URIs with a fixed host (`sip:*@pbx.example.com`); checked when an agent is
+    written (422), for `transfer_number` at start-up, and again before Twilio dials. Premium-rate
+    (+1 900, exchange 976) and +1 numbers outside the US and Canada are refused whatever this says.
+    Empty: no transfers."""
+    agent_voices: str | None = None
+    """Voices an agent config may name (comma-separated), checked when an agent is written (422).
+    Unset: the in-process TTS's own voices, or with a remote TTS only `tts_voice`."""
+
+    @field_validator("transfer_allowed_numbers")
+    @classmethod
+    def _transfer_patterns(cls, value: str) -> str:
+        from telephony.twilio.transfer_numbers import parse_patterns
+
+        parse_patterns(value)  # refuse a pattern that opens everything at start-up
+        return value
+
+    @model_validator(mode="after")
+    def _transfer_number_allowed(self) -> AgentSettings:
+        from telephony.twilio.transfer_numbers import TransferNumbers
+
+        if self.transfer_number is not None:
+            refusal = TransferNumbers(self.transfer_allowed_numbers).refusal(self.transfer_number)
+            if refusal is not None:
+                raise ValueError(f"transfer_number: {refusal}")
+        return self
 
     model_cache: Path | None = None
     """Where model files assembled from package parts are kept (unset: `~/.cache/switchboard`)."""
@@ -152,7 +179,8 @@ class RemoteSpeechSettings(Section):
     """Base URL of the OpenAI-compatible audio API (`switchboard speech` serves `/v1`) for the
     remote backends."""
     speech_api_key: SecretStr | None = None
-    """Bearer token sent to the speech service(s), if they need one."""
+    """Bearer token sent to the speech service(s); `switchboard speech` requires one of its
+    `SWITCHBOARD_SPEECH_SERVER_API_KEYS`."""
     speech_timeout_seconds: float = Field(5.0, gt=0, le=60)
     """Bound on waiting for a speech request's answer to start (retries included) and on any
     gap in a streamed answer; past it the turn gets the say-again line."""
@@ -173,3 +201,17 @@ class SpeechServerSettings(Section):
     speech_max_request_bytes: int = Field(10 * 1024 * 1024, ge=64 * 1024, le=100 * 1024 * 1024)
     """`switchboard speech`: bound on an uploaded request body (413 past it); 10 MB is over
     5 minutes of 16 kHz PCM16."""
+    speech_max_upload_seconds: float = Field(120.0, gt=0, le=600)
+    """`switchboard speech`: bound on an upload's audio, checked from a WAV's header before any
+    decode or resample, and while decoding compressed input (400 past it)."""
+    speech_server_api_keys: SecretStr | None = None
+    """`switchboard speech`: the bearer keys it accepts, comma-separated (old and new during a
+    rotation; each at least 16 characters). Pods send theirs as `SWITCHBOARD_SPEECH_API_KEY`. Without
+    one the service refuses to start unless `SWITCHBOARD_SPEECH_ALLOW_UNAUTHENTICATED` is set."""
+    speech_allow_unauthenticated: bool = False
+    """`switchboard speech`: serve without keys (a laptop or a test; never where others can reach it)."""
+
+    def speech_server_keys(self) -> list[str]:
+        """The accepted keys, one per comma-separated entry (blanks dropped)."""
+        text = self.speech_server_api_keys.get_secret_value() if self.speech_server_api_keys else ""
+        return [key.strip() for key in text.split(",") if key.strip()]

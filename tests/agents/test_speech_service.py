@@ -22,7 +22,7 @@ from agents.engines.remote.tts import RemoteTextToSpeech
 from agents.speech_service import SpeechService
 from telephony.cli.speech import load_speech_service
 from telephony.server import BackgroundServer
-from tests.support.settings import make_settings
+from tests.support.settings import SPEECH_KEY, make_settings
 from tests.support.speech import TEXTS, load, normalise
 
 SETTINGS = make_settings()
@@ -33,6 +33,7 @@ VOICE = SETTINGS.tts_voice
 def service() -> Iterator[SpeechService]:
     service = load_speech_service(SETTINGS)
     yield service
+    service.close()
     service.stt.close()
     service.tts.close()
 
@@ -44,8 +45,8 @@ def url(service: SpeechService) -> Iterator[str]:
 
 
 def clients(url: str) -> tuple[RemoteSpeechToText, RemoteTextToSpeech]:
-    stt = RemoteSpeechToText(SpeechClient(url + "/v1", timeout_s=30.0))
-    tts = RemoteTextToSpeech(SpeechClient(url + "/v1", timeout_s=30.0), voice=VOICE)
+    stt = RemoteSpeechToText(SpeechClient(url + "/v1", api_key=SPEECH_KEY, timeout_s=30.0))
+    tts = RemoteTextToSpeech(SpeechClient(url + "/v1", api_key=SPEECH_KEY, timeout_s=30.0), voice=VOICE)
     return stt, tts
 
 
@@ -69,8 +70,11 @@ async def test_the_pods_clients_transcribe_and_speak_through_the_service(url: st
     await tts.aclose()
 
 
+AUTH = {"Authorization": f"Bearer {SPEECH_KEY}"}
+
+
 def test_the_api_in_plain_http(url: str) -> None:
-    with httpx.Client(base_url=url, timeout=30) as http:
+    with httpx.Client(base_url=url, timeout=30, headers=AUTH) as http:
         assert http.get("/healthz").json() == {"status": "ok", "pending": {"stt": 0, "tts": 0}}
         assert VOICE in http.get("/v1/audio/voices").json()["voices"]
         # Any WAV rate and stereo are read (resampled to 16 kHz), and the text format is plain.
@@ -103,14 +107,19 @@ def test_the_api_in_plain_http(url: str) -> None:
 def test_speech_requests_are_bounded_and_refusals_explained(
     url: str, body: dict[str, Any], status: int, message: str
 ) -> None:
-    answer = httpx.post(url + "/v1/audio/speech", json=body, timeout=30)
+    answer = httpx.post(url + "/v1/audio/speech", json=body, timeout=30, headers=AUTH)
     assert answer.status_code == status
     assert message in answer.json()["error"]["message"]
 
 
 def test_transcription_requests_are_bounded_and_refusals_explained(service: SpeechService) -> None:
-    small = SpeechService(service.stt, service.tts, voices=service.voices, max_request_bytes=200_000)
-    with BackgroundServer(small.app(), SETTINGS) as base, httpx.Client(base_url=base, timeout=30) as http:  # type: ignore[arg-type]
+    small = SpeechService(
+        service.stt, service.tts, voices=service.voices, max_request_bytes=200_000, api_keys=[SPEECH_KEY]
+    )
+    with (
+        BackgroundServer(small.app(), SETTINGS) as base,  # type: ignore[arg-type]
+        httpx.Client(base_url=base, timeout=30, headers=AUTH) as http,
+    ):
 
         def post(data: bytes, **fields: str) -> httpx.Response:
             return http.post("/v1/audio/transcriptions", files={"file": ("a.wav", data)}, data=fields)
@@ -128,6 +137,7 @@ def test_transcription_requests_are_bounded_and_refusals_explained(service: Spee
         assert "English only" in post(wav_bytes(bytes(32000)), language="fr").json()["error"]["message"]
         no_file = http.post("/v1/audio/transcriptions", data={"a": "b"})
         assert "needs an audio `file`" in no_file.json()["error"]["message"]
+    small.close()
 
 
 def test_a_full_pool_answers_503_at_once(service: SpeechService, url: str) -> None:
@@ -139,7 +149,10 @@ def test_a_full_pool_answers_503_at_once(service: SpeechService, url: str) -> No
     original, service.stt.pool = service.stt.pool, full
     try:
         answer = httpx.post(
-            url + "/v1/audio/transcriptions", files={"file": ("a.wav", wav_bytes(bytes(32000)))}, timeout=30
+            url + "/v1/audio/transcriptions",
+            files={"file": ("a.wav", wav_bytes(bytes(32000)))},
+            timeout=30,
+            headers=AUTH,
         )
         assert answer.status_code == 503 and answer.json()["error"]["type"] == "overloaded"
     finally:

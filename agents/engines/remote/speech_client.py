@@ -5,12 +5,20 @@ A call pod talks to the speech service for every caller turn and every sentence 
 slow or restarting service must cost each turn a bounded wait and nothing more: requests past
 `max_in_flight` are refused at once (no queue builds up in the pod while the service is slow),
 and a request that has no answer by the deadline is abandoned as `SpeechEngineUnavailable`.
+
+Each client also keeps read-only figures of its recent requests (time to an answer, failures) for
+the pod's admission: a service that answers slowly or not at all cannot take one more call;
+`live()` lists the clients of the process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
+import time
+import weakref
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +33,9 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 """Answers that mean "not now" (overloaded, restarting, a proxy without a backend): retried."""
 MAX_ERROR_BYTES = 2048
 """Bound on an error body read for the message."""
+MAX_RECENT_REQUESTS = 256
+"""Bound on recent requests remembered for `recent_health`."""
+_LIVE: weakref.WeakSet[SpeechClient] = weakref.WeakSet()
 
 
 class SpeechRequestRefused(Exception):
@@ -72,6 +83,22 @@ class SpeechClient:
         }
         self._http: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._recent: deque[tuple[float, float | None]] = deque(maxlen=MAX_RECENT_REQUESTS)
+        """(when, seconds to an answer or None: no answer) of recent requests, monotonic."""
+        _LIVE.add(self)
+
+    @staticmethod
+    def live() -> list[SpeechClient]:
+        """The speech clients of this process not yet garbage collected."""
+        return list(_LIVE)
+
+    def recent_health(self, window_s: float) -> tuple[int, int, float | None]:
+        """Over the last `window_s`: requests, those with no answer, and the median seconds to an
+        answer (None without any)."""
+        since = time.monotonic() - window_s
+        recent = [seconds for at, seconds in list(self._recent) if at >= since]
+        answered = [seconds for seconds in recent if seconds is not None]
+        return len(recent), len(recent) - len(answered), statistics.median(answered) if answered else None
 
     def _client(self) -> httpx.AsyncClient:
         """The connection pool of the running event loop. A pod has one loop; a pool opened on
@@ -108,6 +135,16 @@ class SpeechClient:
 
     async def _answered(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
         """Send, retrying what failed before any answer, until the deadline."""
+        started = time.monotonic()
+        try:
+            response = await self._send_with_retries(method, path, kwargs)
+        except SpeechEngineUnavailable:
+            self._recent.append((time.monotonic(), None))
+            raise
+        self._recent.append((time.monotonic(), time.monotonic() - started))
+        return response
+
+    async def _send_with_retries(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
         attempt = 0
         last = "no attempt"
         try:
