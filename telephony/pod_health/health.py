@@ -4,11 +4,15 @@
   metrics registry). Never fails for load: restarting a pod because it is busy would drop its calls.
 - `GET /readyz` (readiness): 200 while the pod would admit a call; 503 with the reasons while the
   pod's admission refuses calls (draining, memory at or above the soft threshold, its maximum of
-  calls: the very answer the webhooks and the dialer get) or while a dependency check (the
-  database) fails, so the load balancer sends calls elsewhere.
+  calls: the very answer the webhooks and the dialer get) or while a dependency check fails, so the
+  load balancer sends calls elsewhere. The database is watched by a `TolerantCheck`: one failed ping
+  never flips readiness, and by default an outage does not either (calls are answered from the pod's
+  last good routes and agents; taking every pod out at once would refuse them all). It is reported
+  under `dependencies` and gates only past `readiness_database_unready_after_seconds`, when set.
 - `POST /drain` (the preStop hook): refuse new calls at once, answer when the calls have ended.
   Accepted from loopback only (an exec hook inside the pod), or, when `drain_token` is set, only
-  with `Authorization: Bearer <token>` from anywhere.
+  with `Authorization: Bearer <token>` from anywhere (the manifests set it: behind a sidecar proxy
+  every in-mesh client comes from loopback). `POST /undrain`, guarded the same way, revokes it.
 - `GET /metrics`: Prometheus text format.
 """
 
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from telephony.pod_health.dependency import TolerantCheck
 from telephony.pod_health.metrics import counters, metrics_response
 
 if TYPE_CHECKING:
@@ -57,6 +62,9 @@ async def readyz(request: Request) -> JSONResponse:
             "source": reading.source,
         },
     }
+    dependencies = {name: c.state() for name, c in pod.readiness_checks.items() if isinstance(c, TolerantCheck)}
+    if dependencies:
+        body["dependencies"] = dependencies
     if reasons:
         body["reason"] = reasons[0]
         body["reasons"] = reasons
@@ -64,6 +72,8 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def _passes(name: str, check: ReadinessCheck, timeout_s: float) -> bool:
+    if isinstance(check, TolerantCheck):
+        timeout_s += 1.0  # it bounds its own probe (and counts a timeout as down); this is a backstop
     try:
         async with asyncio.timeout(timeout_s):
             await check()
@@ -80,10 +90,25 @@ async def drain(request: Request) -> JSONResponse:
         return refusal
     started = time.monotonic()
     pod.drain.begin()
+    generation = pod.drain.generation
     drained = await pod.drain.wait(pod.calls, pod.settings.drain_timeout_seconds)
     body = {"drained": drained, "calls": pod.calls.count, "waited_s": round(time.monotonic() - started, 3)}
+    if not drained and pod.drain.revoked_since(generation):
+        body["revoked"] = True
+        log.warning("drain answered: revoked", extra=body)
+        return JSONResponse(body, status_code=409)
     log.warning("drain answered", extra=body)
     return JSONResponse(body, status_code=200 if drained else 503)
+
+
+async def undrain(request: Request) -> JSONResponse:
+    """Revoke a drain: calls are admitted again (guarded as `POST /drain` is)."""
+    pod: Pod = request.app.state.pod
+    refusal = _refusal(request, pod)
+    if refusal is not None:
+        return refusal
+    was_draining = pod.drain.end()
+    return JSONResponse({"draining": pod.drain.draining, "was_draining": was_draining})
 
 
 def _refusal(request: Request, pod: Pod) -> JSONResponse | None:

@@ -26,6 +26,27 @@ class DatabaseSettings(Section):
     call_retention_days: int = Field(90, ge=1, le=3650)
     """Days a call record (transcript, tool audit) is kept when its agent sets no `retention_days`;
     a TTL index on `expires_at` then removes it."""
+    call_record_flush_seconds: float = Field(0.5, gt=0, le=1.0)
+    """Interval at which a call's queued record entries (transcript lines, tool audit, latency) are
+    written as the call goes: a killed pod loses at most this much of a call (a full batch goes sooner)."""
+    call_record_queue_entries: int = Field(20_000, ge=100, le=1_000_000)
+    """Bound on record entries queued in the pod while the database is slow or down (retried with
+    backoff); past it new entries are dropped and counted (`switchboard_call_record_entries_dropped`)."""
+    call_record_queue_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+    """Bound on the bytes of record entries queued (an estimate of their text), as `call_record_queue_entries`."""
+    call_record_shutdown_seconds: float = Field(10.0, ge=0, le=120)
+    """At shutdown, how long the pod keeps writing queued call records; what is left is counted
+    (`switchboard_call_record_writes_failed`)."""
+    db_call_path_timeout_ms: int = Field(1000, ge=50, le=30_000)
+    """Bound on a database read a call waits on (number routing, stored agent): past it the read
+    counts as failed and the pod answers from its last good copy, instead of the driver's
+    server-selection wait (seconds) on a dead server."""
+    db_outage_retry_seconds: float = Field(2.0, ge=0, le=300)
+    """After a failed call-path read, how long calls are answered from the last good copies
+    without asking the database again (so calls in an outage do not each wait the timeout)."""
+    db_routes_cached: int = Field(10_000, ge=1, le=1_000_000)
+    """Bound on the numbers whose last good route the pod keeps for an outage (least recently
+    used dropped first); stored agents are kept up to `stored_agents_max`."""
 
     def db_settings(self) -> DbSettings:
         """The database layer's settings (its other bounds keep their defaults: see db/settings.py)."""

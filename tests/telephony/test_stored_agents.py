@@ -11,8 +11,11 @@ from agents.config import AgentConfig
 from agents.echo import EchoAgent
 from agents.port import Agent, AgentCatalog
 from db import AgentConfigs, Database, ToolDeclarations
+from telephony.outage import DatabaseOutage, DatabaseUnavailable
 from telephony.stored_agents import StoredAgents
+from tests.support.clock import FakeClock
 from tests.support.db import open_test_database
+from tests.support.db_outage import cuttable
 
 pytestmark = pytest.mark.mongodb
 
@@ -118,3 +121,43 @@ async def test_an_invalid_stored_config_is_not_served(database: Database) -> Non
 async def test_a_malformed_id_is_looked_up_in_the_catalog_only(database: Database) -> None:
     pod = Pod(database)
     assert await pod.stored.resolve("Not An Id!") is None
+
+
+async def test_while_the_database_is_down_the_last_built_version_answers(database: Database) -> None:
+    await AgentConfigs(database).create("sales", {"greeting": "Version one."})
+    cut_able, client = cuttable(database)
+    stale: list[str] = []
+    catalog = AgentCatalog({"support": EchoAgent()})
+    builds: list[int] = []
+
+    async def build(config: AgentConfig, version: int) -> Agent:
+        builds.append(version)
+        return Built(config, version)
+
+    stored = StoredAgents(cut_able, catalog, build, outage=DatabaseOutage(retry_after_s=0, on_stale=stale.append))
+    built = await stored.resolve("sales")
+    client.cut = True
+    assert await stored.resolve("sales") is built  # stale-while-error, counted
+    assert await stored.resolve("support") is catalog.get("support")  # the catalog's own, as before
+    assert stale == ["agent", "agent"]
+    with pytest.raises(DatabaseUnavailable):
+        await stored.resolve("billing")  # never built here: the webhook answers it as an outage
+    assert builds == [1]
+
+
+async def test_a_version_read_moments_ago_is_taken_without_reading_again(database: Database) -> None:
+    await AgentConfigs(database).create("sales", {"greeting": "Version one."})
+    cut_able, client = cuttable(database)
+    clock = FakeClock()
+    stored = StoredAgents(cut_able, AgentCatalog({}), build_plain, clock=clock)
+    built = await stored.resolve("sales")  # the webhook's read
+    client.cut = True
+    assert await stored.resolve("sales", fresh_s=15) is built  # the media stream: no database round trip
+    assert client.refused == 0
+    clock.now += 16
+    assert await stored.resolve("sales", fresh_s=15) is built  # read again (refused), the built one served
+    assert client.refused == 1
+
+
+async def build_plain(config: AgentConfig, version: int) -> Agent:
+    return Built(config, version)
