@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -61,6 +62,8 @@ class VoiceAgent:
         """Told about every call's turns, barge-ins and tool calls as they happen (metrics)."""
         self.speculate = speculate
         self.caller_records = config.identity.records(records) if records is not None else None
+        self._starting: set[asyncio.Task[None]] = set()
+        """Calls' record starts still being stored (at most one per call in progress)."""
         self.records: list[CallRecord] = []
         """The last few call records, newest last (bounded by `MAX_RECENT_RECORDS`)."""
 
@@ -82,6 +85,13 @@ class VoiceAgent:
         )
 
     async def run(self, port: CallPort) -> None:
+        started: asyncio.Task[None] | None = None
+
+        async def keep(record: CallRecord) -> None:
+            if started is not None:
+                await asyncio.wait([started])  # the end is stored after the start
+            await self._keep(record)
+
         speaker = Speaker(port, self.engines.tts, self.phrases)
         config = self.config
         echo = self.engines.echo
@@ -97,19 +107,27 @@ class VoiceAgent:
             tools=self.tools,
             transfer_number=self.transfer_number,
             fallback_audio=FALLBACK_TONE,
-            on_record=self._keep,
+            on_record=keep,
             observer=self.observer,
             caller_records=self.caller_records,
             echo_guard=echo_guard,
             speculate=self.speculate,
         )
         session.record.agent_version = self.version
+        # The greeting never waits on the database: the record's start is stored beside the call,
+        # and its end only after its start.
         if self.store is not None:
-            try:
-                await self.store.call_started(session.record)
-            except Exception:
-                log.exception("could not store the call's start")
+            started = asyncio.create_task(self._store_start(session.record))
+            self._starting.add(started)  # held until done: the loop keeps only a weak reference
+            started.add_done_callback(self._starting.discard)
         await session.run()
+
+    async def _store_start(self, record: CallRecord) -> None:
+        assert self.store is not None
+        try:
+            await self.store.call_started(record)
+        except Exception:
+            log.exception("could not store the call's start")
 
     async def _keep(self, record: CallRecord) -> None:
         self.records.append(record)

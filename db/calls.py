@@ -7,14 +7,15 @@ Each list is bounded per call (`max_turns_per_call`, `max_tool_audit_per_call`,
 `max_latency_entries_per_call`): an append past the bound is counted in `dropped`, not stored, so a
 call that talks for hours cannot grow its document towards MongoDB's 16 MB limit. The bound is
 checked by the server in the same update that appends (`count < bound` in the filter), so two
-writers cannot both squeeze past it.
+writers cannot both squeeze past it. A pod's record writer appends in batches (`append_batch`),
+keeping the first entries like the call's memory does, and says at `finish` how many it dropped.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -47,6 +48,8 @@ SUMMARY_FIELDS = (
     "outcome",
     "expires_at",
 )
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+"""Twilio's final call statuses: once a record holds one, later callbacks do not change it."""
 MAX_RETENTION_DAYS = 3650
 """Bound on how long any call record is kept."""
 
@@ -169,24 +172,84 @@ class CallRecords:
         await self._collection.update_one({"call_sid": call_sid}, {"$inc": {f"dropped.{name}": 1}})
         return False
 
+    def bound(self, name: ListName) -> int:
+        """Entries of list `name` one call's record stores."""
+        return self._bounds[name]
+
+    async def append_batch(
+        self, call_sid: str, name: ListName, items: Sequence[Mapping[str, Any]], *, first: int
+    ) -> bool:
+        """Append `items`, the call's entries `first`, `first + 1`... of list `name`, in one update
+        (a writer's batch, within the bound: ValueError past it). Idempotent: the update applies only
+        where the record holds exactly `first` entries, so a batch retried after a lost reply is not
+        stored twice. True once stored (now or by an earlier try); False if the record is missing or
+        holds fewer entries (an earlier batch was lost: this one is not stored)."""
+        if not items:
+            return True
+        bound = self._bounds[name]
+        if first < 0 or first + len(items) > bound:
+            raise ValueError(f"{name} entries {first}..{first + len(items) - 1} are past the bound of {bound}")
+        batch = [self._item(name, item) for item in items]
+        result = await self._collection.update_one(
+            {"call_sid": call_sid, f"counts.{name}": first},
+            {"$push": {name: {"$each": batch, "$slice": bound}}, "$inc": {f"counts.{name}": len(batch)}},
+        )
+        if result.matched_count:
+            return True
+        document = await self._collection.find_one({"call_sid": call_sid}, {"_id": 0, "counts": 1})
+        return document is not None and int(document.get("counts", {}).get(name, 0)) >= first + len(batch)
+
+    def _item(self, name: ListName, item: Mapping[str, Any]) -> dict[str, Any]:
+        if name == "transcript":
+            return {
+                "role": str(item.get("role", ""))[:32],
+                "text": str(item.get("text", ""))[: self._database.settings.max_turn_chars],
+                "at": item.get("at") or datetime.now(UTC),
+            }
+        return _entry(item)
+
     async def finish(
-        self, call_sid: str, *, outcome: str, ended_at: datetime | None = None, verified_customer: str | None = None
+        self,
+        call_sid: str,
+        *,
+        outcome: str,
+        ended_at: datetime | None = None,
+        verified_customer: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+        dropped: Mapping[ListName, int] | None = None,
     ) -> None:
-        """`verified_customer`: the key the caller was verified as (whose data the call could reach)."""
-        ended = {"ended_at": ended_at or datetime.now(UTC), "outcome": outcome[:200]}
+        """`verified_customer`: the key the caller was verified as (whose data the call could reach);
+        `summary`: the call's counters (flat); `dropped`: entries of each list not stored (past the
+        bound, or lost by the writer), which raises the stored count, never lowers it: a retried
+        finish counts once."""
+        ended: dict[str, Any] = {"ended_at": ended_at or datetime.now(UTC), "outcome": outcome[:200]}
         if verified_customer is not None:
             ended["verified_customer"] = verified_customer[:200]
-        await self._collection.update_one({"call_sid": call_sid}, {"$set": ended})
+        if summary:
+            ended["summary"] = _entry(summary)
+        update: dict[str, Any] = {"$set": ended}
+        counted = {f"dropped.{name}": int(n) for name, n in (dropped or {}).items() if name in self._bounds and n > 0}
+        if counted:
+            update["$max"] = counted
+        await self._collection.update_one({"call_sid": call_sid}, update)
 
     async def set_status(
         self, call_sid: str, status: str, *, duration_s: int | None = None, answered_by: str | None = None
     ) -> bool:
-        """Twilio's view of the call (from a signed status or AMD callback); False if no record."""
-        values: dict[str, Any] = {"status": status[:32]}
+        """Twilio's view of the call (from a signed status or AMD callback); False if no record.
+        A final status is never overwritten (callbacks arrive out of order: an AMD result after
+        `completed`); the other figures are still kept."""
+        values: dict[str, Any] = {}
         if duration_s is not None:
             values["duration_s"] = duration_s
         if answered_by is not None:
             values["answered_by"] = answered_by[:32]
+        open_call = {"call_sid": call_sid, "status": {"$nin": sorted(FINAL_CALL_STATUSES)}}
+        result = await self._collection.update_one(open_call, {"$set": {**values, "status": status[:32]}})
+        if result.matched_count:
+            return True
+        if not values:
+            return await self._collection.find_one({"call_sid": call_sid}, {"_id": 1}) is not None
         result = await self._collection.update_one({"call_sid": call_sid}, {"$set": values})
         return bool(result.matched_count)
 

@@ -25,6 +25,7 @@ CALLS = "calls"
 CUSTOMERS = "customers"
 ORDERS = "orders"
 APPOINTMENTS = "appointments"
+AUDIT_LOG = "audit_log"
 
 INDEXES: dict[str, list[IndexModel]] = {
     AGENT_CONFIGS: [],  # keyed by _id (the agent id)
@@ -65,6 +66,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     ORDERS: [
         IndexModel([("order_id", ASCENDING)], name="order_id", unique=True),
         IndexModel([("customer_id", ASCENDING), ("created_at", DESCENDING)], name="customer_created"),
+    ],
+    AUDIT_LOG: [
+        IndexModel([("at", DESCENDING), ("_id", DESCENDING)], name="at_id"),
+        IndexModel([("expires_at", ASCENDING)], name="expires_at", expireAfterSeconds=0),  # retention
     ],
     APPOINTMENTS: [
         IndexModel([("appointment_id", ASCENDING)], name="appointment_id", unique=True),

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+TRANSCRIPT_LINES_PER_CALL = 400
+"""The one transcript bound: lines a call keeps in memory (`agents.conversation.record`) and in its
+stored record (`max_turns_per_call`'s default). Both keep the first lines and count the rest as
+dropped: a runaway call cannot erase how it started, and a record written as the call goes is
+append-only, so what a killed pod left in the database is a prefix of what it held in memory."""
+
 
 class DbSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
@@ -44,8 +50,9 @@ class DbSettings(BaseModel):
     """Longest string value a filter may compare against."""
 
     # -- call records --------------------------------------------------------------------
-    max_turns_per_call: int = Field(400, ge=1, le=10_000)
-    """Transcript turns stored per call; later turns are counted as dropped, not stored."""
+    max_turns_per_call: int = Field(TRANSCRIPT_LINES_PER_CALL, ge=1, le=10_000)
+    """Transcript turns stored per call; later turns are counted as dropped, not stored (the first
+    ones are kept, as in memory: see `TRANSCRIPT_LINES_PER_CALL`)."""
     max_turn_chars: int = Field(2000, ge=1, le=100_000)
     """Characters of one transcript turn kept; longer text is cut."""
     max_tool_audit_per_call: int = Field(200, ge=1, le=10_000)

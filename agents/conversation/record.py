@@ -1,6 +1,7 @@
 """What a call leaves behind: its transcript, per-turn latency and how it ended.
 
 Kept with the session while the call runs (bounded), logged turn by turn as structured events,
+told line by line to whoever follows it (the pod's record writer, which stores it as the call goes)
 and handed to whoever stores calls when it ends.
 """
 
@@ -11,10 +12,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
+from db.settings import TRANSCRIPT_LINES_PER_CALL
+
 log = logging.getLogger("switchboard.agents")
 
-MAX_TRANSCRIPT_ENTRIES = 500
-"""Bound on transcript lines kept per call (the oldest are dropped past it)."""
+MAX_TRANSCRIPT_ENTRIES = TRANSCRIPT_LINES_PER_CALL
+"""Bound on transcript lines kept per call: the first ones, the rest counted in `transcript_dropped`
+(the same bound and the same end as the stored record: see `TRANSCRIPT_LINES_PER_CALL`)."""
 MAX_TURN_METRICS = 200
 """Bound on per-turn metrics kept per call."""
 
@@ -88,17 +92,39 @@ class CallRecord:
     """The customer key the caller was verified as (None: never verified on this call)."""
     retention_days: int | None = None
     """Days the stored record is kept (the agent's `retention_days`); None: the pod's default."""
+    transcript_dropped: int = 0
+    """Lines said past `MAX_TRANSCRIPT_ENTRIES`, not kept."""
+
+    def __post_init__(self) -> None:
+        self._follower: RecordFollower | None = None
+        """Told each kept line and turn as it happens (`follow`); not part of the record's data."""
+
+    def follow(self, follower: RecordFollower | None) -> None:
+        """From now on, tell `follower` each transcript line kept and each turn's metrics."""
+        self._follower = follower
 
     def say(self, role: str, text: str) -> None:
         if len(self.transcript) >= MAX_TRANSCRIPT_ENTRIES:
-            del self.transcript[0]
-        self.transcript.append(TranscriptLine(role, text, round(time.time() - self.started_at, 3)))
+            self.transcript_dropped += 1
+            return
+        line = TranscriptLine(role, text, round(time.time() - self.started_at, 3))
+        self.transcript.append(line)
+        if self._follower is not None:
+            try:
+                self._follower.transcript_line(self, line)
+            except Exception:  # a record that cannot be stored never ends the call
+                log.exception("could not hand a transcript line to the record's follower")
 
     def add_turn(self, metrics: TurnMetrics) -> None:
         if len(self.turns) >= MAX_TURN_METRICS:
             del self.turns[0]
         self.turns.append(metrics)
         log.info("turn", extra={"event": "turn", **asdict(metrics)})
+        if self._follower is not None:
+            try:
+                self._follower.turn_metrics(self, metrics)
+            except Exception:
+                log.exception("could not hand a turn's metrics to the record's follower")
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -124,6 +150,19 @@ class CallObserver(Protocol):
     def speculation_ended(self, used: bool) -> None:
         """A speculative reply was confirmed (`used`) or dropped because the caller went on."""
         ...
+
+    def engine_failed(self, kind: str) -> None:
+        """A turn failed on an engine: `speech_unavailable` (the speech service is down),
+        `speech_failed` (STT or TTS failed or was overloaded) or `model_unavailable`."""
+        ...
+
+
+class RecordFollower(Protocol):
+    """Follows a record as the call goes. Called on the event loop: quick, never blocking, never raising."""
+
+    def transcript_line(self, record: CallRecord, line: TranscriptLine) -> None: ...
+
+    def turn_metrics(self, record: CallRecord, metrics: TurnMetrics) -> None: ...
 
 
 class CallStore(Protocol):
