@@ -50,10 +50,20 @@ class ActiveCalls:
         self._reserved[call_sid] = self._clock() + self._reservation_ttl
         return True
 
-    def start(self, call_sid: str, end: EndCall | None = None) -> None:
-        """The call's stream started (on this pod, with or without a reservation here)."""
+    def start(self, call_sid: str, end: EndCall | None = None) -> bool:
+        """The call's stream started (on this pod, with or without a reservation here). False, and
+        nothing changes, when the call is already live: a second stream for it (a replayed token)
+        must neither replace the live call's entry nor release it when it ends, or the count would
+        drop while the call is still up and drain could finish under it."""
+        if call_sid in self._active:
+            return False
         self._reserved.pop(call_sid, None)
         self._active[call_sid] = end
+        return True
+
+    def is_live(self, call_sid: str) -> bool:
+        """Whether a stream for this call is running on this pod."""
+        return call_sid in self._active
 
     def release(self, call_sid: str) -> None:
         self._reserved.pop(call_sid, None)

@@ -38,6 +38,7 @@ from telephony.settings.engines import (
     TextToSpeechSettings,
 )
 from telephony.settings.health import PodHealthSettings
+from telephony.settings.secret_checks import InsecureSecrets, insecure_secrets, require_secure_secrets
 from telephony.settings.section import Section
 
 # pydantic gathers fields from the last base to the first, so sections are listed last to first:
@@ -100,6 +101,7 @@ __all__ = [
     "CallOutcomeSettings",
     "CampaignSettings",
     "DatabaseSettings",
+    "InsecureSecrets",
     "ListeningSettings",
     "LlmSettings",
     "LoggingSettings",
@@ -117,6 +119,8 @@ __all__ = [
     "TextToSpeechSettings",
     "ToolSettings",
     "TwilioSettings",
+    "insecure_secrets",
     "parse_api_keys",
+    "require_secure_secrets",
     "settings_table",
 ]

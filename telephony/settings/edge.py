@@ -58,6 +58,14 @@ class TwilioSettings(Section):
     derived from the auth token, so every pod sharing the token accepts each other's calls."""
     call_token_ttl_seconds: int = Field(60, ge=5, le=3600)
     """How long after the webhook the stream may connect."""
+    webhook_replay_window_seconds: int = Field(86_400, ge=60, le=30 * 86_400)
+    """How long a CallSid answered with a call token is remembered: a signed webhook replayed for it
+    meanwhile gets a polite hang-up and no token (Twilio's signatures carry no timestamp)."""
+    webhook_replay_max_calls: int = Field(50_000, ge=100, le=10_000_000)
+    """Bound on remembered CallSids (~150 bytes each; the oldest are forgotten first)."""
+    allow_insecure_secrets: bool = False
+    """Start even with empty, short or placeholder secrets (a laptop demo only; each is logged as a
+    warning). Off: start-up refuses them, naming the variable to set."""
 
     def call_token_key(self) -> bytes:
         """The HMAC key for call tokens (explicit, or derived from the auth token)."""
@@ -81,6 +89,13 @@ class RoutingSettings(Section):
     """Spoken to a caller refused by admission when `busy_response` is `say`."""
     unknown_number_message: str = Field("Sorry, this number is not in service. Goodbye.", max_length=1000)
     """Spoken to a caller of a number no agent answers."""
+    outage_agent: str | None = Field(None, min_length=1, max_length=64)
+    """Agent id (agents file or built-in) that answers a number the pod cannot route because the
+    database is down and it has no last good route for it. Unset: `outage_message` is spoken."""
+    outage_message: str = Field(
+        "Sorry, we cannot take your call right now. Please call again in a few minutes. Goodbye.", max_length=1000
+    )
+    """Spoken to a caller whose number cannot be routed during a database outage (no `outage_agent`)."""
 
     max_concurrent_calls: int = Field(16, ge=1)
     """Calls this pod carries at once (reserved at the webhook, released when the stream ends);
@@ -109,8 +124,15 @@ class MediaStreamSettings(Section):
     ws_max_frame_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
     """Largest WebSocket frame the server reads at all (uvicorn `ws_max_size`); above it the
     connection is closed with 1009. Must exceed `ws_max_message_bytes`."""
-    stream_start_timeout_seconds: float = Field(10.0, gt=0, le=120)
-    """A stream that has not sent a valid `start` by then is closed (1008)."""
+    stream_start_timeout_seconds: float = Field(3.0, gt=0, le=120)
+    """A stream that has not sent a valid `start` by then is closed (1008); Twilio sends it at once."""
+    stream_pending_max: int = Field(32, ge=1, le=10_000)
+    """Media streams a pod lets wait for a valid `start` at once; past it a new connection is refused
+    at the handshake (HTTP 403, cheaper than accept-then-close 1008) and counted
+    (`switchboard_streams_turned_away_total`)."""
+    stream_prestart_max_message_bytes: int = Field(8 * 1024, ge=4096)
+    """Largest message a stream may send before its `start` is verified (Twilio's `start` is ~2 KB);
+    a larger one closes the stream (1009). After `start`, `ws_max_message_bytes` applies."""
     inbound_queue_frames: int = Field(250, ge=10)
     """Caller audio frames (20 ms each) waiting for the session; the oldest are dropped past
     this (250 = 5 s)."""

@@ -1,5 +1,13 @@
 """`WS /twilio/media`: one Twilio Media Stream, from `connected` to `stop`.
 
+Until its `start` is verified a connection is a stranger: it waits at the pod's `StreamDoor` (at
+most `stream_pending_max` at once; the rest are refused at the handshake, HTTP 403, which costs the
+pod about half of what accepting and closing them does: `benchmarks/stream_flood.py`), for at most
+`stream_start_timeout_seconds`, with messages of at most `stream_prestart_max_message_bytes`
+(uvicorn has already read a frame of up to `ws_max_frame_bytes` by then; the smaller bound stops a
+stranger from parking big buffers in the pod). A second stream for a call already live on the pod
+(a replayed token) is refused and leaves the live call's count alone.
+
 The stream waits for `start`, verifies the call token Twilio hands back in `customParameters`
 (close 1008 if missing, forged, expired or for another call), then runs the agent's session
 against a `TwilioCallPort` while this handler reads Twilio's messages. A malformed, unknown or
@@ -24,6 +32,7 @@ from telephony.twilio import call_token
 from telephony.twilio.playout import Playout
 from telephony.twilio.port import TwilioCallPort
 from telephony.twilio.protocol import Connected, Dtmf, Mark, Media, ProtocolError, Start, Stop, parse_inbound
+from telephony.twilio.stream_door import Waiting
 
 if TYPE_CHECKING:
     from telephony.pod import Pod
@@ -32,34 +41,74 @@ log = logging.getLogger(__name__)
 
 POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
+MESSAGE_TOO_BIG = 1009
 TOKEN_PARAMETER = "token"
+TOO_MANY_PENDING = "too_many_pending"
+START_TIMEOUT = "start_timeout"
+PRESTART_TOO_LARGE = "prestart_message_too_large"
+CALL_ALREADY_LIVE = "call_already_live"
 SESSION_GRACE_SECONDS = 2.0
+"""How long a session has to wind down after its stream ends before it is cancelled. Its record
+does not depend on it: lines are written as the call goes, the end is only queued (never awaited),
+and a record the session left open is ended by the stream (`DatabaseCallStore.stream_closed`)."""
 
 
 class _Disconnected(Exception):
     pass
 
 
+class _PrestartTooLarge(Exception):
+    pass
+
+
 async def media_stream(websocket: WebSocket) -> None:
     pod: Pod = websocket.app.state.pod
-    await websocket.accept()
+    waiting = pod.stream_door.enter()
     try:
-        await _serve(websocket, pod)
+        if waiting is None:
+            await _turn_away(websocket, pod, TOO_MANY_PENDING, POLICY_VIOLATION, "too many streams waiting to start")
+            return
+        try:
+            await websocket.accept()
+        except Exception:  # the client left during the handshake: nothing to serve, nothing to log
+            return
+        await _serve(websocket, pod, waiting)
     except _Disconnected:
         pass
     except Exception:  # never let one call's failure escape into the server
         log.exception("media stream failed")
         await _close(websocket, INTERNAL_ERROR, "internal error")
+    finally:
+        if waiting is not None:
+            waiting.leave()
+
+
+async def _turn_away(websocket: WebSocket, pod: Pod, reason: str, code: int, message: str) -> None:
+    """Close a stream before it became a call, counted by reason (logged sparingly: a flood of
+    strangers must not flood the logs). Before `accept` this refuses the handshake (HTTP 403)."""
+    pod.metrics.streams_turned_away.labels(reason).inc()
+    pod.stream_door.turned_away += 1
+    if pod.stream_door.turned_away <= 10 or pod.stream_door.turned_away % 100 == 0:
+        log.warning("media stream turned away", extra={"reason": reason, "turned_away": pod.stream_door.turned_away})
+    await _close(websocket, code, message)
 
 
 class _Reader:
     """Reads one stream's messages; drops the unusable ones (logging the first few, then every
     hundredth, so a stream spewing garbage cannot flood the logs)."""
 
-    def __init__(self, websocket: WebSocket, pod: Pod) -> None:
+    def __init__(self, websocket: WebSocket, pod: Pod, waiting: Waiting | None = None) -> None:
         self.websocket = websocket
         self.pod = pod
         self.dropped = 0
+        self.waiting = waiting
+        """The stream's place at the door until its `start` is verified (small messages only)."""
+
+    def admitted(self) -> None:
+        """`start` is verified: the stream leaves the door and the normal message bound applies."""
+        if self.waiting is not None:
+            self.waiting.leave()
+            self.waiting = None
 
     def drop(self, reason: str, size: int) -> None:
         self.dropped += 1
@@ -75,6 +124,8 @@ class _Reader:
         raw = message.get("text")
         if raw is None:
             raw = message.get("bytes") or b""
+        if self.waiting is not None and len(raw) > self.pod.settings.stream_prestart_max_message_bytes:
+            raise _PrestartTooLarge
         try:
             return parse_inbound(raw, self.pod.settings.ws_max_message_bytes)
         except ProtocolError as exc:
@@ -92,13 +143,16 @@ class _Reader:
                     self.drop(f"{message.event} before start", 0)
 
 
-async def _serve(websocket: WebSocket, pod: Pod) -> None:
+async def _serve(websocket: WebSocket, pod: Pod, waiting: Waiting) -> None:
     settings = pod.settings
-    reader = _Reader(websocket, pod)
+    reader = _Reader(websocket, pod, waiting)
     try:
         start = await reader.start()
     except TimeoutError:
-        await _close(websocket, POLICY_VIOLATION, "no start message")
+        await _turn_away(websocket, pod, START_TIMEOUT, POLICY_VIOLATION, "no start message")
+        return
+    except _PrestartTooLarge:
+        await _turn_away(websocket, pod, PRESTART_TOO_LARGE, MESSAGE_TOO_BIG, "message too large before start")
         return
     meta = start.start
     try:
@@ -112,6 +166,10 @@ async def _serve(websocket: WebSocket, pod: Pod) -> None:
         log.warning("refused media stream", extra={"reason": str(exc), "call_sid_claimed": meta.call_sid})
         await _close(websocket, POLICY_VIOLATION, str(exc))
         return
+    if pod.calls.is_live(meta.call_sid):
+        await _turn_away(websocket, pod, CALL_ALREADY_LIVE, POLICY_VIOLATION, "a stream for this call is live")
+        return
+    reader.admitted()
     resolved = await pod.directory.resolve(agent_id=claims.agent_id)  # as the webhook did, maybe on another pod
     if resolved is None:
         log.error("call token names an unknown agent", extra={"agent_id": claims.agent_id})
@@ -192,7 +250,9 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
 
         ending.append(asyncio.get_running_loop().call_later(settings.shed_goodbye_seconds, close_anyway))
 
-    pod.calls.start(info.call_sid, end_requested)
+    if not pod.calls.start(info.call_sid, end_requested):  # a twin stream started meanwhile: it keeps the call
+        await _turn_away(websocket, pod, CALL_ALREADY_LIVE, POLICY_VIOLATION, "a stream for this call is live")
+        return
     pod.metrics.calls_started.inc()
     started = time.monotonic()
     log.info("call started", extra={"agent_id": info.agent_id, "stream_sid": info.stream_sid})
@@ -226,6 +286,8 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
         port.close()
         playout.close()
         await _finish_session(session_task)
+        if pod.call_store is not None:  # a session cancelled before it reported its end: the record ends here
+            pod.call_store.stream_closed(info.call_sid)
         playout_task.cancel()
         await asyncio.gather(playout_task, return_exceptions=True)
         pod.calls.release(info.call_sid)

@@ -18,6 +18,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 
 from telephony.logs import call_sid_var
+from telephony.outage import DatabaseUnavailable
+from telephony.routing import Resolved
 from telephony.twilio import call_token, twiml
 from telephony.twilio.media_stream import TOKEN_PARAMETER
 from telephony.twilio.signature import (
@@ -27,6 +29,7 @@ from telephony.twilio.signature import (
     signature_is_valid,
     websocket_url,
 )
+from telephony.twilio.transfer_numbers import checked_outcome
 
 if TYPE_CHECKING:
     from telephony.pod import Pod
@@ -128,8 +131,12 @@ async def voice(request: Request) -> Response:
     call_sid_var.set(call.CallSid)
     if settings.twilio_account_sid and call.AccountSid != settings.twilio_account_sid:
         return PlainTextResponse("webhook from another account", status_code=403)
+    if replayed(pod, call.CallSid):
+        return xml(twiml.say_and_hang_up(settings.busy_message))
 
-    resolved = await pod.directory.resolve(number=call.To)
+    resolved = await _route(pod, call.To)
+    if isinstance(resolved, Response):
+        return resolved
     if resolved is None:
         pod.metrics.calls_unknown_number.inc()
         log.info("call to a number with no agent", extra={"to": call.To})
@@ -147,10 +154,40 @@ async def voice(request: Request) -> Response:
     return stream_to_agent(request, pod, call, resolved.agent_id, call.Direction)
 
 
+async def _route(pod: Pod, number: str) -> Resolved | Response | None:
+    """The agent for the called number; during a database outage with no last good route for it,
+    the fallback agent (`outage_agent`) or the polite outage message, never a 500."""
+    try:
+        return await pod.directory.resolve(number=number)
+    except DatabaseUnavailable as exc:
+        fallback = pod.settings.outage_agent
+        resolved = await pod.directory.resolve(agent_id=fallback) if fallback is not None else None
+        answer = "fallback_agent" if resolved is not None else "message"
+        pod.metrics.calls_unrouted_in_outage.labels(answer).inc()
+        log.warning("database down and no last good route", extra={"to": number, "answer": answer, "error": str(exc)})
+        return resolved if resolved is not None else xml(twiml.say_and_hang_up(pod.settings.outage_message))
+
+
+def replayed(pod: Pod, call_sid: str) -> bool:
+    """True (counted, logged) when this pod already answered `call_sid` with a call token: the
+    webhook is a replay and gets no token. Asked before routing and admission, so a replay costs no
+    lookup and holds no place."""
+    if call_sid not in pod.seen_calls:
+        return False
+    pod.metrics.webhooks_replayed.inc()
+    log.warning("replayed webhook for a call already answered; no new call token")
+    return True
+
+
 def stream_to_agent(request: Request, pod: Pod, call: VoiceWebhook, agent_id: str, direction: str) -> Response:
     """`<Connect><Stream>` for an admitted call, with the call token its media stream must bring
-    back (inbound webhook and the answer of an outbound call alike)."""
+    back (inbound webhook and the answer of an outbound call alike). One token per CallSid: a twin
+    request that raced past `replayed` is hung up here."""
     settings = pod.settings
+    if not pod.seen_calls.add(call.CallSid):
+        pod.metrics.webhooks_replayed.inc()
+        log.warning("replayed webhook for a call already answered; no new call token")
+        return xml(twiml.hang_up())
     token = call_token.issue(
         settings.call_token_key(),
         call_sid=call.CallSid,
@@ -172,6 +209,6 @@ async def connect_action(request: Request) -> Response:
     if isinstance(action, Response):
         return action
     call_sid_var.set(action.CallSid)
-    outcome = pod.outcomes.take(action.CallSid)
+    outcome = checked_outcome(pod.outcomes.take(action.CallSid), pod.settings.transfer_allowed_numbers)
     log.info("stream ended; telling Twilio what next", extra={"outcome": repr(outcome)})
     return xml(twiml.after_stream(outcome))

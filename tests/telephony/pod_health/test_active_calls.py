@@ -76,7 +76,7 @@ def test_start_without_reservation(clock: FakeClock) -> None:
     calls.start("CA1")
     assert calls.active == 1
     assert calls.count == 1
-    calls.start("CA1")  # idempotent
+    assert calls.start("CA1") is False  # already live: refused, nothing changes
     assert calls.count == 1
     calls.start("CA2")  # not refused here: the call is already connected
     assert calls.active == 2
@@ -105,3 +105,18 @@ def test_retry_after_reservation_expired_holds_a_place(clock: FakeClock) -> None
     assert calls.try_reserve("CA1") is True  # admitted again...
     assert calls.count == 1  # ...so it must hold the place
     assert calls.try_reserve("CA2") is False
+
+
+def test_a_repeated_call_sid_neither_takes_over_nor_double_counts_a_live_call(clock: FakeClock) -> None:
+    """A replayed token's second stream must not replace the live call's entry: when it ended, its
+    release would drop the live call from the count, and drain could finish with the call still up."""
+    calls = ActiveCalls(limit=4, reservation_ttl=60, clock=clock)
+    end_live: list[str] = []
+    end_replay: list[str] = []
+    assert calls.start("CA1", end_live.append) is True
+    assert calls.start("CA1", end_replay.append) is False
+    assert calls.count == 1 and calls.active == 1
+    newest = calls.newest()
+    assert newest is not None and newest[0] == "CA1"
+    newest[1]("shed")  # type: ignore[misc]
+    assert end_live == ["shed"] and end_replay == []

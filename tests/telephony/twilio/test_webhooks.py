@@ -150,10 +150,11 @@ class TestAdmission:
         assert [verb.tag for verb in document] == ["Say", "Hangup"]
         assert document.find("Say").text == settings.busy_message  # type: ignore[union-attr]
 
-    def test_retried_webhook_for_the_same_call_is_not_counted_twice(self, server: str) -> None:
+    def test_repeated_webhook_for_the_same_call_is_not_counted_twice(self, server: str, app: Starlette) -> None:
         params = voice_params()
         twiml(post_signed(server, "/twilio/voice", params))
-        assert twiml(post_signed(server, "/twilio/voice", params)).find("Connect") is not None
+        assert twiml(post_signed(server, "/twilio/voice", params)).find("Connect") is None  # a replay: no token
+        assert app.state.pod.calls.count == 1
 
 
 def test_busy_can_be_answered_with_reject() -> None:
