@@ -4,6 +4,7 @@ Nothing here imports tools, agents or telephony.
 """
 
 from db.agent_configs import AgentConfigs, AgentExists, StoredConfig, VersionConflict
+from db.audit_log import AuditLog
 from db.business import BookingRefused, BusinessData
 from db.calls import CallRecords
 from db.campaigns import Campaigns, TransitionRefused
@@ -20,6 +21,7 @@ from db.tool_declarations import StoredDeclaration, ToolDeclarations, ToolExists
 __all__ = [
     "AgentConfigs",
     "AgentExists",
+    "AuditLog",
     "Between",
     "BookingRefused",
     "BusinessData",

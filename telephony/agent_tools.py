@@ -18,7 +18,7 @@ from agents.config import AgentConfig
 from db import BusinessData, CallRecords, Database, SafeQuery, StoredDeclaration, ToolDeclarations
 from db.tool_declarations import TOOL_NAME_PATTERN, parse_reference
 from telephony.settings import Settings
-from tools import BUILTIN, CallRecordsAudit, Tool, ToolExecutor, builtin_tools
+from tools import BUILTIN, CallRecordsAudit, Tool, ToolAudit, ToolExecutor, builtin_tools
 from tools.declared import DeclaredToolResources, build_tool, parse_declaration
 
 _NAME = re.compile(TOOL_NAME_PATTERN)
@@ -90,10 +90,12 @@ async def tools_for(
     database: Database | None,
     settings: Settings,
     shedding: Callable[[], bool] | None = None,
+    audit: ToolAudit | None = None,
 ) -> ToolExecutor | None:
     """The agent's tools (built-in and declared, in the order it names them) on the database, or
     None when it has none. While `shedding()` (the memory guard at its hard threshold), tool calls
-    are refused.
+    are refused. `audit`: where tool calls are audited (the pod's record writer; default: each
+    entry written to the call's record as it comes).
 
     An agent naming tools on a pod without a database, or a tool that does not exist, is a
     configuration error (`ValueError`), said at start-up or when a stored agent is built."""
@@ -109,7 +111,7 @@ async def tools_for(
     tools += config.identity.tools()  # identify_caller / verify_identity, when the identity policy needs them
     return ToolExecutor(
         tools,
-        CallRecordsAudit(CallRecords(database)),
+        audit or CallRecordsAudit(CallRecords(database)),
         max_steps_per_turn=settings.tool_max_steps_per_turn,
         max_result_bytes=settings.tool_max_result_bytes,
         default_timeout_s=settings.tool_timeout_seconds,

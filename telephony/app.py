@@ -11,7 +11,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from telephony.admin import API_PREFIX, build_admin_api
 from telephony.pod import open_pod
-from telephony.pod_health.health import drain, healthz, metrics, readyz
+from telephony.pod_health.health import drain, healthz, metrics, readyz, undrain
 from telephony.settings import Settings
 from telephony.twilio.media_stream import media_stream
 from telephony.twilio.outbound import (
@@ -49,6 +49,7 @@ def create_app(settings: Settings, **pod_overrides: Any) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/drain", drain, methods=["POST"]),
+            Route("/undrain", undrain, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             Mount(API_PREFIX, app=admin),
         ],

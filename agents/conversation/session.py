@@ -235,12 +235,15 @@ class CallSession(BargeIns):
             pass
         except ChatModelUnavailable as exc:
             log.warning("model unavailable", extra={"event": "llm_unavailable", "error": str(exc)})
+            observe(self.observer, lambda observer: observer.engine_failed("model_unavailable"))
             await self._fail("model unavailable")
         except SpeechEngineUnavailable as exc:
             log.warning("speech service unavailable", extra={"event": "speech_unavailable", "error": str(exc)})
+            observe(self.observer, lambda observer: observer.engine_failed("speech_unavailable"))
             await self._speech_outage()
         except (SpeechSynthesisError, TranscriptionError, InferenceOverloaded) as exc:
             log.warning("speech engine failed", extra={"event": "engine_failed", "error": str(exc)})
+            observe(self.observer, lambda observer: observer.engine_failed("speech_failed"))
             await self._fail("speech engine failed")
         finally:
             self._touch()
@@ -270,7 +273,7 @@ class CallSession(BargeIns):
             for pending in list(self._unanswered):
                 # shielded: if the caller goes on talking this turn is cancelled, but the words stay
                 # pending and the next turn answers them together with what follows.
-                texts.append(guarded(await asyncio.shield(pending), self.record))  # loops cut here
+                texts.append(guarded(await asyncio.shield(pending), self.record, gate))  # loops cut here
         except (SpeechEngineUnavailable, TranscriptionError, InferenceOverloaded):
             self._unanswered.clear()  # words lost to a failed transcription are not asked for again
             if gate is not None:

@@ -1,4 +1,5 @@
-"""The admin REST API under `/api`: agents, tools, numbers, calls, campaigns and the do-not-call list.
+"""The admin REST API under `/api`: agents, tools, numbers, calls, campaigns, the do-not-call list and the
+audit log of admin writes.
 
 Built with FastAPI on the same pydantic models that validate everything else, so the OpenAPI
 document at `/api/openapi.json` is generated from the routes and cannot drift from them.
@@ -12,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from telephony.admin import agents, calls, campaigns, tools
+from telephony.admin import agents, audit, calls, campaigns, ops, tools
 from telephony.admin.auth import ApiKeyAuth, KeyRing
 from telephony.admin.common import ERRORS
 from telephony.settings import Settings
@@ -32,7 +33,7 @@ def build_admin_api(settings: Settings) -> FastAPI:
         servers=[{"url": API_PREFIX}],
         root_path_in_servers=False,
     )
-    for router in (agents.router, tools.router, calls.router, campaigns.router):
+    for router in (agents.router, tools.router, calls.router, campaigns.router, audit.router, ops.router):
         api.include_router(router, responses=ERRORS)
     keys = KeyRing(settings.api_key_scopes())
 
@@ -41,7 +42,10 @@ def build_admin_api(settings: Settings) -> FastAPI:
             return settings.campaign_upload_max_bytes
         return settings.api_max_body_bytes
 
-    api.add_middleware(ApiKeyAuth, keys=lambda: keys, max_body=max_body)
+    async def audited(key: str, method: str, path: str, body: bytes, status: int) -> None:
+        await audit.record(api.state.pod, audit.Write(key, method, path, body, status))
+
+    api.add_middleware(ApiKeyAuth, keys=lambda: keys, max_body=max_body, audit=audited)
 
     @api.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

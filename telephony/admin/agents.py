@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 from agents.config import AgentConfig
 from db import AgentConfigs, AgentExists, Database, PhoneNumbers, StoredConfig, VersionConflict
 from db.agent_configs import AGENT_ID_PATTERN
+from telephony.admin.agent_checks import check_agent
 from telephony.admin.common import MAX_PAGE, Page, Problem, agent_exists, database_of, field_error, not_found
-from telephony.admin.tools import Resources, check_agent_tools
+from telephony.admin.tools import Resources
 from telephony.campaigns.campaign import E164_PATTERN
 
 router = APIRouter()
@@ -63,8 +64,8 @@ async def list_agents(
 
 
 @router.post("/agents", status_code=201, response_model=AgentOut, tags=["agents"], responses={409: {"model": Problem}})
-async def create_agent(config: AgentConfig, db: Db, resources: Resources) -> AgentOut:
-    await check_agent_tools(config, db, resources)
+async def create_agent(config: AgentConfig, db: Db, resources: Resources, request: Request) -> AgentOut:
+    await check_agent(config, db, resources, request)
     try:
         stored = await AgentConfigs(db).create(config.id, config.model_dump(mode="json", exclude={"id"}))
     except AgentExists:
@@ -89,6 +90,7 @@ async def update_agent(
     config: AgentConfig,
     db: Db,
     resources: Resources,
+    request: Request,
     expected_version: Annotated[
         int | None, Query(ge=1, description="refuse (409) unless this is the current version")
     ] = None,
@@ -96,7 +98,7 @@ async def update_agent(
     """Replace the agent's whole config; the result is a new version (calls record the version)."""
     if config.id != agent_id:
         field_error(["body", "id"], "must match the agent id in the path")
-    await check_agent_tools(config, db, resources)
+    await check_agent(config, db, resources, request)
     try:
         stored = await AgentConfigs(db).update(
             agent_id, config.model_dump(mode="json", exclude={"id"}), expected_version=expected_version

@@ -5,7 +5,8 @@ without the route's scope -> 403 (`GET` needs `<resource>:read`, anything else `
 the OpenAPI document any valid key). Keys come as `Authorization: Bearer <key>` or `X-API-Key`,
 are compared as SHA-256 digests with `hmac.compare_digest` against every configured key (no early
 exit on a match), and are never logged. The body is read here too, up to its bound (413 past it),
-so a huge body costs nothing before the caller is known.
+so a huge body costs nothing before the caller is known. Every write that reaches a route is then
+handed to the audit log with the key's id (a digest prefix, never the key).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,7 +25,17 @@ RESOURCE_OF = {
     "calls": "calls",
     "campaigns": "campaigns",
     "do-not-call": "campaigns",
+    "audit": "audit",
+    "ops": "ops",
 }
+KEY_ID_HEX = 12
+"""Hex digits of a key's SHA-256 that name it in the audit log (never enough to recover it)."""
+AuditHook = Callable[[str, str, str, bytes, int], Awaitable[None]]
+"""(key id, method, path, body, status) of a write that reached a route."""
+
+
+def key_id(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", errors="replace")).hexdigest()[:KEY_ID_HEX]
 
 
 def _digest(key: str) -> bytes:
@@ -64,10 +75,17 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 
 
 class ApiKeyAuth:
-    def __init__(self, app: ASGIApp, keys: Callable[[], KeyRing], max_body: Callable[[str], int]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: Callable[[], KeyRing],
+        max_body: Callable[[str], int],
+        audit: AuditHook | None = None,
+    ) -> None:
         self.app = app
         self.keys = keys
         self.max_body = max_body
+        self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,7 +97,8 @@ class ApiKeyAuth:
             else scope["path"]
         )
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        scopes = self.keys().scopes(presented_key(headers))
+        presented = presented_key(headers)
+        scopes = self.keys().scopes(presented)
         if scopes is None:
             await _json(send, 401, "missing or invalid API key", {"www-authenticate": "Bearer"})
             return
@@ -91,7 +110,22 @@ class ApiKeyAuth:
         if body is None:
             await _json(send, 413, "request body too large")
             return
-        await self.app(scope, _replay(body, receive), send)
+        if self.audit is None or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, _replay(body, receive), send)
+            return
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, _replay(body, receive), sending)
+        finally:
+            assert presented is not None
+            await self.audit(key_id(presented), scope["method"], path, body, status)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

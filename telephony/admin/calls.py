@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from db import AgentConfigs, CallRecords, Database
+from db import AgentConfigs, CallRecords, Database, DoNotCall
 from db.agent_configs import AGENT_ID_PATTERN
 from telephony.admin.common import MAX_PAGE, Page, Problem, agent_exists, database_of, field_error, not_found
 from telephony.campaigns.campaign import E164_PATTERN, Voicemail
@@ -115,12 +115,19 @@ async def get_call(call_sid: Annotated[str, Path(pattern=r"^[A-Za-z0-9]{2,64}$")
     "/calls",
     status_code=201,
     response_model=OutboundCallOut,
-    responses={502: {"model": Problem, "description": "Twilio refused the call"}, 503: {"model": Problem}},
+    responses={
+        409: {"model": Problem, "description": "`to` is on the do-not-call list"},
+        502: {"model": Problem, "description": "Twilio refused the call"},
+        503: {"model": Problem},
+    },
 )
 async def place_outbound_call(body: OutboundCallIn, db: Db, request: Request) -> OutboundCallOut:
-    """Dial `to` now with the agent's current version (Twilio `calls.create`, with answering-machine detection)."""
+    """Dial `to` now with the agent's current version (Twilio `calls.create`, with answering-machine detection).
+    A number on the do-not-call list is refused (409), as the campaign dialer skips it."""
     if not await agent_exists(request, db, body.agent_id):
         field_error(["body", "agent_id"], f"no agent {body.agent_id!r}")
+    if await DoNotCall(db).contains(body.to):
+        field_error(["body", "to"], f"{body.to} is on the do-not-call list (DELETE /api/do-not-call/{body.to})", 409)
     stored = await AgentConfigs(db).current(body.agent_id)
     ref = CallRef(agent=body.agent_id, v=stored.version if stored else None)
     max_call = float((stored.config if stored else {}).get("max_call_seconds", 900.0))

@@ -15,10 +15,13 @@ class AdminSettings(Section):
     api_keys: SecretStr | None = None
     """Keys for the admin API under `/api`, each with its scopes: `key1:agents:read,calls:read;key2:*`
     (`;` between keys, `,` between scopes) or JSON `{"key1": ["agents:read"]}`. Scopes are
-    `<resource>:read` / `<resource>:write` for agents, tools, numbers, calls and campaigns, or `*`. Unset:
-    every API request is refused (401)."""
+    `<resource>:read` / `<resource>:write` for agents, tools, numbers, calls and campaigns, `audit:read`
+    (the audit log of admin writes), `ops:write` (`POST /api/ops/heap-snapshot`), or `*`. Unset: every
+    API request is refused (401)."""
     api_max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     """Bound on an admin API request body (contact uploads have their own bound)."""
+    audit_retention_days: int = Field(365, ge=1, le=3650)
+    """How long the audit log keeps each admin write (which key, what, when; `GET /api/audit`)."""
 
     @field_validator("api_keys")
     @classmethod
@@ -56,7 +59,7 @@ class CampaignSettings(Section):
     status callback before its attempt counts as failed and its concurrency slot is freed."""
 
 
-API_RESOURCES = ("agents", "tools", "numbers", "calls", "campaigns")
+API_RESOURCES = ("agents", "tools", "numbers", "calls", "campaigns", "audit", "ops")
 API_SCOPES = frozenset({"*"} | {f"{r}:{a}" for r in API_RESOURCES for a in ("read", "write")})
 MIN_API_KEY_CHARS = 16
 

@@ -87,3 +87,43 @@ async def test_the_speculation_setting_reaches_each_agent(speculate: bool) -> No
     settings = make_settings(speculative_replies=speculate)
     agent = await build_voice_agent(AgentConfig(id="support"), stack, settings)
     assert agent.speculate is speculate
+
+
+async def test_the_pod_sends_its_keys_to_the_model_server_and_the_speech_service() -> None:
+    """vLLM runs with `--api-key` and the speech service checks keys (deploy/kubernetes): the pod's
+    clients send the configured ones as bearer tokens."""
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from agents.loopback import LoopbackServer
+    from telephony.voice import load_chat_model, speech_client
+
+    seen: list[tuple[str, str | None]] = []
+
+    async def refuse(request: Request) -> JSONResponse:
+        seen.append((request.url.path, request.headers.get("authorization")))
+        return JSONResponse({"error": {"message": "no", "type": "authentication_error"}}, status_code=401)
+
+    app = Starlette(routes=[Route("/v1/{path:path}", refuse, methods=["GET", "POST"])])
+    async with LoopbackServer(app) as url:
+        settings = make_settings(
+            llm_base_url=url + "/v1",
+            llm_api_key="llm-key-0123456789abcdef",
+            speech_url=url + "/v1",
+            speech_api_key="speech-key-0123456789ab",
+        )
+        model = load_chat_model(settings)
+        with contextlib.suppress(Exception):  # refused: what matters is what was sent
+            async for _ in model.stream([{"role": "user", "content": "hi"}]):
+                pass
+        client = speech_client(settings, None, "speech", max_in_flight=1)
+        with contextlib.suppress(Exception):
+            async with client.request("GET", "/audio/voices"):
+                pass
+    assert ("/v1/chat/completions", "Bearer llm-key-0123456789abcdef") in seen
+    assert ("/v1/audio/voices", "Bearer speech-key-0123456789ab") in seen
+    assert {key for _, key in seen} == {"Bearer llm-key-0123456789abcdef", "Bearer speech-key-0123456789ab"}

@@ -486,6 +486,33 @@ async def test_the_model_transfers_the_caller_through_the_port(start_call: Start
     assert ("system", f"transfer to {TRANSFER_TO}") in [(line.role, line.text) for line in call.record.transcript]
 
 
+@pytest.mark.parametrize(
+    ("action", "forbidden"),
+    [("end_call", {"allow_hang_up": False}), ("transfer_call", {"allow_transfer": False})],
+    ids=["hang-up-not-allowed", "transfer-not-allowed"],
+)
+async def test_a_control_action_the_agent_does_not_allow_is_refused_with_an_error_the_model_reads(
+    start_call: StartCall, action: str, forbidden: dict[str, bool], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hidden from the tool list is not enough: a model that asks anyway (a prompt injection, a
+    hallucinated call) gets a tool error back and the call goes on."""
+    fakes = FakeEngines()
+    fakes.chat.push(Reply(tool_calls=[ScriptedToolCall(action, id="call_x")]), Reply(text=REPLY))
+    call = await start_call(agent_config(**forbidden), fakes=fakes)
+
+    call.say("Hang up on me, or put me through to someone.")
+    await until(turns(call, 1), what="the answer after the refused action")
+    await call.hang_up()
+
+    first, second = fakes.chat.requests
+    assert action not in {t["function"]["name"] for t in first.tools}
+    [result] = [m for m in second.messages if m.get("role") == "tool"]
+    assert result["tool_call_id"] == "call_x" and "not allowed" in json.loads(result["content"])["error"]
+    assert [a for a in call.port.actions if a[0] in ("hang_up", "transfer")] == []  # the caller hung up, not the agent
+    assert call.heard()[-1] == REPLY and call.record.end_reason != "agent ended the call"
+    assert any(r.getMessage() == "refused a call control action the agent does not allow" for r in caplog.records)
+
+
 # -- failures and endings ------------------------------------------------------------------
 
 
