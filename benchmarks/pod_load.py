@@ -73,6 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.tasks import cancel_and_wait
 from agents.testing.scripted_llm import Reply, ScriptedLlmServer, ScriptedToolCall
+from benchmarks.service_wait import wait_until_healthy
 from db.seed import BULK_PHONE
 from telephony.simulator import CallReport, Pause, Say, SimulatedCall
 from telephony.simulator.caller_audio import load_utterance
@@ -80,6 +81,8 @@ from telephony.simulator.caller_audio import load_utterance
 ROOT = Path(__file__).resolve().parents[1]
 CGROUP_V1 = Path("/sys/fs/cgroup/memory")
 AUTH_TOKEN = "pod-load-auth-token-0123456789abcdef"
+SPEECH_KEY = "pod-load-speech-key-0123456789abcdef"
+"""The key the benchmark's speech service demands and its pod sends."""
 NUMBER = "+15550100"
 AGENT = "orders"
 MiB = 1 << 20
@@ -252,7 +255,12 @@ def free_port() -> int:
 def speech_process(log: Path) -> Iterator[str]:
     """`switchboard speech` on a free loopback port, outside the memory group; yields its `/v1` URL."""
     port = free_port()
-    env = {**os.environ, "SWITCHBOARD_SPEECH_PORT": str(port), "SWITCHBOARD_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "SWITCHBOARD_SPEECH_PORT": str(port),
+        "SWITCHBOARD_SPEECH_SERVER_API_KEYS": SPEECH_KEY,
+        "SWITCHBOARD_LOG_LEVEL": "WARNING",
+    }
     with log.open("w") as out:
         child = subprocess.Popen(
             [sys.executable, "-m", "telephony.cli.main", "speech"],
@@ -263,16 +271,7 @@ def speech_process(log: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            if child.poll() is not None:
-                raise RuntimeError(f"the speech service exited with status {child.returncode} (log: {log})")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the speech service did not start")
-            time.sleep(0.5)
+        wait_until_healthy(child, url, log)
         print(f"speech service: pid {child.pid}, {url} (outside the memory group), RSS {mb(rss_bytes(child.pid))}")
         yield url + "/v1"
     finally:
@@ -310,6 +309,7 @@ def pod_process(
             "SWITCHBOARD_STT_BACKEND": "remote",
             "SWITCHBOARD_TTS_BACKEND": "remote",
             "SWITCHBOARD_SPEECH_URL": speech_url,
+            "SWITCHBOARD_SPEECH_API_KEY": SPEECH_KEY,
             "SWITCHBOARD_SPEECH_TIMEOUT_SECONDS": "15",  # the shared 2 cores make the service slow under load
             "SWITCHBOARD_STT_MAX_PENDING": "64",
             "SWITCHBOARD_TTS_MAX_PENDING": "64",
@@ -455,10 +455,10 @@ async def run(args: argparse.Namespace, pod: Pod, group: MemoryGroup | None, llm
             inside = int((limit - baseline) // per_call)
             print(f"calls that fit inside the limit ({mb(limit)}) above the baseline: {inside}")
 
+    flood_ok = True
     if args.flood:
-        refused_before = pod.metric("switchboard_calls_refused_total", reason="memory") + pod.metric(
-            "switchboard_calls_refused_total", reason="max_concurrent_calls"
-        )
+        reasons = ("memory", "capacity", "max_concurrent_calls")
+        refused_before = sum(pod.metric("switchboard_calls_refused_total", reason=r) for r in reasons)
         async with sampler.window() as taken:
             flood = await call_many(pod.url, utterance, args.flood, args.stagger)
         in_ = [r for r in flood if admitted(r)]
@@ -466,13 +466,13 @@ async def run(args: argparse.Namespace, pod: Pod, group: MemoryGroup | None, llm
         other = [r for r in flood if not admitted(r) and r not in busy]
         done = [r for r in in_ if completed(r)]
         shed = pod.metric("switchboard_calls_shed_total")
-        by_memory = pod.metric("switchboard_calls_refused_total", reason="memory")
-        by_limit = pod.metric("switchboard_calls_refused_total", reason="max_concurrent_calls")
+        by_reason = {r: pod.metric("switchboard_calls_refused_total", reason=r) for r in reasons}
         peak = max(value for _, value in taken)
         print(f"flood: {args.flood} calls, {args.stagger:.2f} s apart")
         print(f"  admitted {len(in_)}, refused politely {len(busy)}, other {len(other)}")
-        print(f"  refused by reason: max_concurrent_calls {by_limit:.0f}, memory {by_memory:.0f}"
-              f" (pod counters, {by_limit + by_memory - refused_before:.0f} in this flood)")  # fmt: skip
+        listed = ", ".join(f"{r} {n:.0f}" for r, n in by_reason.items())
+        in_flood = sum(by_reason.values()) - refused_before
+        print(f"  refused by reason: {listed} (pod counters, {in_flood:.0f} in this flood)")
         print(f"  completed {len(done)}/{len(in_)} admitted; shed by the guard {shed:.0f}")
         print(f"  peak working set {mb(peak)} = {peak / limit:.1%} of the limit")
         if len(in_) > max(levels, default=0) and levels:
@@ -484,6 +484,9 @@ async def run(args: argparse.Namespace, pod: Pod, group: MemoryGroup | None, llm
                 print(f"  not completed: {r.call_sid} {r.outcome!r}")
         for r in other:
             print(f"  not admitted, not busy: {r.call_sid} {r.outcome!r}")
+        flood_ok = len(done) == len(in_) and not other
+        verdict = "every admitted call completed, the rest refused politely" if flood_ok else "FAILED"
+        print(f"  flood verdict: {verdict}")
 
     if args.soak_minutes > 0:
         await soak(args, pod, sampler, utterance)
@@ -512,7 +515,7 @@ async def run(args: argparse.Namespace, pod: Pod, group: MemoryGroup | None, llm
             f" {IN_PROCESS['per_call']}, steady slope {IN_PROCESS['steady_slope']}; {IN_PROCESS['cpu']}"
         )
         print(f"         remote engines (this run): idle {mb(baseline)}, steady slope {mb(per_call)}")
-    return 1 if killed or not clean else 0
+    return 1 if killed or not clean or not flood_ok else 0
 
 
 async def soak(args: argparse.Namespace, pod: Pod, sampler: Sampler, utterance: bytes) -> None:

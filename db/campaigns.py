@@ -148,6 +148,19 @@ class Campaigns:
         )
         return bool(result.modified_count)
 
+    async def held_slots(self, campaign_id: str, *, now: float, limit: int = 1000) -> list[dict[str, Any]]:
+        """The campaign's slots held now (`_id`, `holder`), at most `limit`: for finding a slot whose
+        holder has already settled (its pod died between settling and releasing)."""
+        cursor = self._database.find(
+            CAMPAIGN_SLOTS,
+            {"campaign_id": campaign_id, "until": {"$gte": now}},
+            {"holder": 1},
+            limit=limit,
+            max_time_ms=self._database.settings.max_time_ms,
+            batch_size=min(limit, self._database.settings.batch_size),
+        )
+        return [document async for document in cursor]
+
     async def busy_slots(self, campaign_id: str, *, now: float) -> int:
         return await self._database.count(
             CAMPAIGN_SLOTS,

@@ -161,11 +161,16 @@ class Contacts:
         )
         return bool(result.modified_count)
 
-    async def dialed(self, contact_id: ObjectId, attempt: int, *, call_sid: str, until: float) -> bool:
-        """Twilio took the call; it is now waiting for its status callback (until `until`)."""
+    async def dialed(
+        self, contact_id: ObjectId, attempt: int, *, call_sid: str, until: float, slot: str | None = None
+    ) -> bool:
+        """Twilio took the call; it is now waiting for its status callback (until `until`). `slot`:
+        the concurrency slot it holds, where it is not the one taken when dialing began."""
+        values: dict[str, Any] = {"state": "in_call", "call_sid": call_sid, "lease_until": until}
+        if slot is not None:
+            values["slot"] = slot
         result = await self._collection.update_one(
-            {"_id": contact_id, "state": "dialing", "attempts": attempt},
-            {"$set": {"state": "in_call", "call_sid": call_sid, "lease_until": until}},
+            {"_id": contact_id, "state": "dialing", "attempts": attempt}, {"$set": values}
         )
         return bool(result.modified_count)
 

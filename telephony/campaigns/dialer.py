@@ -9,19 +9,23 @@ Any number of pods run it over the same campaigns; all coordination goes through
 3. reserve the next dial time for the campaign (`Campaigns.reserve_dial_time`: all pods together
    keep to `calls_per_second`) and wait for it;
 4. count the attempt, label the slot with it, and ask Twilio (`place_call`); the status callback
-   (on whichever pod receives it) settles the attempt and frees the slot.
+   (on whichever pod receives it) settles the attempt and frees the slot. A create whose answer was
+   lost is looked up in Twilio's call list (`TwilioRest.create_call`); if even that fails, the
+   attempt waits for its status callback instead of being failed or redialled.
 
 Before every call the pod's admission is asked (`PodAdmission.hold_reason`, the same object that
 answers the webhooks and `/readyz`); while it gives a reason (the pod drains, is short of memory,
 is full) this pod places no calls. A pod that dies loses its leases and slots when they expire;
 attempts it left without a status callback are found by `recover` once their call could no longer
-be running, count as failed, and are retried like any failure.
+be running, count as failed, and are retried like any failure; `recover` also returns any slot still
+held for an attempt that has settled, so the campaign's concurrency stays exact.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
@@ -41,6 +45,10 @@ log = logging.getLogger("switchboard.dialer")
 MAX_SKIPS_PER_LEASE = 200
 """Contacts set aside (window, do-not-call) in one search for a callable one before yielding."""
 DEFAULT_MAX_CALL_SECONDS = 900.0
+MAX_SLOTS_CHECKED = 1000
+"""Bound on held slots looked at in one search for lost ones."""
+ATTEMPT_LABEL = re.compile(r"^(?P<contact>[0-9a-f]{24}):(?P<attempt>[0-9]{1,3})$")
+"""How a slot held for a placed attempt is labelled (`<contact id>:<attempt>`)."""
 
 
 class Dialer:
@@ -192,7 +200,16 @@ class Dialer:
             await self.campaigns.release_slot(slot, holder)
             return
         label = f"{contact_id}:{attempt}"
-        await self.campaigns.hold_slot(slot, holder, until=call_until, new_holder=label)
+        if not await self.campaigns.hold_slot(slot, holder, until=call_until, new_holder=label):
+            # our hold ran out while we waited for our turn, and another pod may have the slot:
+            # take a free one for the call or do not place it (the campaign's cap stays exact)
+            slot = await self.campaigns.acquire_slot(campaign_id, label, now=self.clock(), until=call_until) or ""
+            if not slot:
+                log.warning("slot lost before dialing; the contact waits", extra={"contact": str(contact_id)})
+                await self.contacts.undo_dialing(
+                    contact_id, attempt, not_before=self.clock() + self.poll_seconds, reason="slot_lost"
+                )
+                return
         ref = CallRef(
             agent=spec.agent_id,
             v=stored.version if stored else None,
@@ -214,10 +231,15 @@ class Dialer:
             await self._not_placed(ref, spec, exc, slot, label)
             return
         self.placed += 1
-        await self.contacts.dialed(contact_id, attempt, call_sid=created.sid, until=call_until)
+        await self.contacts.dialed(contact_id, attempt, call_sid=created.sid, until=call_until, slot=slot)
 
     async def _not_placed(self, ref: CallRef, spec: CampaignSpec, exc: Exception, slot: str, label: str) -> None:
         assert ref.contact is not None and ref.attempt is not None
+        if isinstance(exc, TwilioApiError) and exc.ambiguous:
+            # Twilio may have placed the call and could not be asked: the attempt stays open with
+            # its slot until its status callback settles it, or `recover` does once it cannot be live
+            log.warning("call may have been placed; waiting for its status", extra={"contact": ref.contact})
+            return
         if isinstance(exc, TwilioApiError) and not exc.retryable:  # e.g. an invalid number: settle as failed
             log.warning("Twilio refused the call", extra={"contact": ref.contact, "error": str(exc)})
             await settle_attempt(self.pod, ref, "invalid", None)
@@ -245,7 +267,26 @@ class Dialer:
             await settle_attempt(self.pod, ref, "lost", contact.get("call_sid"))
         if stale:
             log.warning("recovered attempts with no status", extra={"campaign": campaign_id, "count": len(stale)})
+        await self.return_lost_slots(campaign_id)
         return len(stale)
+
+    async def return_lost_slots(self, campaign_id: str) -> int:
+        """Give back slots still held for an attempt that has settled (its pod died between settling
+        and releasing, or the release failed), so the campaign keeps its whole concurrency."""
+        returned = 0
+        for slot in await self.campaigns.held_slots(campaign_id, now=self.clock(), limit=MAX_SLOTS_CHECKED):
+            label = ATTEMPT_LABEL.match(str(slot.get("holder") or ""))
+            if label is None:  # held by a pod between acquiring and dialing: it expires soon anyway
+                continue
+            contact = await self.contacts.get(label["contact"])
+            live = contact is not None and contact["state"] in ("dialing", "in_call")
+            if live and contact is not None and contact["attempts"] == int(label["attempt"]):
+                continue
+            if await self.campaigns.release_slot(str(slot["_id"]), label.group(0)):
+                returned += 1
+        if returned:
+            log.warning("returned slots held by settled attempts", extra={"campaign": campaign_id, "count": returned})
+        return returned
 
     async def _finished(self, campaign_id: str) -> bool:
         counts = await self.contacts.counts(campaign_id)

@@ -3,8 +3,9 @@
 `PodAdmission` is asked by the voice webhook and the outbound answer webhook (`admit`: reserve a
 place or say why not), by `/readyz` (`reasons`: every reason at once) and by the campaign dialer
 (`hold_reason`: the first reason, before each dial). One object per pod, so the three can never
-disagree. The reasons, in order: the pod drains, memory is at or above the soft threshold, the pod
-carries its maximum of calls. The reason becomes the `reason` label of the refused-calls metric.
+disagree. The reasons, in order: the pod drains, memory is at or above the soft threshold, its
+engines or CPU could not serve one more call in real time (`capacity.py`), the pod carries its
+maximum of calls. The reason becomes the `reason` label of the refused-calls metric.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from telephony.pod_health.active_calls import ActiveCalls
+from telephony.pod_health.capacity import CAPACITY, Capacity
 from telephony.pod_health.drain import Drain
 from telephony.pod_health.guard import GuardState, MemorySampler
 
 DRAINING = "draining"
 MEMORY = "memory"
 MAX_CONCURRENT_CALLS = "max_concurrent_calls"
-REASONS = (DRAINING, MEMORY, MAX_CONCURRENT_CALLS)
+REASONS = (DRAINING, MEMORY, CAPACITY, MAX_CONCURRENT_CALLS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +38,17 @@ class Decision:
 
 
 class PodAdmission:
-    """Draining, then memory pressure (soft or hard), then the call limit: in that order, so a call
-    refused for any reason never holds a place."""
+    """Draining, then memory pressure (soft or hard), then capacity, then the call limit: in that
+    order, so a call refused for any reason never holds a place."""
 
-    def __init__(self, calls: ActiveCalls, memory: MemorySampler, drain: Drain) -> None:
+    def __init__(
+        self, calls: ActiveCalls, memory: MemorySampler, drain: Drain, capacity: Capacity | None = None
+    ) -> None:
         self.calls = calls
         self.memory = memory
         self.drain = drain
+        self.capacity = capacity
+        """None: calls are not refused for capacity (engines and CPU are not looked at)."""
 
     def reasons(self) -> list[str]:
         """Every reason the pod would refuse a call now, in order (empty: it would admit one).
@@ -52,6 +58,8 @@ class PodAdmission:
             reasons.append(DRAINING)
         if self.memory.sample() is not GuardState.OK:
             reasons.append(MEMORY)
+        if self.capacity is not None and self.capacity.reason() is not None:
+            reasons.append(CAPACITY)
         if self.calls.count >= self.calls.limit:
             reasons.append(MAX_CONCURRENT_CALLS)
         return reasons
@@ -77,4 +85,6 @@ class PodAdmission:
             return DRAINING
         if self.memory.sample() is not GuardState.OK:
             return MEMORY
+        if self.capacity is not None:
+            return self.capacity.reason()
         return None

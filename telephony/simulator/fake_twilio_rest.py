@@ -1,10 +1,13 @@
 """A fake of Twilio's REST API for calls, served on a loopback port: our Twilio stand-in's other half.
 
 It speaks the part of the Calls API Switchboard uses (`POST .../Calls.json` to create,
-`POST .../Calls/{Sid}.json` to update, `GET` to fetch) with Twilio's documented JSON shapes and
-error bodies (`{"code", "message", "more_info", "status"}`), checks HTTP basic auth, and keeps a log
-of every request with its arrival time. Tests inject refusals (429, 500, 503) for the next creates or
-for every n-th one; an injected refusal creates nothing, as with Twilio.
+`GET .../Calls.json?To=&From=&StartTime>=` to list, newest first, `POST .../Calls/{Sid}.json` to
+update, `GET` to fetch) with Twilio's documented JSON shapes and error bodies (`{"code", "message",
+"more_info", "status"}`), checks HTTP basic auth, and keeps a log of every request with its arrival
+time. Tests inject refusals (429, 500, 503) for the next creates or for every n-th one; an injected
+refusal creates nothing, as with Twilio. They can also lose the answer to the next creates
+(`lost_answers`): `created` makes the call and then holds the answer back (`lost_answer_seconds`)
+so the client times out not knowing it was placed; `not_created` holds it back and makes nothing.
 
 Each accepted call is then played out the way Twilio does it: it rings, ends busy / no-answer /
 failed, or is answered (optionally requesting the answer `Url`, signed, and keeping the TwiML),
@@ -39,6 +42,9 @@ from telephony.simulator.signing import signed_headers
 
 MAX_LOG = 1_000_000
 """Bound on requests and calls the fake remembers."""
+MAX_PAGE_SIZE = 1000
+"""Twilio's largest list page."""
+LOST_ANSWER_MODES = ("created", "not_created")
 
 ERRORS = {
     400: (21201, "No 'To' number is specified"),
@@ -81,6 +87,8 @@ class FakeCall:
     params: dict[str, str]
     created_at: float
     status: str = "queued"
+    created_wall: float = field(default_factory=time.time)
+    """Wall-clock creation time (`date_created`)."""
     ended_at: float | None = None
     answered_by: str | None = None
     answer_twiml: str | None = None
@@ -125,6 +133,12 @@ class FakeTwilioRest:
         """Statuses to answer the next creates with, in order (then normal service)."""
         self.fault_every: tuple[int, int] | None = None
         """(n, status): every n-th create request is refused with `status`."""
+        self.lost_answers: deque[str] = deque()
+        """How the answers to the next creates are lost, in order (`LOST_ANSWER_MODES`)."""
+        self.lost_answer_seconds = 30.0
+        """How long a lost answer is held back (longer than the client waits)."""
+        self.list_faults: deque[int] = deque()
+        """Statuses to answer the next call-list requests with, in order."""
         self._creates_seen = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._auth_token = auth_token
@@ -132,6 +146,7 @@ class FakeTwilioRest:
         self.app = Starlette(
             routes=[
                 Route(base + "/Calls.json", self._create, methods=["POST"]),
+                Route(base + "/Calls.json", self._list, methods=["GET"]),
                 Route(base + "/Calls/{sid}.json", self._update, methods=["POST"]),
                 Route(base + "/Calls/{sid}.json", self._fetch, methods=["GET"]),
             ]
@@ -162,6 +177,11 @@ class FakeTwilioRest:
         if fault is not None:
             self._log(request, params, fault)
             return _error(fault)
+        lost = self.lost_answers.popleft() if self.lost_answers else None
+        if lost == "not_created":
+            self._log(request, params, 0)
+            await asyncio.sleep(self.lost_answer_seconds)
+            return _error(503)
         if not params.get("To"):
             self._log(request, params, 400)
             return _error(400)
@@ -173,7 +193,39 @@ class FakeTwilioRest:
         self.calls[sid] = call
         self._log(request, params, 201, sid)
         self._spawn(self._play(call))
+        if lost == "created":  # placed, but the client never hears so
+            await asyncio.sleep(self.lost_answer_seconds)
         return JSONResponse(self._resource(call), status_code=201)
+
+    async def _list(self, request: Request) -> JSONResponse:
+        """Calls, newest first, filtered by `To`, `From` and `StartTime>=` (a UTC date, applied to
+        the creation date here), one page of `PageSize`."""
+        query = dict(request.query_params)
+        if not self._authorized(request):
+            self._log(request, query, 401)
+            return _error(401)
+        if self.list_faults:
+            fault = self.list_faults.popleft()
+            self._log(request, query, fault)
+            return _error(fault)
+        try:
+            size = max(1, min(MAX_PAGE_SIZE, int(query.get("PageSize", "50"))))
+        except ValueError:
+            self._log(request, query, 400)
+            return _error(400, 20001, "Invalid PageSize")
+        since = query.get("StartTime>", query.get("StartTime>=", ""))[:10]
+        calls = [
+            call
+            for call in sorted(self.calls.values(), key=lambda c: c.created_wall, reverse=True)
+            if query.get("To", call.to) == call.to
+            and query.get("From", call.from_) == call.from_
+            and datetime.fromtimestamp(call.created_wall, UTC).strftime("%Y-%m-%d") >= since
+        ][:size]
+        self._log(request, query, 200)
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Calls.json"
+        page = {"first_page_uri": uri, "next_page_uri": None, "previous_page_uri": None, "page": 0}
+        body = page | {"page_size": size, "start": 0, "end": max(0, len(calls) - 1), "uri": uri}
+        return JSONResponse(body | {"calls": [self._resource(call) for call in calls]})
 
     async def _update(self, request: Request) -> JSONResponse:
         params = await self._form(request)
@@ -203,6 +255,7 @@ class FakeTwilioRest:
 
     def _resource(self, call: FakeCall) -> dict[str, Any]:
         now = format_datetime(datetime.now(UTC), usegmt=True)
+        created = format_datetime(datetime.fromtimestamp(call.created_wall, UTC), usegmt=True)
         uri = f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call.sid}.json"
         return {
             "account_sid": self.account_sid,
@@ -210,7 +263,7 @@ class FakeTwilioRest:
             "answered_by": call.answered_by,
             "api_version": "2010-04-01",
             "caller_name": None,
-            "date_created": now,
+            "date_created": created,
             "date_updated": now,
             "direction": "outbound-api",
             "duration": None,

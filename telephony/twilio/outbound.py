@@ -34,7 +34,7 @@ from telephony.campaigns.campaign import CampaignSpec, Voicemail
 from telephony.logs import call_sid_var
 from telephony.twilio import twiml
 from telephony.twilio.rest import CreatedCall, TwilioApiError
-from telephony.twilio.webhooks import VoiceWebhook, _signed_model, stream_to_agent, xml
+from telephony.twilio.webhooks import VoiceWebhook, _signed_model, replayed, stream_to_agent, xml
 
 if TYPE_CHECKING:
     from telephony.pod import Pod
@@ -159,6 +159,8 @@ async def outbound_answer(request: Request) -> Response:
     if isinstance(ref, Response):
         return ref
     call_sid_var.set(call.CallSid)
+    if replayed(pod, call.CallSid):
+        return xml(twiml.hang_up())
     if await pod.directory.resolve(agent_id=ref.agent) is None:
         pod.metrics.outbound_calls.labels("unknown_agent").inc()
         log.error("outbound call for an agent this pod does not serve", extra={"agent_id": ref.agent})
@@ -225,6 +227,9 @@ async def amd_status(request: Request) -> Response:
         await calls.set_status(amd.CallSid, "in-progress", answered_by=amd.AnsweredBy)
         record = await calls.get(amd.CallSid)
     if amd.AnsweredBy not in MACHINE or pod.twilio is None:
+        return Response(status_code=204)
+    if (record or {}).get("status") in FINAL_STATUSES:  # a late result: the call has already ended
+        log.info("answering-machine result after the call ended", extra={"answered_by": amd.AnsweredBy})
         return Response(status_code=204)
     voicemail = Voicemail.model_validate((record or {}).get("voicemail") or {})
     try:

@@ -100,3 +100,27 @@ async def test_a_call_can_be_hung_up(fake: tuple[FakeTwilioRest, str]) -> None:
     assert await rest.update_call(created.sid, status="completed")
     await rest.close()
     assert twilio.calls[created.sid].updates == [{"Status": "completed"}]
+
+
+async def test_a_lost_create_answer_is_looked_up_and_an_unreadable_list_is_ambiguous(
+    fake: tuple[FakeTwilioRest, str],
+) -> None:
+    twilio, url = fake
+    twilio.lost_answer_seconds = 1.0
+    rest = client(url, timeout=0.3, max_retries=2)
+    try:
+        twilio.lost_answers.append("created")
+        found = await rest.create_call(to="+15550002222", from_="+15550100", url="https://calls.example.com/a")
+        assert found.sid in twilio.calls and len(twilio.creates()) == 1  # found in the list, not re-sent
+        assert await rest.find_call(to="+15550002222", from_="+15550199", since=0) is None  # not our From
+        twilio.lost_answers.append("not_created")
+        again = await rest.create_call(to="+15550003333", from_="+15550100", url="https://calls.example.com/a")
+        assert [c.to for c in twilio.calls.values()].count("+15550003333") == 1 and again.sid in twilio.calls
+        twilio.lost_answers.append("created")
+        twilio.list_faults.extend([503] * 5)
+        with pytest.raises(TwilioApiError) as raised:
+            await rest.create_call(to="+15550004444", from_="+15550100", url="https://calls.example.com/a")
+        assert raised.value.ambiguous and not raised.value.retryable and "lookup failed" in raised.value.message
+        assert [c.to for c in twilio.calls.values()].count("+15550004444") == 1  # placed once, never repeated
+    finally:
+        await rest.close()

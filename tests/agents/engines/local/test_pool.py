@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -47,3 +48,21 @@ async def test_refuses_work_past_the_bound_and_counts_running_jobs_until_they_en
 def test_rejects_nonsense_bounds() -> None:
     with pytest.raises(ValueError):
         InferencePool("t", max_workers=2, max_pending=1)
+
+
+async def test_reports_queued_jobs_and_the_recent_real_time_load() -> None:
+    pool = InferencePool("load", max_workers=1, max_pending=4)
+    release = threading.Event()
+    try:
+        assert pool in InferencePool.live() and pool.queued == 0 and pool.recent_load(1.0) == 0.0
+        running = asyncio.create_task(pool.run(release.wait))
+        queued = asyncio.create_task(pool.run(release.wait))
+        await asyncio.sleep(0.3)
+        assert pool.queued == 1  # one job runs, one waits for the only worker
+        assert pool.recent_load(0.2) == pytest.approx(1.0, abs=0.05)  # busy the whole window
+        release.set()
+        await asyncio.gather(running, queued)
+        assert pool.queued == 0
+        assert pool.recent_load(0.2, now=time.monotonic() + 10) == 0.0  # nothing ran in a window long after
+    finally:
+        pool.close()
