@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from db.errors import DatabaseError
 from db.safe_query import UnsafeQuery
 from tools.audit import MAX_AUDIT_ARGUMENT_CHARS, ToolAudit, ToolAuditEntry
+from tools.call_log import log_finished, log_started
 from tools.pii import Redactor, SecretVault
 from tools.schema import tool_schema
 from tools.tool import Tool, ToolContext, ToolError, ToolResult
@@ -116,7 +117,13 @@ class ToolTurn:
     async def run(self, call: ToolCall) -> ToolOutcome:
         started = time.perf_counter()
         self.steps += 1
-        content, error, truncated = await self._run(call)
+        log_started(call.id, call.name, call.arguments, self.vault, self.context.call_sid)
+        try:
+            content, error, truncated = await self._run(call)
+        except asyncio.CancelledError:  # a barge-in: the start line gets its end all the same
+            ms = (time.perf_counter() - started) * 1000
+            log_finished(call.id, call.name, self.context.call_sid, ok=False, error="cancelled", ms=ms, result_bytes=0)
+            raise
         if error is not None and self.vault is not None:
             content = self.vault.redact(content)  # a refusal may quote what the tool was given
         outcome = ToolOutcome(
@@ -128,6 +135,15 @@ class ToolTurn:
             result_bytes=len(content.encode()),
             truncated=truncated,
             error=error,
+        )
+        log_finished(
+            call.id,
+            call.name,
+            self.context.call_sid,
+            ok=outcome.ok,
+            error=error,
+            ms=outcome.duration_ms,
+            result_bytes=outcome.result_bytes,
         )
         await self._audit(call, outcome)
         return outcome

@@ -264,6 +264,11 @@ def _keyed(path: Path) -> dict[str, int]:
     return values
 
 
+def process_rss(root: Path = Path("/")) -> int:
+    """The process's resident set (the memory report sets it beside the guard's reading)."""
+    return _rss(root)
+
+
 def _rss(root: Path) -> int:
     """The process's resident set from `/proc/self/status`, or `getrusage`'s peak where /proc is
     missing (an overestimate, which errs on the safe side; kilobytes on Linux)."""

@@ -29,6 +29,13 @@ CAMPAIGN_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled", "in
 """How a campaign attempt settles: Twilio's final statuses, `invalid` (the number was refused
 before dialing) and `lost` (its pod died mid-call)."""
 
+STREAM_TURNED_AWAY_REASONS = ("too_many_pending", "start_timeout", "prestart_message_too_large", "call_already_live")
+"""Why a media stream was closed before it became a call (the `reason` label of
+`switchboard_streams_turned_away_total`)."""
+
+ENGINE_FAILURES = ("speech_unavailable", "speech_failed", "model_unavailable")
+"""How a turn fails on an engine (the `kind` label of `switchboard_engine_failures_total`)."""
+
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 """Seconds; fine around the 0.3-1.5 s where a phone conversation feels quick or slow."""
 
@@ -42,12 +49,26 @@ class Metrics:
         self.calls_admitted = Counter("switchboard_calls_admitted", "Calls admitted by the voice webhook.", registry=r)
         self.calls_refused = Counter(
             "switchboard_calls_refused",
-            "Calls refused by admission, by reason (draining, memory, max_concurrent_calls).",
+            "Calls refused by admission, by reason (draining, memory, capacity, max_concurrent_calls).",
             ["reason"],
             registry=r,
         )
         self.calls_unknown_number = Counter(
             "switchboard_calls_unknown_number", "Inbound calls to a number with no agent.", registry=r
+        )
+        self.db_stale_reads = Counter(
+            "switchboard_db_stale_reads",
+            "Call-path lookups answered from the pod's last good copy while the database was down, by what "
+            "(number, agent).",
+            ["what"],
+            registry=r,
+        )
+        self.calls_unrouted_in_outage = Counter(
+            "switchboard_calls_unrouted_in_outage",
+            "Inbound calls to a number the pod could not route during a database outage, by answer "
+            "(fallback_agent, message).",
+            ["answer"],
+            registry=r,
         )
         self.webhooks_forbidden = Counter(
             "switchboard_webhooks_forbidden", "Webhooks refused for a missing or invalid Twilio signature.", registry=r
@@ -55,6 +76,20 @@ class Metrics:
         self.streams_refused = Counter(
             "switchboard_streams_refused",
             "Media streams closed for a missing, forged or expired call token.",
+            registry=r,
+        )
+        self.streams_turned_away = Counter(
+            "switchboard_streams_turned_away",
+            "Media streams closed before becoming a call, by reason: too_many_pending, start_timeout, "
+            "prestart_message_too_large, call_already_live.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in STREAM_TURNED_AWAY_REASONS:
+            self.streams_turned_away.labels(reason)
+        self.webhooks_replayed = Counter(
+            "switchboard_webhooks_replayed",
+            "Signed webhooks for a CallSid already answered with a call token (answered without one).",
             registry=r,
         )
         self.stream_messages_dropped = Counter(
@@ -126,6 +161,27 @@ class Metrics:
             registry=r,
         )
         self.draining = Gauge("switchboard_draining", "1 once the pod is draining.", registry=r)
+        self.audit_writes_failed = Counter(
+            "switchboard_admin_audit_writes_failed",
+            "Admin API writes whose audit entry could not be stored (the database refused or was down).",
+            registry=r,
+        )
+        self.call_record_writes_failed = Counter(
+            "switchboard_call_record_writes_failed",
+            "Call-record entries (start, transcript line, tool audit, latency, end) the pod could not write: "
+            "refused, failing past the give-up time, or left at shutdown.",
+            registry=r,
+        )
+        self.call_record_entries_dropped = Counter(
+            "switchboard_call_record_entries_dropped",
+            "Call-record entries never queued because the pod's record queue was full.",
+            registry=r,
+        )
+        self.call_record_queue = Gauge(
+            "switchboard_call_record_queue_entries",
+            "Call-record entries queued in the pod, not yet written (grows while the database is down).",
+            registry=r,
+        )
         self.barge_ins = Counter("switchboard_barge_ins", "Times a caller interrupted the agent.", registry=r)
         self.speculative_replies = Counter(
             "switchboard_speculative_replies",
@@ -146,6 +202,14 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.engine_failures = Counter(
+            "switchboard_engine_failures",
+            "Turns that failed on an engine, by kind: speech_unavailable, speech_failed, model_unavailable.",
+            ["kind"],
+            registry=r,
+        )
+        for kind in ENGINE_FAILURES:
+            self.engine_failures.labels(kind)
         self.turn_latency = Histogram(
             "switchboard_turn_stage_seconds",
             "Per-turn latency by stage: endpoint, stt, llm_ttft, tts_first_audio, voice_to_voice.",
@@ -178,6 +242,9 @@ class Metrics:
 
     def reply_resumed(self) -> None:
         self.resumed_replies.inc()
+
+    def engine_failed(self, kind: str) -> None:
+        self.engine_failures.labels(kind if kind in ENGINE_FAILURES else "other").inc()
 
     def tool_called(self, name: str, ok: bool, error: str | None) -> None:
         # By outcome only: the name comes from the model and would make the label unbounded.

@@ -135,6 +135,8 @@ COUNTERS = [
     "switchboard_calls_unknown_number_total",
     "switchboard_webhooks_forbidden_total",
     "switchboard_streams_refused_total",
+    "switchboard_streams_turned_away_total",
+    "switchboard_webhooks_replayed_total",
     "switchboard_stream_messages_dropped_total",
     "switchboard_calls_started_total",
     "switchboard_calls_ended_total",
