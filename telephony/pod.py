@@ -22,23 +22,36 @@ from typing import TYPE_CHECKING
 
 from agents.echo import EchoAgent
 from agents.port import Agent, AgentCatalog
+from telephony.outage import DatabaseOutage
 from telephony.pod_health.active_calls import ActiveCalls
 from telephony.pod_health.admission import PodAdmission
+from telephony.pod_health.capacity import Capacity, CapacityLimits
+from telephony.pod_health.dependency import TolerantCheck
 from telephony.pod_health.drain import Drain
 from telephony.pod_health.guard import MemorySampler
+from telephony.pod_health.heap_snapshot import HeapSnapshots, install_signal
 from telephony.pod_health.memory import MemoryReader
 from telephony.pod_health.metrics import Metrics
 from telephony.pod_health.shedding import LoadShedder
-from telephony.routing import AgentDirectory, InMemoryNumberDirectory, LayeredNumberDirectory, NumberDirectory
-from telephony.settings import Settings
+from telephony.routing import (
+    AgentDirectory,
+    CachedNumberDirectory,
+    InMemoryNumberDirectory,
+    LayeredNumberDirectory,
+    NumberDirectory,
+)
+from telephony.settings import Settings, require_secure_secrets
 from telephony.twilio.outcomes import CallOutcomes
+from telephony.twilio.replay import SeenCalls
 from telephony.twilio.rest import TwilioRest
+from telephony.twilio.stream_door import StreamDoor
 
 if TYPE_CHECKING:
     from agents.config import AgentConfig
     from agents.engines.protocols import ChatModel
     from agents.voice_agent import VoiceAgent
     from db import Database, SafeQuery
+    from telephony.data import DatabaseCallStore
     from telephony.voice import VoiceStack
     from tools import ToolExecutor
 
@@ -59,12 +72,14 @@ class VoiceAgents:
     database: Database | None
     metrics: Metrics
     shedding: Callable[[], bool] | None = None
+    store: DatabaseCallStore | None = None
+    """Where the agents' call records and tool audit go (the pod's record writer), with a database."""
 
     async def tools(self, config: AgentConfig) -> ToolExecutor | None:
         """The agent's tools, built-in and declared, on the database (a configuration error without one)."""
         from telephony.agent_tools import tools_for
 
-        return await tools_for(config, self.database, self.settings, self.shedding)
+        return await tools_for(config, self.database, self.settings, self.shedding, audit=self.store)
 
     async def build(
         self,
@@ -75,10 +90,9 @@ class VoiceAgents:
     ) -> VoiceAgent:
         """`records`: where callers are identified; default the pod's database (as its tools read)."""
         from db import SafeQuery
-        from telephony.data import DatabaseCallStore
         from telephony.voice import build_voice_agent
 
-        store = DatabaseCallStore(self.database) if self.database is not None else None
+        store = self.store
         if records is None and self.database is not None:
             records = SafeQuery(self.database)
         return await build_voice_agent(
@@ -107,6 +121,12 @@ class Pod:
     drain: Drain
     metrics: Metrics
     shedder: LoadShedder
+    stream_door: StreamDoor
+    """Media streams waiting for a valid `start` (bounded: strangers cannot crowd out calls)."""
+    seen_calls: SeenCalls
+    """CallSids answered with a call token: a replayed webhook gets no second one."""
+    heap_snapshots: HeapSnapshots | None = None
+    """On-demand bounded heap snapshots (`POST /api/ops/heap-snapshot`); set by `open_pod`."""
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
     """Dependencies `/readyz` checks, by name (`database` when the pod has one)."""
     database: Database | None = None
@@ -117,6 +137,8 @@ class Pod:
     """Wall-clock epoch seconds for campaign times (leases, retries, calling windows); tests move it."""
     voice: VoiceAgents | None = None
     """The voice engines, when this pod serves voice agents (None: the built-ins only)."""
+    call_store: DatabaseCallStore | None = None
+    """Writes call records as calls go (with a database); the media stream ends a record its session left open."""
 
 
 def builtin_agents(settings: Settings) -> AgentCatalog:
@@ -133,6 +155,20 @@ def memory_sampler(settings: Settings, reader: MemoryReader | None = None) -> Me
         hard=settings.memory_hard_percent / 100,
         interval_s=settings.memory_sample_interval_seconds,
     )
+
+
+def _capacity(settings: Settings, calls: ActiveCalls) -> Capacity:
+    """Admission by capacity: the process's inference pools, speech clients and CPU over the settings'
+    window."""
+    limits = CapacityLimits(
+        max_engine_load=settings.admission_max_engine_load,
+        max_queued_jobs=settings.admission_max_queued_jobs,
+        max_cpu_load=settings.admission_max_cpu_load,
+        max_speech_latency_s=settings.admission_max_speech_latency_seconds,
+        max_speech_failure_share=settings.admission_max_speech_failure_share,
+        window_s=settings.admission_load_window_seconds,
+    )
+    return Capacity(limits, calls)
 
 
 def twilio_client(settings: Settings) -> TwilioRest:
@@ -175,6 +211,8 @@ async def open_pod(
     - `twilio`: the REST client instead of one from the settings (its caller closes it).
     - `clock`: wall-clock time for campaigns.
     """
+    for problem in require_secure_secrets(settings, settings.allow_insecure_secrets):  # raises unless allowed
+        log.warning("insecure secret allowed by SWITCHBOARD_ALLOW_INSECURE_SECRETS: %s", problem)
     async with AsyncExitStack() as exits:
         calls = ActiveCalls(settings.max_concurrent_calls, reservation_ttl=settings.call_token_ttl_seconds)
         memory = memory_sampler(settings, memory_reader)
@@ -198,21 +236,33 @@ async def open_pod(
             exits.push_async_callback(database.close)
         readiness_checks: dict[str, ReadinessCheck] = {}
         numbers: NumberDirectory = InMemoryNumberDirectory(settings.numbers)
+        outage = DatabaseOutage(
+            settings.db_call_path_timeout_ms / 1000,
+            settings.db_outage_retry_seconds,
+            on_stale=lambda what: metrics.db_stale_reads.labels(what).inc(),
+        )
+        exits.push_async_callback(outage.close)
         if database is not None:
             from db import PhoneNumbers, ensure_indexes
 
             await ensure_indexes(database)
-            readiness_checks["database"] = database.ping
-            numbers = LayeredNumberDirectory(PhoneNumbers(database), numbers)
+            readiness_checks["database"] = TolerantCheck(
+                database.ping,
+                settings.readiness_check_timeout_seconds,
+                settings.readiness_database_unready_after_seconds,
+            )
+            routes = CachedNumberDirectory(PhoneNumbers(database), outage, settings.db_routes_cached)
+            numbers = LayeredNumberDirectory(routes, numbers)
 
+        call_store = _call_store(settings, database, metrics, exits) if database is not None else None
         if twilio is None and settings.twilio_account_sid is not None:
             twilio = twilio_client(settings)
             exits.push_async_callback(twilio.close)
 
         catalog = agents if agents is not None else builtin_agents(settings)
-        directory = AgentDirectory(numbers, catalog)
+        directory = AgentDirectory(numbers, catalog, outage=outage)
         voice = await _voice_agents(
-            settings, exits, catalog, directory, database, metrics, memory, agent_configs, chat, stack
+            settings, exits, catalog, directory, database, metrics, memory, agent_configs, chat, stack, call_store
         )
 
         pod = Pod(
@@ -220,18 +270,22 @@ async def open_pod(
             directory=directory,
             agents=catalog,
             calls=calls,
-            admission=PodAdmission(calls, memory, draining),
+            admission=PodAdmission(calls, memory, draining, _capacity(settings, calls)),
             outcomes=CallOutcomes(settings.call_outcomes_max, settings.call_outcome_ttl_seconds),
             memory=memory,
             drain=draining,
             metrics=metrics,
             shedder=shedder,
+            stream_door=StreamDoor(settings.stream_pending_max),
+            seen_calls=SeenCalls(settings.webhook_replay_max_calls, settings.webhook_replay_window_seconds),
             readiness_checks=readiness_checks,
             database=database,
             twilio=twilio,
             clock=clock,
             voice=voice,
+            call_store=call_store,
         )
+        _start_memory_report(pod, exits)
         if settings.dialer_enabled:
             _start_dialer(pod, exits)
         yield pod
@@ -248,6 +302,7 @@ async def _voice_agents(
     agent_configs: Sequence[AgentConfig],
     chat: ChatModel | None,
     stack: VoiceStack | None,
+    call_store: DatabaseCallStore | None = None,
 ) -> VoiceAgents | None:
     """Load the engines (models included, warmed) when the pod serves voice agents, build the
     configured ones into the catalog, and let the directory build stored ones on demand."""
@@ -261,14 +316,15 @@ async def _voice_agents(
     if stack is None and not (configs or serve_stored or chat is not None):
         return None
     shedding = memory.shedding
-    tools = {c.id: await tools_for(c, database, settings, shedding) for c in configs}  # config errors before models
+    # config errors before models
+    tools = {c.id: await tools_for(c, database, settings, shedding, audit=call_store) for c in configs}
     warm = stack is None  # a stack handed in is the caller's, warmed (or not) by them
     if stack is None:
         stack = await asyncio.to_thread(load_voice_stack, settings, chat)
         exits.push_async_callback(stack.aclose)
         stack.shedding = shedding
         await warm_up(stack)
-    voice = VoiceAgents(stack, settings, database, metrics, shedding)
+    voice = VoiceAgents(stack, settings, database, metrics, shedding, call_store)
     for config in configs:
         catalog.agents[config.id] = await voice.build(config, tools[config.id])
     if configs and warm:
@@ -277,8 +333,61 @@ async def _voice_agents(
         log.info("voice agents ready", extra={"agents": ",".join(c.id for c in configs)})
     if serve_stored:
         assert database is not None
-        directory.stored = StoredAgents(database, catalog, voice.build_stored, settings.stored_agents_max)
+        directory.stored = StoredAgents(
+            database, catalog, voice.build_stored, settings.stored_agents_max, outage=directory.outage
+        )
     return voice
+
+
+def _call_store(settings: Settings, database: Database, metrics: Metrics, exits: AsyncExitStack) -> DatabaseCallStore:
+    """The pod's call-record writer, started; at shutdown it writes what is queued, within its deadline."""
+    from db import CallRecords
+    from telephony.call_records import CallRecordWriter
+    from telephony.data import DatabaseCallStore
+
+    writer = CallRecordWriter(
+        CallRecords(database),
+        flush_seconds=settings.call_record_flush_seconds,
+        max_entries=settings.call_record_queue_entries,
+        max_bytes=settings.call_record_queue_bytes,
+        on_failed=metrics.call_record_writes_failed.inc,
+        on_dropped=metrics.call_record_entries_dropped.inc,
+    )
+    metrics.call_record_queue.set_function(lambda: writer.entries)
+    writer.start_task()
+    exits.push_async_callback(writer.close, settings.call_record_shutdown_seconds)
+    return DatabaseCallStore(writer)
+
+
+def _start_memory_report(pod: Pod, exits: AsyncExitStack) -> None:
+    """Tracemalloc when configured (stopped at close if this pod started it), and the periodic
+    memory breakdown with the pod's bounded stores."""
+    import tracemalloc
+
+    from telephony.pod_health.memory_report import MemoryReporter, start_tracemalloc
+
+    settings = pod.settings
+    pod.heap_snapshots = HeapSnapshots(pod.memory, settings.memory_report_top)
+    exits.callback(install_signal(pod.heap_snapshots))  # SIGUSR2: a snapshot in the log
+    if start_tracemalloc(settings.tracemalloc_frames):
+        exits.callback(tracemalloc.stop)
+
+    def buffers() -> dict[str, tuple[int, int]]:
+        return {
+            "calls": (pod.calls.count, pod.calls.limit),
+            "call_outcomes": (len(pod.outcomes), settings.call_outcomes_max),
+            "streams_pending_start": (pod.stream_door.pending, pod.stream_door.limit),
+            "seen_calls": (len(pod.seen_calls), pod.seen_calls.max_calls),
+        }
+
+    reporter = MemoryReporter(
+        lambda: pod.memory.reading,  # the sampler's latest: the report adds no cgroup reads
+        interval_s=settings.memory_report_interval_seconds,
+        top_n=settings.memory_report_top,
+        buffers=buffers,
+    )
+    reporter.start()
+    exits.push_async_callback(reporter.stop)
 
 
 def _start_dialer(pod: Pod, exits: AsyncExitStack) -> None:

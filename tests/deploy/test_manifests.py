@@ -139,6 +139,16 @@ def test_probes_and_the_prestop_hook_reach_the_guards_endpoints() -> None:
     assert args.url.endswith(":8000") or args.url.endswith(f":{port}")
 
 
+def test_one_failed_readiness_probe_does_not_take_a_call_pod_out() -> None:
+    """A database blip or a slow probe under load must not turn every pod unready at once; draining
+    and a full pod still take effect within a few seconds (and the webhook refuses meanwhile)."""
+    probe = CALL_CONTAINER["readinessProbe"]
+    assert probe["failureThreshold"] > 1
+    assert probe["failureThreshold"] * probe["periodSeconds"] <= 10
+    timeout_s = float(config_map_env().get("SWITCHBOARD_READINESS_CHECK_TIMEOUT_SECONDS", 2.0))
+    assert timeout_s < probe["timeoutSeconds"]  # /readyz answers (unready) before the kubelet gives up on it
+
+
 def test_the_memory_limit_is_the_guards_budget_and_requested_whole() -> None:
     resources = CALL_CONTAINER["resources"]
     budget = Settings.model_fields["memory_limit_bytes"].default
@@ -197,10 +207,31 @@ def test_the_pods_reach_the_speech_service_and_vllm_by_their_services() -> None:
     speech = objects("Deployment")["switchboard-speech"]["spec"]["template"]["spec"]
     [container] = speech["containers"]
     assert container["args"] == ["speech"] and _parser().parse_args(container["args"]).command == "speech"
-    speech_env = {e["name"]: e["value"] for e in container["env"]}
+    speech_env = {e["name"]: e.get("value") for e in container["env"]}
     assert int(speech_env["SWITCHBOARD_SPEECH_PORT"]) == container["ports"][0]["containerPort"] == 8002
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def secret_ref(container: dict[str, Any], variable: str) -> str:
+    """The Secret key `variable` is read from in `container` (fails if it is not read from one)."""
+    [env] = [e for e in container["env"] if e["name"] == variable]
+    return str(env["valueFrom"]["secretKeyRef"]["key"])
+
+
+def test_the_speech_service_and_vllm_demand_the_keys_the_pods_send() -> None:
+    """Neither model service is open to whatever else runs in the cluster: each checks a key from
+    the Secret, and the call pods send that same key."""
+    [speech] = objects("Deployment")["switchboard-speech"]["spec"]["template"]["spec"]["containers"]
+    [vllm] = objects("Deployment")["vllm"]["spec"]["template"]["spec"]["containers"]
+    speech_key = secret_ref(speech, "SWITCHBOARD_SPEECH_SERVER_API_KEYS")
+    assert secret_ref(CALL_CONTAINER, "SWITCHBOARD_SPEECH_API_KEY") == speech_key
+    assert "SWITCHBOARD_SPEECH_ALLOW_UNAUTHENTICATED" not in {e["name"] for e in speech["env"]}
+    # vLLM: `--api-key` from the Secret (Kubernetes expands `$(VAR)` in args), the pods send it.
+    assert "--api-key=$(VLLM_API_KEY)" in vllm["args"]
+    assert secret_ref(vllm, "VLLM_API_KEY") == secret_ref(CALL_CONTAINER, "SWITCHBOARD_LLM_API_KEY")
+    [ref] = [e["valueFrom"]["secretKeyRef"] for e in vllm["env"] if e["name"] == "VLLM_API_KEY"]
+    assert not ref.get("optional", False)
 
 
 def test_vllm_runs_with_tool_calling_and_prefix_caching() -> None:
@@ -247,3 +278,17 @@ def test_the_schema_check_is_live() -> None:
     pdb["spec"] = {**pdb["spec"], "maxUnavailabel": 1}
     with pytest.raises(kubernetes_validate.ValidationError, match="maxUnavailabel"):
         kubernetes_validate.validate(pdb, K8S_VERSION, strict=True)
+
+
+def test_the_drain_is_token_protected_in_the_manifests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a sidecar proxy every in-mesh client reaches the pod from loopback: only the token,
+    from the Secret (required: a pod without it does not start), lets the preStop hook drain."""
+    [ref] = [e["valueFrom"]["secretKeyRef"] for e in CALL_CONTAINER["env"] if e["name"] == "SWITCHBOARD_DRAIN_TOKEN"]
+    assert ref["key"] == "drain-token" and not ref.get("optional", False)
+    [secret] = documents(KUBERNETES / "secret.example.yaml")
+    assert secret["stringData"]["drain-token"]
+    monkeypatch.setenv("SWITCHBOARD_DRAIN_TOKEN", "from-the-secret")
+    command = CALL_CONTAINER["lifecycle"]["preStop"]["exec"]["command"]
+    args = _parser().parse_args(command[1:])
+    assert args.command == "drain" and args.token == "from-the-secret"  # the hook sends the container's token
+    assert "POST" in routes()["/undrain"]

@@ -105,10 +105,12 @@ class VoicePod:
         return asyncio.run(call.run())
 
     def wait_idle(self, timeout: float = 10.0) -> None:
-        """Until the server has no call running (session, listener and all)."""
+        """Until the server has no call running (session, listener and all) and its call records
+        are written (the pod writes them in the background as calls go)."""
         edge = self.edge
         for _ in range(int(timeout / 0.05)):
-            if edge.calls.active == 0 and streams_open(edge.metrics) == 0:
+            written = edge.call_store is None or edge.call_store.writer.entries == 0
+            if edge.calls.active == 0 and streams_open(edge.metrics) == 0 and written:
                 return
             time.sleep(0.05)
         raise AssertionError(f"call still active: {edge.calls.active} calls, {streams_open(edge.metrics):g} streams")
