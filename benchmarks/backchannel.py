@@ -177,7 +177,6 @@ def agent_configs() -> list[AgentConfig]:
 def place(url: str, token: str, pod: Pod, mode: str, case: Case) -> tuple[CallReport, Any]:
     agent = pod.agents.get(mode)
     assert isinstance(agent, VoiceAgent)
-    before = len(agent.records)
     question = Say(load_utterance(SPEECH_DIR / "order_status.wav"), "question")
     script = [
         Listen(max_seconds=15.0, quiet_seconds=0.8),
@@ -188,11 +187,12 @@ def place(url: str, token: str, pod: Pod, mode: str, case: Case) -> tuple[CallRe
     ]
     report = asyncio.run(SimulatedCall(url, token, to=NUMBERS[mode], script=script, tail_s=0.5).run())
     deadline = time.monotonic() + 10
-    while len(agent.records) == before or agent.records[-1].call_sid != report.call_sid:
+    # the agent keeps only its recent records (a bounded list): look the call up by its sid
+    while (record := next((r for r in agent.records if r.call_sid == report.call_sid), None)) is None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"no call record for {report.call_sid}:\n{report.render()}")
         time.sleep(0.05)
-    return report, agent.records[-1]
+    return report, record
 
 
 def collect(results: ModeResults, case: Case, report: CallReport, record: Any, requests: int) -> str:

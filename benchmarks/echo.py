@@ -252,7 +252,15 @@ def judge(report: CallReport, interrupt: Say) -> tuple[int, int, int, float | No
     return len(self_clears), 1, int(bool(caught)), (caught[0] - onset if caught else None)
 
 
-def calls_table(url: str, token: str, delays: tuple[int, ...], losses: tuple[float, ...], calls: int) -> str:
+def calls_table(
+    url: str,
+    token: str,
+    delays: tuple[int, ...],
+    losses: tuple[float, ...],
+    calls: int,
+    modes: tuple[str, ...] = ("on", "off"),
+    only: set[tuple[int, float]] | None = None,
+) -> str:
     question = Say(load_utterance(SPEECH_DIR / "speak_to_person.wav"), "question")
     interrupt = Say(load_utterance(SPEECH_DIR / "interrupt.wav"), "interrupt")
     script = [Pause(GREETING_WAIT_S), question, WaitForAgent(ANSWER_PLAYING_S, max_seconds=20.0), interrupt, Pause(4.0)]
@@ -260,7 +268,9 @@ def calls_table(url: str, token: str, delays: tuple[int, ...], losses: tuple[flo
     for index in range(calls):
         for delay in delays:
             for loss in losses:
-                for mode in ("on", "off"):  # alternating, so load drift hits both alike
+                if only is not None and (delay, loss) not in only:
+                    continue
+                for mode in modes:  # alternating, so load drift hits both alike
                     began = time.monotonic()
                     call = SimulatedCall(
                         url, token, to=NUMBERS[mode], script=script, tail_s=0.5, echo=EchoPath(delay, loss)
@@ -281,7 +291,7 @@ def calls_table(url: str, token: str, delays: tuple[int, ...], losses: tuple[flo
             f"{delay:>5} {loss:>4.0f} {mode:>5} {len(outcomes):>5} {sum(o[0] for o in outcomes):>9} "
             f"{sum(o[2] for o in outcomes):>3}/{sum(o[1] for o in outcomes):<3} {p(latencies, 50):>12.0f}"
         )
-    for mode in ("on", "off"):
+    for mode in modes:
         picked = [o for (_, _, m), outcomes in results.items() if m == mode for o in outcomes]
         latencies = [o[3] * 1000 for o in picked if o[3] is not None]
         rows.append(
@@ -297,7 +307,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="6 dB at 40/120/250 ms, one call each: a few minutes")
     parser.add_argument("--calls", type=int, default=1, help="calls per condition and guard mode (default 1)")
     parser.add_argument("--no-calls", action="store_true", help="only part 1 (the cancellers, seconds)")
+    parser.add_argument("--guard", choices=("both", "on", "off"), default="both", help="whole calls with the guard")
+    parser.add_argument("--only", help="whole calls only for these DELAY:LOSS conditions, e.g. 40:20,250:6")
     args = parser.parse_args()
+    modes = ("on", "off") if args.guard == "both" else (args.guard,)
+    only = None
+    if args.only:
+        only = {(int(d), float(loss)) for d, loss in (c.split(":") for c in args.only.split(","))}
     losses = (6.0,) if args.quick else LOSSES_DB
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, load average {load}", flush=True)
@@ -307,7 +323,8 @@ def main() -> None:
         if args.no_calls:
             return
         print("\n== 2. whole calls through the simulator (real time)", flush=True)
-        print(calls_table(url, token, DELAYS_MS, losses, 1 if args.quick else args.calls), flush=True)
+        calls = 1 if args.quick else args.calls
+        print(calls_table(url, token, DELAYS_MS, losses, calls, modes, only), flush=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average at the end: {load}", flush=True)
 

@@ -5,7 +5,8 @@ When the caller speaks over the agent, the session clears the line at once but h
 line noise, a sound Whisper writes as "[coughs]") or only backchannel words ("Mm-hmm.", "Uh-huh,
 yeah.", "Okay.") resume the reply; anything else is a real interruption, answered as a turn.
 Whisper writes the same sound many ways, so both the transcript and the configured words are
-normalised the same way (case, punctuation, hyphens) before they are compared.
+normalised the same way (case, punctuation, hyphens) before they are compared, and a word spelled
+only as a hum ("Uh-hoo.", "Mmhm") counts as one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ MAX_TRANSCRIPT_WORDS = 16
 _SOUND_NOTE = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|♪+")
 """What Whisper writes for sounds that are not words: [coughs], (clears throat), *sigh*, ♪."""
 _NOT_WORD = re.compile(r"[^a-z0-9' ]+")
+_HUM = re.compile(r"(?=[mhuo]*[mh])[mhuo]{2,12}")
+"""A hum, however Whisper spells it ("uh-hoo", "mmhm", "hmmm", "uhh"): only the letters of closed-mouth
+sounds, with an m or an h. No word a caller takes the turn with is spelled that way."""
 
 
 def normalise(text: str) -> list[str]:
@@ -55,7 +59,8 @@ class BackchannelWords:
         covered = [True] + [False] * len(words)
         for end in range(1, len(words) + 1):
             for size in range(1, min(self._longest, end) + 1):
-                if covered[end - size] and tuple(words[end - size : end]) in self._phrases:
+                phrase = tuple(words[end - size : end])
+                if covered[end - size] and (phrase in self._phrases or (size == 1 and _HUM.fullmatch(phrase[0]))):
                     covered[end] = True
                     break
         return covered[-1]

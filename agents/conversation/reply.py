@@ -281,11 +281,7 @@ class ReplyPipeline:
                 content = '{"error": "no tools are available on this call"}'
             else:
                 outcome = await tool_turn.run(ToolCall(id=call.id, name=call.name, arguments=call.arguments))
-                content = outcome.content
-                log.info(
-                    "tool call",
-                    extra={"event": "tool_call", "tool": call.name, "ok": outcome.ok, "ms": outcome.duration_ms},
-                )
+                content = outcome.content  # the executor logs the call's start and finish (tools/call_log.py)
                 self._tool_called(outcome)
             self.history.add_tool_result(call.id, content)
 
@@ -293,7 +289,13 @@ class ReplyPipeline:
         observe(self.observer, lambda observer: observer.tool_called(outcome.name, outcome.ok, outcome.error))
 
     async def _control(self, call: ToolCallRequest, reply: AssistantReply) -> None:
-        """Carry out end_call / transfer_call through the port; the turn ends there."""
+        """Carry out end_call / transfer_call through the port; the turn ends there. An action the
+        agent does not allow is refused with an error the model reads (hiding it is not enough)."""
+        allowed = self.config.allow_transfer if call.name == TRANSFER_CALL else self.config.allow_hang_up
+        if not allowed:
+            log.warning("refused a call control action the agent does not allow", extra={"action": call.name})
+            self.history.add_tool_result(call.id, f'{{"error": "{call.name} is not allowed on this line"}}')
+            return
         if call.name == TRANSFER_CALL and self.transfer_number:
             if not reply.spoken_text():
                 await self.speaker.say_phrase("Let me transfer you now.", reply)

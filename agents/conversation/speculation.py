@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from agents.conversation.listener import TurnPending, UtteranceReady
@@ -34,6 +34,7 @@ class ReplyGate:
         """The end of turn that confirmed the reply."""
         self.confirmed_at = 0.0
         """When it was confirmed (the session's clock)."""
+        self._callbacks: list[Callable[[], None]] = []
 
     @property
     def confirmed(self) -> bool:
@@ -42,6 +43,17 @@ class ReplyGate:
     def confirm(self, ready: UtteranceReady, now: float) -> None:
         self.ready, self.confirmed_at = ready, now
         self._confirmed.set()
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def when_confirmed(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the turn is confirmed (at once if it is): what a dropped turn must
+        leave undone, such as a note in the call record."""
+        if self.confirmed:
+            callback()
+        else:
+            self._callbacks.append(callback)
 
     async def wait(self) -> None:
         await self._confirmed.wait()

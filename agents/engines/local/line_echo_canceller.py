@@ -18,11 +18,20 @@ MAX_DELAY_MS = 600
 """Longest echo delay searched for (the play-out timeline's error included)."""
 WINDOW_MS = 500
 """Caller audio correlated against the reference for each delay estimate."""
+GLANCE_MS = 60
+"""The shortest window searched: when the filter fails, is what just came back an echo of ours at
+some other delay (relock at once) or the caller's voice over the same echo (let it through)?"""
+GLANCE_COHERENCE = 0.8
+"""A glance is short, so it must be sure: the caller's voice over our echo correlates loosely."""
+CATCH_UP_BLOCKS = 5
+"""Blocks after a relock during which a failing block is squashed rather than let through."""
 RELOCK_WINDOW_MS = 200
 """The shorter window searched at once when the filter stops cancelling: play-out stalled or
 jittered and the echo moved, and every 20 ms on the old delay lets echo through."""
 FAILING_DB = -6.0
-"""A block where cancelling removed less than this while the reference was echoing is failing."""
+"""A block where cancelling removed less than this while the reference was echoing is failing: the
+echo moved (play-out stalled or jittered), or the caller is talking. A moved echo is found again
+within ~40 ms and, until the fit catches up, failing blocks are squashed, so it never leaks as speech."""
 DECIMATE = 4
 """Delay search at 4 kHz (the filter's taps absorb the last few samples of error)."""
 ESTIMATE_EVERY = 10
@@ -57,6 +66,7 @@ class LineEchoCanceller:
         self._max_delay = MAX_DELAY_MS * RATE // 1000
         self._window = WINDOW_MS * RATE // 1000
         self._relock = RELOCK_WINDOW_MS * RATE // 1000
+        self._glance = GLANCE_MS * RATE // 1000
         self._since_reset = 0
         self._far = np.zeros(self._max_delay + self._window + TAPS, dtype=np.float64)
         self._near = np.zeros(self._window, dtype=np.float64)
@@ -66,6 +76,7 @@ class LineEchoCanceller:
         self._delay: int | None = None
         """Samples from the reference to its echo (None: no echo found yet)."""
         self._blocks = 0
+        self._relocked_at = -CATCH_UP_BLOCKS - 1
         self.delay_ms: float | None = None
         """The echo delay found (for benchmarks and logs)."""
 
@@ -89,12 +100,19 @@ class LineEchoCanceller:
         removed_db = 10 * np.log10((float(error @ error) + 1.0) / (float(x @ x) + 1.0))
         talking = self._double_talk(x)
         failing = removed_db > FAILING_DB and float(echo @ echo) > FLOOR_RMS**2 * n
-        if failing and not talking and self._estimate(self._relock):
-            taps = self._taps(n)  # the echo moved: cancel this block on the new delay already
-            error = x - taps @ self._weights
-            removed_db = 10 * np.log10((float(error @ error) + 1.0) / (float(x @ x) + 1.0))
+        squash = False
+        if failing and not talking:
+            if self._estimate(self._relock) or self._estimate(self._glance, GLANCE_COHERENCE, moved_only=True):
+                taps = self._taps(n)  # the echo moved: cancel this block on the new delay already
+                error = x - taps @ self._weights
+                removed_db = 10 * np.log10((float(error @ error) + 1.0) / (float(x @ x) + 1.0))
+            # still failing just after the echo moved: the fit is catching up (the caller's voice
+            # over an echo that did not move never gets here; it fails without a relock)
+            squash = removed_db > FAILING_DB and self._blocks - self._relocked_at <= CATCH_UP_BLOCKS
         if not talking:  # learning from the caller's voice would teach the filter to cancel it
             self._learn(x, taps)
+        if squash:
+            return np.clip(np.rint(x * SUPPRESS_GAIN), -32768, 32767).astype(np.int16)
         if removed_db < SUPPRESS_BELOW_DB:
             error *= SUPPRESS_GAIN
         return np.clip(np.rint(error), -32768, 32767).astype(np.int16)
@@ -121,14 +139,34 @@ class LineEchoCanceller:
             ridge = 1e-3 * float(np.trace(self._r)) / TAPS + 1.0
             self._weights = np.linalg.solve(self._r + ridge * np.eye(TAPS), self._p)
 
-    def _estimate(self, window: int) -> bool:
+    def _estimate(self, window: int, min_coherence: float = MIN_COHERENCE, moved_only: bool = False) -> bool:
         """Cross-correlate the last `window` samples of caller audio with the reference before
-        them; True when that moved the delay."""
+        them; True when that moved the delay. `moved_only`: only if the current delay no longer
+        explains them at all (a short window of voiced speech also matches a pitch period off)."""
+        found = self._search(window, min_coherence, moved_only)
+        if found is None:
+            return False
+        delay, gain = found
+        if self._delay is not None and abs(delay - self._delay) <= DECIMATE:
+            return False  # the same echo path
+        self._delay, self.delay_ms = delay, delay * 1000 / RATE
+        self._weights[:] = 0.0
+        self._weights[LEAD_TAPS] = gain
+        self._r[:] = 0.0
+        self._p[:] = 0.0
+        self._since_reset = 0
+        self._relocked_at = self._blocks
+        return True
+
+    def _search(self, window: int, min_coherence: float, moved_only: bool = False) -> tuple[int, float] | None:
+        """The echo's (delay, gain) in the last `window` samples of caller audio; None when they
+        are not an echo of the reference (silence, or the caller's own voice), or, with
+        `moved_only`, when they are still an echo at the current delay."""
         far = self._far[self._far.size - window - self._max_delay :][::DECIMATE]
         near = self._near[self._near.size - window :][::DECIMATE]
         floor = FLOOR_RMS**2 * near.size
         if float(near @ near) < floor or float(far @ far) < floor:
-            return False  # nothing played, or nothing came back: keep what we know
+            return None  # nothing played, or nothing came back: keep what we know
         size = 1 << int(np.ceil(np.log2(far.size + near.size)))
         spectrum = np.fft.rfft(near[::-1], size) * np.fft.rfft(far, size)
         lags = far.size - near.size + 1
@@ -138,15 +176,10 @@ class LineEchoCanceller:
         coherence = correlation / np.sqrt(energies * float(near @ near))
         best = int(np.argmax(np.abs(coherence)))
         gain = float(correlation[best] / energies[best])
-        if abs(coherence[best]) < MIN_COHERENCE or abs(gain) > MAX_ECHO_GAIN:
-            return False
-        delay = max(LEAD_TAPS, (lags - 1 - best) * DECIMATE)
-        if self._delay is not None and abs(delay - self._delay) <= DECIMATE:
-            return False  # the same echo path
-        self._delay, self.delay_ms = delay, delay * 1000 / RATE
-        self._weights[:] = 0.0
-        self._weights[LEAD_TAPS] = gain
-        self._r[:] = 0.0
-        self._p[:] = 0.0
-        self._since_reset = 0
-        return True
+        if abs(coherence[best]) < min_coherence or abs(gain) > MAX_ECHO_GAIN:
+            return None
+        if moved_only and self._delay is not None:
+            at = lags - 1 - self._delay // DECIMATE
+            if 0 <= at < lags and float(np.max(np.abs(coherence[max(0, at - 1) : at + 2]))) >= MIN_COHERENCE:
+                return None
+        return max(LEAD_TAPS, (lags - 1 - best) * DECIMATE), gain

@@ -48,6 +48,16 @@ def test_whisper_spellings_of_backchannels_match_the_default_words(transcript: s
     assert BackchannelWords(BACKCHANNEL_WORDS).only_backchannel(transcript)
 
 
+@pytest.mark.parametrize("transcript", ["Uh-hoo.", "Mmhm.", "Hmmm...", "Uhh, uh-huh.", "Oh.", "Mm-mmm, yeah."])
+def test_hums_however_whisper_spells_them_are_backchannels(transcript: str) -> None:
+    assert BackchannelWords(BACKCHANNEL_WORDS).only_backchannel(transcript)
+
+
+@pytest.mark.parametrize("transcript", ["Oh no, stop.", "Who is this?", "Hmm, how much?", "Ohio"])
+def test_a_hum_beside_real_words_or_a_word_that_looks_like_one_is_a_turn(transcript: str) -> None:
+    assert not BackchannelWords(BACKCHANNEL_WORDS).only_backchannel(transcript)
+
+
 @pytest.mark.parametrize("transcript", ["", "   ", "[coughs]", "(clears throat)", "*cough*", "♪", "..."])
 def test_no_words_is_noise_and_counts_as_no_turn(transcript: str) -> None:
     assert BackchannelWords(BACKCHANNEL_WORDS).only_backchannel(transcript)

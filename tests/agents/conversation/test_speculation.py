@@ -391,3 +391,23 @@ async def test_after_a_slow_first_token_the_tool_fillers_go_on_from_the_next_phr
 
     assert call.heard() == [GREETING, FILLER, still, REPLY]
     assert call.record.turns[0].slow_token_filler
+
+
+async def test_a_runaway_transcript_answered_after_a_dropped_speculation_is_cut_and_counted_once(
+    start_call: StartCall,
+) -> None:
+    """The dropped turn guarded the loop too; only the turn that answers it notes the cut."""
+    call = await start_call()
+    call.fakes.chat.push(Reply(text="This answer came too early.", delay_first_s=30.0), Reply(text=REPLY))
+    call.speak("No no no no no no no no.", then_ms=240)
+    await until(lambda: call.fakes.chat.requests, what="the speculative request")
+    call.speak("Thanks.", then_ms=500)
+    await until(lambda: call.record.turns, what="the answer")
+    await call.hang_up()
+
+    first, second = call.fakes.chat.requests
+    assert first.outcome == "cancelled" and user_messages(second.messages) == ["No no no Thanks."]
+    assert call.record.transcripts_cut == 1
+    assert [line.text for line in call.record.transcript if line.role == "system"] == [
+        "transcript cut (repetition): 9 -> 4 words"
+    ]
