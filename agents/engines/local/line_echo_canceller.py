@@ -23,6 +23,11 @@ GLANCE_MS = 60
 some other delay (relock at once) or the caller's voice over the same echo (let it through)?"""
 GLANCE_COHERENCE = 0.8
 """A glance is short, so it must be sure: the caller's voice over our echo correlates loosely."""
+RELOCK_REACH_MS = 40
+"""A relock (the filter failing) searches only this close to the known delay: play-out jitter moves
+an echo by a few tens of ms, never across the search range, and a short window of the caller's
+voiced speech can match the reference far away (a false relock squashes the caller's first words).
+The periodic full-window estimate still finds an echo path that changed for good."""
 CATCH_UP_BLOCKS = 5
 """Blocks after a relock during which a failing block is squashed rather than let through."""
 RELOCK_WINDOW_MS = 200
@@ -42,6 +47,10 @@ LEAD_TAPS = 12
 """Taps before the correlation peak: the search's error and the line filter's pre-ringing."""
 MIN_COHERENCE = 0.5
 """Normalised correlation below which the caller's audio is not taken for an echo of ours."""
+STAY_SHARE = 0.9
+"""A known delay is kept while its correlation is at least this share of the best one: voiced speech
+correlates almost as well a pitch period (~4-8 ms) off, and hopping there mid-reply restarts the fit and
+lets half-cancelled echo through (a self-interruption)."""
 MAX_ECHO_GAIN = 2.0
 """An echo louder than this times what was played is not an echo (0 dB return loss is the loudest)."""
 SOLVE_EVERY = 4
@@ -102,7 +111,9 @@ class LineEchoCanceller:
         failing = removed_db > FAILING_DB and float(echo @ echo) > FLOOR_RMS**2 * n
         squash = False
         if failing and not talking:
-            if self._estimate(self._relock) or self._estimate(self._glance, GLANCE_COHERENCE, moved_only=True):
+            if self._estimate(self._relock, near_only=True) or self._estimate(
+                self._glance, GLANCE_COHERENCE, moved_only=True, near_only=True
+            ):
                 taps = self._taps(n)  # the echo moved: cancel this block on the new delay already
                 error = x - taps @ self._weights
                 removed_db = 10 * np.log10((float(error @ error) + 1.0) / (float(x @ x) + 1.0))
@@ -115,6 +126,8 @@ class LineEchoCanceller:
             return np.clip(np.rint(x * SUPPRESS_GAIN), -32768, 32767).astype(np.int16)
         if removed_db < SUPPRESS_BELOW_DB:
             error *= SUPPRESS_GAIN
+        elif removed_db > 0:  # cancelling added energy: the echo is not where the filter put it (it moved,
+            error = x  # or has not arrived); subtracting it would play a phantom echo of ours to the VAD
         return np.clip(np.rint(error), -32768, 32767).astype(np.int16)
 
     def _taps(self, n: int) -> np.ndarray:
@@ -139,11 +152,13 @@ class LineEchoCanceller:
             ridge = 1e-3 * float(np.trace(self._r)) / TAPS + 1.0
             self._weights = np.linalg.solve(self._r + ridge * np.eye(TAPS), self._p)
 
-    def _estimate(self, window: int, min_coherence: float = MIN_COHERENCE, moved_only: bool = False) -> bool:
+    def _estimate(
+        self, window: int, min_coherence: float = MIN_COHERENCE, moved_only: bool = False, near_only: bool = False
+    ) -> bool:
         """Cross-correlate the last `window` samples of caller audio with the reference before
         them; True when that moved the delay. `moved_only`: only if the current delay no longer
         explains them at all (a short window of voiced speech also matches a pitch period off)."""
-        found = self._search(window, min_coherence, moved_only)
+        found = self._search(window, min_coherence, moved_only, near_only)
         if found is None:
             return False
         delay, gain = found
@@ -158,7 +173,9 @@ class LineEchoCanceller:
         self._relocked_at = self._blocks
         return True
 
-    def _search(self, window: int, min_coherence: float, moved_only: bool = False) -> tuple[int, float] | None:
+    def _search(
+        self, window: int, min_coherence: float, moved_only: bool = False, near_only: bool = False
+    ) -> tuple[int, float] | None:
         """The echo's (delay, gain) in the last `window` samples of caller audio; None when they
         are not an echo of the reference (silence, or the caller's own voice), or, with
         `moved_only`, when they are still an echo at the current delay."""
@@ -174,12 +191,18 @@ class LineEchoCanceller:
         running = np.concatenate(([0.0], np.cumsum(far * far)))
         energies = np.maximum(running[near.size : near.size + lags] - running[:lags], floor)
         coherence = correlation / np.sqrt(energies * float(near @ near))
+        if near_only and self._delay is not None:  # a relock: the echo moved a little, or it is the caller
+            centre, reach = lags - 1 - self._delay // DECIMATE, RELOCK_REACH_MS * RATE // 1000 // DECIMATE
+            coherence = coherence.copy()
+            coherence[: max(0, centre - reach)] = 0.0
+            coherence[centre + reach + 1 :] = 0.0
         best = int(np.argmax(np.abs(coherence)))
         gain = float(correlation[best] / energies[best])
         if abs(coherence[best]) < min_coherence or abs(gain) > MAX_ECHO_GAIN:
             return None
-        if moved_only and self._delay is not None:
+        if self._delay is not None:
             at = lags - 1 - self._delay // DECIMATE
-            if 0 <= at < lags and float(np.max(np.abs(coherence[max(0, at - 1) : at + 2]))) >= MIN_COHERENCE:
-                return None
+            here = float(np.max(np.abs(coherence[max(0, at - 1) : at + 2]))) if 0 <= at < lags else 0.0
+            if here >= (MIN_COHERENCE if moved_only else STAY_SHARE * abs(coherence[best])):
+                return None  # the current delay still explains the echo: a voiced peak a pitch period off does not
         return max(LEAD_TAPS, (lags - 1 - best) * DECIMATE), gain
