@@ -87,6 +87,9 @@ async def test_a_pod_that_dies_mid_call_leaves_its_record_up_to_the_last_second(
     assert len(kept) > len(stored_lines)  # and the pod went on after it "died": the cut was mid-call
     before = [line for line in memory.transcript if memory.started_at + line.at_s <= killed_at - WITHIN_S]
     assert len(stored_lines) >= len(before), (stored_lines, before)
+    last_stored = memory.started_at + memory.transcript[len(stored_lines) - 1].at_s
+    lag = killed_at - last_stored
+    print(f"stored {len(stored_lines)} of {len(kept)} lines; the last stored one {lag:.2f} s before the cut")
 
 
 def free_port() -> int:
