@@ -72,6 +72,7 @@ class VoiceAgent:
         c = self.config
         await self.phrases.prepare(
             [
+                *([c.recording_consent] if c.recording_consent else []),
                 c.greeting,
                 *c.filler_phrases,
                 c.reprompt,

@@ -139,7 +139,7 @@ class CallSession(BargeIns):
         vault_token = active_vault.set(self.vault)  # for this task and its turns: the log filter masks its secrets
         watchdog = asyncio.create_task(self._silence_watchdog(), name=f"silence-{self.record.call_sid}")
         self.caller.start(self.port.info)  # beside the greeting
-        if self.config.greeting:
+        if self.config.greeting or self.config.recording_consent:
             self._start_turn(self._greet())
         try:
             async with asyncio.timeout(self.config.max_call_seconds):
@@ -249,10 +249,13 @@ class CallSession(BargeIns):
             self._touch()
 
     async def _greet(self) -> None:
+        """The recording consent line (when the agent has one) first, then the greeting."""
         reply = AssistantReply()
         self.history.add_reply(reply)
-        self.record.say("agent", self.config.greeting)
-        await self.speaker.say(self.config.greeting, reply)
+        for line in (self.config.recording_consent, self.config.greeting):
+            if line:
+                self.record.say("agent", line)
+                await self.speaker.say(line, reply)
 
     def _hold_words(self, ready: UtteranceReady) -> None:
         """Keep the utterance's transcript until a turn answers it (the oldest go past the bound)."""

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from telephony.audio.mulaw import MULAW_FRAME_BYTES, MULAW_SILENCE, TWILIO_SAMPLE_RATE
 from telephony.twilio.protocol import clear_message, mark_message, media_message
@@ -26,6 +27,14 @@ from telephony.twilio.protocol import clear_message, mark_message, media_message
 log = logging.getLogger(__name__)
 
 Send = Callable[[str], Awaitable[None]]
+
+
+class PlayoutTap(Protocol):
+    """Sees what Twilio is given to play and when it is told to drop it (the call recorder)."""
+
+    def sent(self, mulaw: bytes) -> None: ...
+
+    def cleared(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +54,10 @@ class Playout:
         max_frames: int = 1500,
         max_pending_marks: int = 256,
         clock: Callable[[], float] = time.monotonic,
+        tap: PlayoutTap | None = None,
     ) -> None:
         self._send = send
+        self._tap = tap
         self._stream_sid = stream_sid
         self._lead = lead_ms / 1000
         self._max_frames = max_frames
@@ -114,6 +125,8 @@ class Playout:
         in_flight = list(self._outstanding)
         self._outstanding.clear()
         self._cleared.extend(in_flight)
+        if self._tap is not None:
+            self._tap.cleared()
         await self._send(clear_message(self._stream_sid))
         return in_flight + dropped
 
@@ -189,5 +202,7 @@ class Playout:
                 if generation != self._generation:  # cleared while we waited: drop this frame
                     continue
             await self._send(media_message(self._stream_sid, item))
+            if self._tap is not None:
+                self._tap.sent(item)
             self._play_end += len(item) / TWILIO_SAMPLE_RATE
             self.frames_sent += 1

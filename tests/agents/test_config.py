@@ -29,6 +29,8 @@ def test_defaults_make_a_working_agent() -> None:
         {"id": "a", "retention_days": 3651},
         {"id": "a", "pii_patterns": [{"label": "member id", "pattern": r"(\d+)+"}]},
         {"id": "a", "pii_patterns": [{"label": f"id {chr(97 + n)}", "pattern": "x"} for n in range(17)]},
+        {"id": "a", "recording_consent": "x" * 301},
+        {"id": "a", "recording_consent": ""},
     ],
 )
 def test_out_of_bounds_configs_are_refused(values: dict[str, object]) -> None:
@@ -40,3 +42,9 @@ def test_configs_are_immutable() -> None:
     config = AgentConfig(id="support")
     with pytest.raises(ValidationError):
         config.greeting = "changed"  # type: ignore[misc]
+
+
+def test_calls_are_not_recorded_unless_the_agent_says_so() -> None:
+    assert AgentConfig(id="support").record is False and AgentConfig(id="support").recording_consent is None
+    config = AgentConfig(id="support", record=True, recording_consent="This call is recorded.")
+    assert config.record and config.recording_consent == "This call is recorded."

@@ -255,6 +255,16 @@ async def test_the_greeting_then_two_turns_each_answered_from_the_whole_history(
     assert fakes.chat.steps_left == 0
 
 
+@pytest.mark.parametrize("greeting", [GREETING, ""])
+async def test_the_recording_consent_line_is_said_first(start_call: StartCall, greeting: str) -> None:
+    consent = "This call is recorded."
+    call = await start_call(agent_config(greeting=greeting, recording_consent=consent), greeted=False)
+    said = [consent, greeting] if greeting else [consent]
+    await until(lambda: call.heard() == said, what="the consent line, then the greeting")
+    assert [(line.role, line.text) for line in call.record.transcript] == [("agent", line) for line in said]
+    await call.hang_up()
+
+
 async def test_speech_while_the_agent_thinks_drops_the_unsaid_answer(start_call: StartCall) -> None:
     fakes = FakeEngines()
     fakes.chat.push(Reply(text="This answer comes too late.", delay_first_s=30.0), Reply(text="Let me look."))
