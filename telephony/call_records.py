@@ -108,16 +108,19 @@ class CallRecordWriter:
         max_bytes: int = 16 * 1024 * 1024,
         on_failed: Callable[[int], None] | None = None,
         on_dropped: Callable[[int], None] | None = None,
+        on_ended: Callable[[str], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`max_entries`, `max_bytes`: the bound on what is queued; `on_failed(n)`: n entries could
-        not be written; `on_dropped(n)`: n entries could not be queued."""
+        not be written; `on_dropped(n)`: n entries could not be queued; `on_ended(call_sid)`: the
+        call's end is stored, everything before it too (the post-call queue; quick, awaited)."""
         self.calls = calls
         self.flush_seconds = flush_seconds
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.on_failed = on_failed or (lambda n: None)
         self.on_dropped = on_dropped or (lambda n: None)
+        self.on_ended = on_ended
         self.clock = clock
         self.entries = 0
         """Entries queued now (starts and ends count one each)."""
@@ -266,9 +269,14 @@ class CallRecordWriter:
         if call.end is not None and not call.pending():
             fields = call.end
             dropped = {name: lst.dropped for name, lst in call.lists.items()}
-            await self._refused(call, 1, "end", self.calls.finish(sid, dropped=dropped, **fields))
+            ended = await self._refused(call, 1, "end", self.calls.finish(sid, dropped=dropped, **fields))
             call.end = None
             self._take(-1, -entry_bytes(fields))
+            if ended is not REFUSED and self.on_ended is not None:
+                try:
+                    await self.on_ended(sid)
+                except Exception:  # the hook's trouble never holds back the records
+                    log.exception("call end hook failed", extra={"call_sid": sid})
 
     async def _refused(self, call: _Call, entries: int, what: str, write: Awaitable[T]) -> T | _Refused:
         """The write's result; `REFUSED` if it was refused for good (a ValueError: counted, logged);

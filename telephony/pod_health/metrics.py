@@ -182,6 +182,18 @@ class Metrics:
             "Call-record entries queued in the pod, not yet written (grows while the database is down).",
             registry=r,
         )
+        self.post_call_jobs = Counter(
+            "switchboard_post_call_jobs",
+            "Post-call jobs (summary and declared fields) by outcome: done, failed (model, timeout, arguments) "
+            "or queue_full (never run).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("done", "failed", "queue_full"):
+            self.post_call_jobs.labels(outcome)
+        self.post_call_queue = Gauge(
+            "switchboard_post_call_queue", "Ended calls waiting for their post-call job.", registry=r
+        )
         self.barge_ins = Counter("switchboard_barge_ins", "Times a caller interrupted the agent.", registry=r)
         self.speculative_replies = Counter(
             "switchboard_speculative_replies",

@@ -37,6 +37,14 @@ class DatabaseSettings(Section):
     call_record_shutdown_seconds: float = Field(10.0, ge=0, le=120)
     """At shutdown, how long the pod keeps writing queued call records; what is left is counted
     (`switchboard_call_record_writes_failed`)."""
+    post_call_queue: int = Field(100, ge=1, le=10_000)
+    """Bound on ended calls waiting for their post-call summary and fields; past it a call's
+    `post_call` is marked failed ("queue full") and counted (`switchboard_post_call_jobs`)."""
+    post_call_workers: int = Field(1, ge=1, le=8)
+    """Post-call jobs run at once (each is one chat-model request, after its call has ended)."""
+    post_call_timeout_seconds: float = Field(60.0, ge=1.0, le=600.0)
+    """Bound on one post-call job (reading the record, the model's answer, storing it); past it
+    the job is marked failed."""
     db_call_path_timeout_ms: int = Field(1000, ge=50, le=30_000)
     """Bound on a database read a call waits on (number routing, stored agent): past it the read
     counts as failed and the pod answers from its last good copy, instead of the driver's
