@@ -12,10 +12,14 @@ import time
 from collections import OrderedDict
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from agents.conversation.record import CallRecord, TranscriptLine, TurnMetrics
 from telephony.call_records import CallRecordWriter
 from tools.audit import ToolAuditEntry
+
+if TYPE_CHECKING:
+    from telephony.post_call_queue import PostCallQueue
 
 log = logging.getLogger("switchboard.data")
 
@@ -43,6 +47,8 @@ class DatabaseCallStore:
     def __init__(self, writer: CallRecordWriter) -> None:
         self.writer = writer
         self.calls = writer.calls
+        self.post_call: PostCallQueue | None = None
+        """Runs each ended call's summary and declared fields (set by the pod), when it has one."""
         self._open: OrderedDict[str, CallRecord] = OrderedDict()
 
     async def call_started(self, record: CallRecord) -> None:
@@ -77,6 +83,14 @@ class DatabaseCallStore:
     async def call_ended(self, record: CallRecord) -> None:
         self._open.pop(record.call_sid, None)
         self._end(record)
+
+    def operator_note(self, call_sid: str, outcome: str, line: str) -> None:
+        """An operator ended or transferred the call (the admin API): a system line in its transcript,
+        and its outcome unless the session had already decided how the call ends."""
+        record = self._open.get(call_sid)
+        if record is not None:
+            record.end_reason = record.end_reason or outcome
+            record.say("system", line)
 
     def stream_closed(self, call_sid: str) -> None:
         """The call's stream is gone: a record whose session never reported its end (cancelled,

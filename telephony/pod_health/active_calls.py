@@ -11,9 +11,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 EndCall = Callable[[str], None]
 """Asks a running call to end gracefully, with a reason (the pod sheds it)."""
+
+
+class CallControl(Protocol):
+    """What an operator may do to a call live on this pod (the admin API's end and transfer)."""
+
+    async def end(self, reason: str) -> None: ...
+
+    async def transfer(self, to: str, reason: str) -> None: ...
 
 
 class ActiveCalls:
@@ -24,6 +33,8 @@ class ActiveCalls:
         self._reserved: dict[str, float] = {}
         self._active: dict[str, EndCall | None] = {}
         """Running calls, oldest first, with how to ask each to end."""
+        self._controls: dict[str, CallControl] = {}
+        """Running calls' operator controls (bounded with `_active`: added and removed with it)."""
 
     def _expire(self) -> None:
         now = self._clock()
@@ -50,7 +61,7 @@ class ActiveCalls:
         self._reserved[call_sid] = self._clock() + self._reservation_ttl
         return True
 
-    def start(self, call_sid: str, end: EndCall | None = None) -> bool:
+    def start(self, call_sid: str, end: EndCall | None = None, control: CallControl | None = None) -> bool:
         """The call's stream started (on this pod, with or without a reservation here). False, and
         nothing changes, when the call is already live: a second stream for it (a replayed token)
         must neither replace the live call's entry nor release it when it ends, or the count would
@@ -59,7 +70,13 @@ class ActiveCalls:
             return False
         self._reserved.pop(call_sid, None)
         self._active[call_sid] = end
+        if control is not None:
+            self._controls[call_sid] = control
         return True
+
+    def control(self, call_sid: str) -> CallControl | None:
+        """How an operator ends or transfers the call, when it is live on this pod."""
+        return self._controls.get(call_sid)
 
     def is_live(self, call_sid: str) -> bool:
         """Whether a stream for this call is running on this pod."""
@@ -68,6 +85,7 @@ class ActiveCalls:
     def release(self, call_sid: str) -> None:
         self._reserved.pop(call_sid, None)
         self._active.pop(call_sid, None)
+        self._controls.pop(call_sid, None)
 
     def newest(self) -> tuple[str, EndCall | None] | None:
         """The call that started last, and how to end it (None when no call runs)."""

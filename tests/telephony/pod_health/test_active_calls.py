@@ -120,3 +120,18 @@ def test_a_repeated_call_sid_neither_takes_over_nor_double_counts_a_live_call(cl
     assert newest is not None and newest[0] == "CA1"
     newest[1]("shed")  # type: ignore[misc]
     assert end_live == ["shed"] and end_replay == []
+
+
+class _Control:
+    async def end(self, reason: str) -> None: ...
+
+    async def transfer(self, to: str, reason: str) -> None: ...
+
+
+def test_a_live_call_keeps_its_operator_control_until_released(clock: FakeClock) -> None:
+    calls, control = ActiveCalls(limit=2, reservation_ttl=60, clock=clock), _Control()
+    assert calls.start("CA1", None, control) is True
+    assert calls.start("CA1", None, _Control()) is False  # a twin stream does not replace it
+    assert calls.control("CA1") is control and calls.control("CA2") is None
+    calls.release("CA1")
+    assert calls.control("CA1") is None
