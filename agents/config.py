@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agents.identity.policy import IdentityPolicy
+from agents.post_call.declaration import PostCallConfig
 from db.agent_configs import AGENT_ID_PATTERN
 from db.tool_declarations import TOOL_REFERENCE_PATTERN
 from tools.pii import MAX_PII_PATTERNS, PiiPattern
@@ -156,6 +157,18 @@ class AgentConfig(BaseModel):
     the logs see "[keypad entry 1]", and only a tool the model passes that placeholder to gets the digits."""
     pii_patterns: list[PiiPattern] = Field(default_factory=list, max_length=MAX_PII_PATTERNS)
     """This business's own kinds of personal data (a member id), redacted like card numbers and SSNs."""
+    tenant: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    """The business this agent serves. An API key restricted to a tenant (`tenant:<name>` among its scopes) sees
+    only the calls, recordings and agents of that tenant's agents; unset: only unrestricted keys see them."""
+    post_call: PostCallConfig = Field(default_factory=PostCallConfig)
+    """After the call ends the model writes a summary and fills these declared fields, stored on the
+    call record (`post_call`) by the pod's post-call queue, never while the call runs (default: off)."""
     retention_days: int | None = Field(None, ge=1, le=3650)
     """Days this agent's call records are kept (a TTL index removes them); unset: the pod's
     `SWITCHBOARD_CALL_RETENTION_DAYS`."""
+    record: bool = False
+    """Record this agent's calls (both sides, as the caller heard them) into the pod's recording
+    store; kept as long as the call record (`retention_days`)."""
+    recording_consent: str | None = Field(None, min_length=1, max_length=300)
+    """Spoken before the greeting when set (e.g. "This call is recorded."); many places require
+    callers to be told before a recording starts."""

@@ -180,13 +180,16 @@ class AgentConfigs:
         )
         return bool(result.modified_count)
 
-    async def page(self, *, after: str | None = None, limit: int = 50) -> list[StoredConfig]:
-        """Current configs in id order after `after`, at most `limit` (capped by `max_listed`)."""
+    async def page(self, *, after: str | None = None, limit: int = 50, tenant: str | None = None) -> list[StoredConfig]:
+        """Current configs in id order after `after`, at most `limit` (capped by `max_listed`); only one tenant's
+        when `tenant` is given."""
         s = self._database.settings
         limit = max(1, min(limit, s.max_listed))
         filter: dict[str, Any] = {"deleted": {"$ne": True}}
         if after is not None:
             filter["_id"] = {"$gt": check_agent_id(after)}
+        if tenant is not None:
+            filter["config.tenant"] = check_agent_id(tenant)
         cursor = self._database.find(
             AGENT_CONFIGS,
             filter,
@@ -201,3 +204,7 @@ class AgentConfigs:
     async def ids(self) -> list[str]:
         """Agent ids in order, at most `max_listed`."""
         return [stored.agent_id for stored in await self.page(limit=self._database.settings.max_listed)]
+
+    async def ids_of_tenant(self, tenant: str, *, limit: int) -> list[str]:
+        """The ids of one tenant's current agents, at most `limit` (and `max_listed`)."""
+        return [stored.agent_id for stored in await self.page(limit=limit, tenant=tenant)]

@@ -52,6 +52,17 @@ FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "ca
 """Twilio's final call statuses: once a record holds one, later callbacks do not change it."""
 MAX_RETENTION_DAYS = 3650
 """Bound on how long any call record is kept."""
+POST_CALL_STATUSES = ("pending", "done", "failed")
+"""A record's `post_call.status`: queued after the end, stored, or given up (with its `error`)."""
+POST_CALL_FIELD_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+"""A declared post-call field's name: a plain key under `post_call.fields` (no dots, no `$`)."""
+_POST_CALL_FIELD = re.compile(POST_CALL_FIELD_PATTERN)
+MAX_POST_CALL_VALUES = 32
+"""Bound on the values one record's `post_call.fields` holds."""
+MAX_POST_CALL_TEXT = 2000
+"""Strings stored under `post_call` (summary, values, error) are cut to this many characters."""
+MAX_POST_CALL_FILTERS = 8
+"""Bound on post-call field filters in one listing."""
 
 
 def _entry(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,6 +244,46 @@ class CallRecords:
             update["$max"] = counted
         await self._collection.update_one({"call_sid": call_sid}, update)
 
+    async def set_post_call(
+        self,
+        call_sid: str,
+        status: str,
+        *,
+        summary: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        only_if: str | None = None,
+    ) -> bool:
+        """Store the post-call result as the record's `post_call`, touching nothing else on it;
+        `only_if`: only where the stored status is that one (a result replaces only its own
+        `pending`). False if no such record (or another status). ValueError for a bad status or value."""
+        if status not in POST_CALL_STATUSES:
+            raise ValueError(f"post-call status must be one of {', '.join(POST_CALL_STATUSES)}")
+        values = dict(fields or {})
+        if len(values) > MAX_POST_CALL_VALUES:
+            raise ValueError(f"a record holds at most {MAX_POST_CALL_VALUES} post-call fields")
+        for name, value in values.items():
+            if not isinstance(name, str) or not _POST_CALL_FIELD.match(name):
+                raise ValueError(f"post-call field name {str(name)[:40]!r} is not allowed")
+            if isinstance(value, str):
+                values[name] = value[:MAX_POST_CALL_TEXT]
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"post-call field {name!r} is not a finite number")
+            elif value is not None and not isinstance(value, (bool, int, float)):
+                raise ValueError(f"post-call field {name!r} must be text, yes/no or a number")
+        post_call = {
+            "status": status,
+            "summary": summary[:MAX_POST_CALL_TEXT] if summary is not None else None,
+            "fields": values,
+            "error": error[:MAX_POST_CALL_TEXT] if error is not None else None,
+            "updated_at": datetime.now(UTC),
+        }
+        match: dict[str, Any] = {"call_sid": call_sid}
+        if only_if is not None:
+            match["post_call.status"] = only_if
+        result = await self._collection.update_one(match, {"$set": {"post_call": post_call}})
+        return bool(result.matched_count)
+
     async def set_status(
         self, call_sid: str, status: str, *, duration_s: int | None = None, answered_by: str | None = None
     ) -> bool:
@@ -285,26 +336,71 @@ class CallRecords:
         limit: int = 50,
         agent_id: str | None = None,
         campaign_id: str | None = None,
+        agent_ids: list[str] | None = None,
+        number: str | None = None,
+        outcome: str | None = None,
+        started_from: datetime | None = None,
+        started_until: datetime | None = None,
+        post_call_status: str | None = None,
+        post_call_fields: Mapping[str, Sequence[Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """Newest first, without their lists, after the position `before` = (started_at, call_sid)
-        of the last call of the previous page; at most `limit` (capped by `max_listed`)."""
+        of the last call of the previous page; at most `limit` (capped by `max_listed`). `agent_ids` keeps one
+        tenant's agents' calls; `number` matches either end of the call (exact, E.164 as stored)."""
         s = self._database.settings
         limit = max(1, min(limit, s.max_listed))
         filter: dict[str, Any] = {}
+        clauses: list[dict[str, Any]] = []
         if agent_id is not None:
             filter["agent_id"] = check_agent_id(agent_id)
+        if agent_ids is not None:
+            clauses.append({"agent_id": {"$in": [check_agent_id(a) for a in agent_ids]}})
         if campaign_id is not None:
             filter["campaign_id"] = str(campaign_id)
+        if number is not None:
+            clauses.append({"$or": [{"from_number": str(number)}, {"to_number": str(number)}]})
+        if outcome is not None:
+            filter["outcome"] = str(outcome)
+        if started_from is not None or started_until is not None:
+            window: dict[str, datetime] = {}
+            if started_from is not None:
+                window["$gte"] = started_from
+            if started_until is not None:
+                window["$lt"] = started_until
+            filter["started_at"] = window
+        if post_call_status is not None:
+            if post_call_status not in POST_CALL_STATUSES:
+                raise ValueError(f"post-call status must be one of {', '.join(POST_CALL_STATUSES)}")
+            filter["post_call.status"] = post_call_status
+        clauses += _post_call_clauses(post_call_fields or {})
         if before is not None:
             at, sid = before
-            filter["$or"] = [{"started_at": {"$lt": at}}, {"started_at": at, "call_sid": {"$lt": str(sid)}}]
+            clauses.append({"$or": [{"started_at": {"$lt": at}}, {"started_at": at, "call_sid": {"$lt": str(sid)}}]})
+        if clauses:
+            filter["$and"] = clauses
         cursor = self._database.find(
             CALLS,
             filter,
-            {"_id": 0, **dict.fromkeys(SUMMARY_FIELDS, 1)},
+            {"_id": 0, **dict.fromkeys(SUMMARY_FIELDS, 1), "post_call.status": 1, "post_call.fields": 1},
             limit=limit,
             max_time_ms=s.max_time_ms,
             batch_size=min(limit, s.batch_size),
             sort=[("started_at", -1), ("call_sid", -1)],
         )
         return [document async for document in cursor]
+
+
+def _post_call_clauses(fields: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """`post_call.fields.<name>` equal to one of its values (a value written `yes` may be stored as
+    true: the caller lists both), for each declared name; ValueError for a bad name or value."""
+    if len(fields) > MAX_POST_CALL_FILTERS:
+        raise ValueError(f"at most {MAX_POST_CALL_FILTERS} post-call field filters")
+    clauses = []
+    for name, values in fields.items():
+        if not isinstance(name, str) or not _POST_CALL_FIELD.match(name):
+            raise ValueError(f"post-call field name {str(name)[:40]!r} is not allowed")
+        kept = [v for v in values if v is None or isinstance(v, (str, bool, int, float))][:8]
+        if not kept:
+            raise ValueError(f"post-call field {name!r} needs a value to match")
+        clauses.append({f"post_call.fields.{name}": {"$in": kept}})
+    return clauses

@@ -26,9 +26,12 @@ CUSTOMERS = "customers"
 ORDERS = "orders"
 APPOINTMENTS = "appointments"
 AUDIT_LOG = "audit_log"
+RECORDING_FILES = "recordings.files"
+RECORDING_CHUNKS = "recordings.chunks"
+"""Call recordings in GridFS's own layout (`db/recordings.py`), so GridFSBucket(bucket_name="recordings") reads them."""
 
 INDEXES: dict[str, list[IndexModel]] = {
-    AGENT_CONFIGS: [],  # keyed by _id (the agent id)
+    AGENT_CONFIGS: [IndexModel([("config.tenant", ASCENDING), ("_id", ASCENDING)], name="tenant")],  # _id: agent id
     AGENT_CONFIG_VERSIONS: [
         IndexModel([("agent_id", ASCENDING), ("version", DESCENDING)], name="agent_version", unique=True)
     ],
@@ -70,6 +73,14 @@ INDEXES: dict[str, list[IndexModel]] = {
     AUDIT_LOG: [
         IndexModel([("at", DESCENDING), ("_id", DESCENDING)], name="at_id"),
         IndexModel([("expires_at", ASCENDING)], name="expires_at", expireAfterSeconds=0),  # retention
+    ],
+    RECORDING_FILES: [
+        IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)], name="filename_uploadDate"),  # GridFS's
+        IndexModel([("expires_at", ASCENDING)], name="expires_at", expireAfterSeconds=0),  # with the call record
+    ],
+    RECORDING_CHUNKS: [
+        IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], name="files_id_n", unique=True),  # GridFS's
+        IndexModel([("expires_at", ASCENDING)], name="expires_at", expireAfterSeconds=0),  # with the call record
     ],
     APPOINTMENTS: [
         IndexModel([("appointment_id", ASCENDING)], name="appointment_id", unique=True),

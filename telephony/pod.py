@@ -51,7 +51,10 @@ if TYPE_CHECKING:
     from agents.engines.protocols import ChatModel
     from agents.voice_agent import VoiceAgent
     from db import Database, SafeQuery
+    from db.recordings import RecordingStore
     from telephony.data import DatabaseCallStore
+    from telephony.post_call_queue import PostCallQueue
+    from telephony.recording.recorder import Recorders
     from telephony.voice import VoiceStack
     from tools import ToolExecutor
 
@@ -90,9 +93,11 @@ class VoiceAgents:
     ) -> VoiceAgent:
         """`records`: where callers are identified; default the pod's database (as its tools read)."""
         from db import SafeQuery
+        from telephony.post_call_queue import with_post_call
         from telephony.voice import build_voice_agent
 
-        store = self.store
+        queue = self.store.post_call if self.store is not None else None
+        store = with_post_call(self.store, queue, config.post_call, self.stack.engines.chat)
         if records is None and self.database is not None:
             records = SafeQuery(self.database)
         return await build_voice_agent(
@@ -139,6 +144,8 @@ class Pod:
     """The voice engines, when this pod serves voice agents (None: the built-ins only)."""
     call_store: DatabaseCallStore | None = None
     """Writes call records as calls go (with a database); the media stream ends a record its session left open."""
+    recorders: Recorders | None = None
+    """Records the calls of agents with `record: true` (with a database, or a `recording_store`)."""
 
 
 def builtin_agents(settings: Settings) -> AgentCatalog:
@@ -196,6 +203,7 @@ async def open_pod(
     memory_reader: MemoryReader | None = None,
     twilio: TwilioRest | None = None,
     clock: Callable[[], float] = time.time,
+    recording_store: RecordingStore | None = None,
 ) -> AsyncIterator[Pod]:
     """A started pod from `settings`; stopped when the block exits. The keyword arguments replace
     what settings would build (tests, benchmarks, the demo):
@@ -210,6 +218,7 @@ async def open_pod(
     - `memory_reader`: where the memory guard reads usage (e.g. a fake cgroup).
     - `twilio`: the REST client instead of one from the settings (its caller closes it).
     - `clock`: wall-clock time for campaigns.
+    - `recording_store`: where recordings go instead of the database's GridFS bucket.
     """
     for problem in require_secure_secrets(settings, settings.allow_insecure_secrets):  # raises unless allowed
         log.warning("insecure secret allowed by SWITCHBOARD_ALLOW_INSECURE_SECRETS: %s", problem)
@@ -284,6 +293,7 @@ async def open_pod(
             clock=clock,
             voice=voice,
             call_store=call_store,
+            recorders=_recorders(settings, database, recording_store, exits),
         )
         _start_memory_report(pod, exits)
         if settings.dialer_enabled:
@@ -345,8 +355,10 @@ def _call_store(settings: Settings, database: Database, metrics: Metrics, exits:
     from telephony.call_records import CallRecordWriter
     from telephony.data import DatabaseCallStore
 
+    post_call = _post_call_queue(settings, database, metrics, exits)
     writer = CallRecordWriter(
         CallRecords(database),
+        on_ended=post_call.ended,
         flush_seconds=settings.call_record_flush_seconds,
         max_entries=settings.call_record_queue_entries,
         max_bytes=settings.call_record_queue_bytes,
@@ -356,7 +368,45 @@ def _call_store(settings: Settings, database: Database, metrics: Metrics, exits:
     metrics.call_record_queue.set_function(lambda: writer.entries)
     writer.start_task()
     exits.push_async_callback(writer.close, settings.call_record_shutdown_seconds)
-    return DatabaseCallStore(writer)
+    store = DatabaseCallStore(writer)
+    store.post_call = post_call
+    return store
+
+
+def _post_call_queue(settings: Settings, database: Database, metrics: Metrics, exits: AsyncExitStack) -> PostCallQueue:
+    """The bounded queue of post-call jobs, its workers started; closed after the record writer
+    (whose last ends may still queue jobs), marking what never ran as failed."""
+    from db import CallRecords
+    from telephony.post_call_queue import PostCallQueue
+
+    queue = PostCallQueue(
+        CallRecords(database),
+        max_jobs=settings.post_call_queue,
+        workers=settings.post_call_workers,
+        timeout_s=settings.post_call_timeout_seconds,
+        on_outcome=lambda outcome: metrics.post_call_jobs.labels(outcome).inc(),
+    )
+    metrics.post_call_queue.set_function(lambda: queue.queued)
+    queue.start()
+    exits.push_async_callback(queue.close)
+    return queue
+
+
+def _recorders(
+    settings: Settings, database: Database | None, store: RecordingStore | None, exits: AsyncExitStack
+) -> Recorders | None:
+    """Call recording on `store`, else the database's GridFS bucket; at shutdown recordings finish
+    within their deadline."""
+    from db.recordings import GridFsRecordings
+    from telephony.recording.recorder import SHUTDOWN_SECONDS, Recorders
+
+    if store is None:
+        if database is None:
+            return None
+        store = GridFsRecordings(database)
+    recorders = Recorders(store, settings.call_retention_days)
+    exits.push_async_callback(recorders.close, SHUTDOWN_SECONDS)
+    return recorders
 
 
 def _start_memory_report(pod: Pod, exits: AsyncExitStack) -> None:

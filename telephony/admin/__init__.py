@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from telephony.admin import agents, audit, calls, campaigns, ops, tools
+from telephony.admin import agents, audit, calls, campaigns, live_calls, ops, recordings, tools
 from telephony.admin.auth import ApiKeyAuth, KeyRing
 from telephony.admin.common import ERRORS
 from telephony.settings import Settings
@@ -33,7 +33,11 @@ def build_admin_api(settings: Settings) -> FastAPI:
         servers=[{"url": API_PREFIX}],
         root_path_in_servers=False,
     )
-    for router in (agents.router, tools.router, calls.router, campaigns.router, audit.router, ops.router):
+    routers = (
+        *(agents.router, tools.router, live_calls.router, calls.router, recordings.router),
+        *(campaigns.router, audit.router, ops.router),
+    )
+    for router in routers:  # live_calls before calls: `/calls/live` is no call sid
         api.include_router(router, responses=ERRORS)
     keys = KeyRing(settings.api_key_scopes())
 

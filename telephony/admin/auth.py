@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,9 +43,40 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", errors="replace")).digest()
 
 
+PRINCIPAL_SCOPE_KEY = "switchboard.principal"
+"""The ASGI scope entry through which an in-process caller (the console, after its own session check) names the
+key it acts for. Only code in this process can set it: no header or cookie reaches it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts for: a configured key's id (a digest prefix, never the key) and its scopes."""
+
+    key_id: str
+    scopes: frozenset[str]
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant this key is restricted to (`tenant:<name>`), or None for an unrestricted key."""
+        return next((scope.partition(":")[2] for scope in self.scopes if scope.startswith("tenant:")), None)
+
+    def allows(self, scope: str | None) -> bool:
+        return scope is None or scope in self.scopes or "*" in self.scopes
+
+
 class KeyRing:
     def __init__(self, keys: Mapping[str, frozenset[str]]) -> None:
         self._keys = [(_digest(key), scopes) for key, scopes in keys.items()]
+        self._by_id = {key_id(key): scopes for key, scopes in keys.items()}
+
+    def principal(self, presented: str | None) -> Principal | None:
+        scopes = self.scopes(presented)
+        return None if scopes is None or presented is None else Principal(key_id(presented), scopes)
+
+    def by_id(self, id_: str) -> Principal | None:
+        """The key with this id, if it is still configured (a console session dies with its key)."""
+        scopes = self._by_id.get(id_)
+        return None if scopes is None else Principal(id_, scopes)
 
     def scopes(self, presented: str | None) -> frozenset[str] | None:
         """The scopes of `presented`, or None if it is no key of ours (constant time in the key)."""
@@ -96,16 +128,18 @@ class ApiKeyAuth:
             if scope["path"].startswith(scope.get("root_path", ""))
             else scope["path"]
         )
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        presented = presented_key(headers)
-        scopes = self.keys().scopes(presented)
-        if scopes is None:
+        principal = scope.get(PRINCIPAL_SCOPE_KEY)
+        if not isinstance(principal, Principal):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            principal = self.keys().principal(presented_key(headers))
+        if principal is None:
             await _json(send, 401, "missing or invalid API key", {"www-authenticate": "Bearer"})
             return
         needed = required_scope(scope["method"], path)
-        if needed is not None and needed not in scopes and "*" not in scopes:
+        if not principal.allows(needed):
             await _json(send, 403, f"this key lacks the scope {needed}")
             return
+        scope = {**scope, "state": {**scope.get("state", {}), "principal": principal}}
         body = await _read_body(receive, self.max_body(path))
         if body is None:
             await _json(send, 413, "request body too large")
@@ -124,8 +158,7 @@ class ApiKeyAuth:
         try:
             await self.app(scope, _replay(body, receive), sending)
         finally:
-            assert presented is not None
-            await self.audit(key_id(presented), scope["method"], path, body, status)
+            await self.audit(principal.key_id, scope["method"], path, body, status)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

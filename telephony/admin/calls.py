@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -12,7 +12,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from db import AgentConfigs, CallRecords, Database, DoNotCall
 from db.agent_configs import AGENT_ID_PATTERN
-from telephony.admin.common import MAX_PAGE, Page, Problem, agent_exists, database_of, field_error, not_found
+from db.calls import MAX_POST_CALL_FILTERS
+from telephony.admin.common import (
+    MAX_PAGE,
+    Page,
+    Problem,
+    agent_exists,
+    database_of,
+    field_error,
+    tenant_agent_ids,
+    visible_call,
+)
+from telephony.admin.post_call import PostCallBrief, PostCallOut, PostCallStatus, field_filters
+from telephony.admin.recordings import RecordingSummary, recording_summary
 from telephony.campaigns.campaign import E164_PATTERN, Voicemail
 from telephony.campaigns.contacts_upload import MAX_VARIABLES, check_variables
 from telephony.twilio.outbound import CallRef, NotConfigured, place_call
@@ -41,6 +53,8 @@ class CallSummary(BaseModel):
     started_at: datetime
     ended_at: datetime | None = None
     outcome: str | None = None
+    post_call: PostCallBrief | None = None
+    """The post-call status and declared fields (null: the agent declares none)."""
 
 
 class CallDetail(CallSummary):
@@ -51,6 +65,10 @@ class CallDetail(CallSummary):
     dropped: dict[str, int] = {}
     """Entries not stored because a per-call bound was reached."""
     variables: dict[str, str] = {}
+    post_call: PostCallOut | None = None  # type: ignore[assignment]
+    """The post-call summary and declared fields, with its status (null: the agent declares none)."""
+    recording: RecordingSummary | None = None
+    """The call's recording (`GET /api/calls/{call_sid}/recording`), null when it has none."""
 
 
 class OutboundCallIn(BaseModel):
@@ -97,18 +115,49 @@ async def list_calls(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     agent_id: Annotated[str | None, Query(pattern=AGENT_ID_PATTERN)] = None,
     campaign_id: Annotated[str | None, Query(max_length=64)] = None,
+    number: Annotated[str | None, Query(pattern=r"^\+?[0-9]{2,20}$")] = None,
+    outcome: Annotated[str | None, Query(pattern=r"^[a-z_-]{1,40}$")] = None,
+    started_from: Annotated[datetime | None, Query(alias="from")] = None,
+    started_until: Annotated[datetime | None, Query(alias="until")] = None,
+    field: Annotated[list[str] | None, Query(max_length=MAX_POST_CALL_FILTERS)] = None,
+    post_call: PostCallStatus | None = None,
+    *,
+    request: Request,
 ) -> Page[CallSummary]:
-    """Newest first; pass `next` back as `cursor` for the following page."""
+    """Newest first; pass `next` back as `cursor` for the following page. Search by a number (either end), agent,
+    outcome and a start window (`from` inclusive, `until` exclusive, ISO 8601). A tenant's key sees its agents' calls.
+    Post-call: `post_call=done` (its status), `field=resolved:yes` (a declared field's value; repeatable, all must
+    match)."""
     before = _position(cursor) if cursor else None
-    records = await CallRecords(db).page(before=before, limit=limit, agent_id=agent_id, campaign_id=campaign_id)
+    records = await CallRecords(db).page(
+        before=before,
+        limit=limit,
+        agent_id=agent_id,
+        campaign_id=campaign_id,
+        agent_ids=await tenant_agent_ids(request, db),
+        number=number,
+        outcome=outcome,
+        started_from=_aware(started_from),
+        started_until=_aware(started_until),
+        post_call_status=post_call,
+        post_call_fields=field_filters(field),
+    )
     items = [CallSummary.model_validate(r) for r in records]
     return Page(items=items, next=_cursor(records[-1]) if len(records) == limit else None)
 
 
 @router.get("/calls/{call_sid}", response_model=CallDetail, responses={404: {"model": Problem}})
-async def get_call(call_sid: Annotated[str, Path(pattern=r"^[A-Za-z0-9]{2,64}$")], db: Db) -> CallDetail:
-    record = await CallRecords(db).get(call_sid)
-    return CallDetail.model_validate(record) if record else not_found(f"call {call_sid}")
+async def get_call(
+    call_sid: Annotated[str, Path(pattern=r"^[A-Za-z0-9]{2,64}$")], db: Db, request: Request
+) -> CallDetail:
+    detail = CallDetail.model_validate(await visible_call(request, db, call_sid))
+    detail.recording = await recording_summary(request, db, call_sid)
+    return detail
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    """A naive time from a query string is UTC, as every stored time is."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 @router.post(

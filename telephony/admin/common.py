@@ -8,6 +8,7 @@ from fastapi import HTTPException, Request
 from pydantic import BaseModel
 
 from db import Database
+from telephony.admin.auth import Principal
 
 if TYPE_CHECKING:
     from telephony.pod import Pod
@@ -61,3 +62,61 @@ async def agent_exists(request: Request, database: Database, agent_id: str) -> b
     return (
         pod_of(request).agents.get(agent_id) is not None or await AgentConfigs(database).current(agent_id) is not None
     )
+
+
+MAX_TENANT_AGENTS = 1000
+"""Bound on the agents one tenant's listing filters by (a tenant with more sees its first 1,000 agents' calls)."""
+
+
+def principal_of(request: Request) -> Principal:
+    """The key this request acts for (set by `ApiKeyAuth` before any route runs)."""
+    return request.state.principal  # type: ignore[no-any-return]
+
+
+def key_tenant(request: Request) -> str | None:
+    """The tenant the request's key is restricted to, or None for an unrestricted key."""
+    return principal_of(request).tenant
+
+
+async def agent_tenant(request: Request, database: Database | None, agent_id: str) -> str | None:
+    """The tenant of an agent: its current stored config's, else the one this pod built at start-up."""
+    from db import AgentConfigs
+
+    if database is not None:
+        stored = await AgentConfigs(database).current(agent_id)
+        if stored is not None:
+            tenant = stored.config.get("tenant")
+            return tenant if isinstance(tenant, str) else None
+    agent = pod_of(request).agents.get(agent_id)
+    config = getattr(agent, "config", None)
+    return getattr(config, "tenant", None)
+
+
+async def tenant_agent_ids(request: Request, database: Database) -> list[str] | None:
+    """The agent ids whose calls the request's key may list, or None when the key is unrestricted."""
+    from db import AgentConfigs
+
+    tenant = key_tenant(request)
+    if tenant is None:
+        return None
+    ids = await AgentConfigs(database).ids_of_tenant(tenant, limit=MAX_TENANT_AGENTS)
+    built = [
+        agent_id
+        for agent_id, agent in pod_of(request).agents.agents.items()
+        if getattr(getattr(agent, "config", None), "tenant", None) == tenant
+    ]
+    return sorted(set(ids) | set(built))
+
+
+async def visible_call(request: Request, database: Database, call_sid: str) -> dict[str, Any]:
+    """The call record, or 404 when there is none or it belongs to another tenant than the key's (the same
+    answer for both, so a key cannot learn that another tenant's call exists)."""
+    from db import CallRecords
+
+    record = await CallRecords(database).get(call_sid)
+    if record is None:
+        not_found("call")
+    tenant = key_tenant(request)
+    if tenant is not None and await agent_tenant(request, database, str(record.get("agent_id"))) != tenant:
+        not_found("call")
+    return record

@@ -14,6 +14,7 @@ import asyncio
 import enum
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 
 from agents.tasks import cancel_and_wait
@@ -22,6 +23,9 @@ from telephony.pod_health.memory import MemoryReader, MemoryReading
 log = logging.getLogger("switchboard.memory")
 
 RECOVERY_MARGIN = 0.05
+MEMORY_HISTORY_SAMPLES = 720
+MEMORY_HISTORY_EVERY_S = 5.0
+"""The console's memory chart keeps a sample every 5 s, the last 720 of them: an hour."""
 """A state is left only once usage is this share of the limit below its threshold."""
 
 
@@ -54,6 +58,8 @@ class MemorySampler:
         self.interval_s = interval_s
         self._clock = clock
         self.state = GuardState.OK
+        self.history: deque[tuple[float, int]] = deque(maxlen=MEMORY_HISTORY_SAMPLES)
+        """(wall time, bytes used) of recent samples, for the console's memory chart."""
         self.reading = reader.read()
         self._read_at = clock()
         self._update(self.reading)
@@ -74,6 +80,9 @@ class MemorySampler:
 
     def _update(self, reading: MemoryReading) -> None:
         self.reading, self._read_at = reading, self._clock()
+        now = time.time()
+        if not self.history or now - self.history[-1][0] >= MEMORY_HISTORY_EVERY_S:
+            self.history.append((now, reading.used_bytes))
         used = reading.fraction
         previous = self.state
         if used >= self.hard:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -16,12 +17,29 @@ class AdminSettings(Section):
     """Keys for the admin API under `/api`, each with its scopes: `key1:agents:read,calls:read;key2:*`
     (`;` between keys, `,` between scopes) or JSON `{"key1": ["agents:read"]}`. Scopes are
     `<resource>:read` / `<resource>:write` for agents, tools, numbers, calls and campaigns, `audit:read`
-    (the audit log of admin writes), `ops:write` (`POST /api/ops/heap-snapshot`), or `*`. Unset: every
-    API request is refused (401)."""
+    (the audit log of admin writes), `ops:write` (`POST /api/ops/heap-snapshot`), or `*`; plus at most one
+    `tenant:<name>`, which keeps the key to that tenant's agents, their calls and recordings. Unset: every
+    API request is refused (401). The operator console logs in with the same keys."""
     api_max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     """Bound on an admin API request body (contact uploads have their own bound)."""
     audit_retention_days: int = Field(365, ge=1, le=3650)
     """How long the audit log keeps each admin write (which key, what, when; `GET /api/audit`)."""
+    live_event_streams: int = Field(50, ge=1, le=10_000)
+    """Bound on open live-call event streams (`GET /api/calls/{sid}/events`) per pod; past it, 503."""
+    live_event_stream_seconds: float = Field(3600.0, ge=1.0, le=86_400)
+    """How long one live-call event stream stays open before the pod closes it (the client may
+    reconnect with `Last-Event-ID` and go on from where it was)."""
+
+    console_secret: SecretStr | None = None
+    """Signs the operator console's session cookies (at least 16 characters, 32 random bytes advised; rotating it
+    ends every session).
+    Unset: `/console` answers 503 and says to set it."""
+    console_session_hours: float = Field(8.0, ge=0.1, le=24 * 30)
+    """How long a console login lasts; the session also ends at once when its API key is removed."""
+    console_secure_cookie: bool = True
+    """Mark the console's cookie `Secure` (sent over HTTPS only; browsers treat http://localhost as secure too)."""
+    console_login_failures_per_minute: int = Field(10, ge=1, le=10_000)
+    """Bound on failed console logins per client address per minute; past it, 429 until the minute is over."""
 
     @field_validator("api_keys")
     @classmethod
@@ -62,6 +80,8 @@ class CampaignSettings(Section):
 API_RESOURCES = ("agents", "tools", "numbers", "calls", "campaigns", "audit", "ops")
 API_SCOPES = frozenset({"*"} | {f"{r}:{a}" for r in API_RESOURCES for a in ("read", "write")})
 MIN_API_KEY_CHARS = 16
+TENANT_SCOPE = re.compile(r"^tenant:[a-z0-9][a-z0-9_-]{0,63}$")
+"""`tenant:<name>` restricts a key to one tenant's agents, calls and recordings (see `AgentConfig.tenant`)."""
 
 
 def parse_api_keys(text: str) -> dict[str, frozenset[str]]:
@@ -91,8 +111,13 @@ def parse_api_keys(text: str) -> dict[str, frozenset[str]]:
     for n, (key, named) in enumerate(entries.items(), start=1):
         if len(key) < MIN_API_KEY_CHARS:
             raise ValueError(f"api_keys: key {n} is shorter than {MIN_API_KEY_CHARS} characters")
-        unknown = sorted(set(named) - API_SCOPES)
-        if unknown or not named:
-            raise ValueError(f"api_keys: key {n} has unknown or no scopes {unknown}; known: {sorted(API_SCOPES)}")
+        tenants = [scope for scope in named if TENANT_SCOPE.match(scope)]
+        unknown = sorted(set(named) - API_SCOPES - set(tenants))
+        if unknown or not set(named) - set(tenants):
+            raise ValueError(
+                f"api_keys: key {n} has unknown or no scopes {unknown}; known: {sorted(API_SCOPES)} and tenant:<name>"
+            )
+        if len(tenants) > 1:
+            raise ValueError(f"api_keys: key {n} names more than one tenant")
         keys[key] = frozenset(named)
     return keys

@@ -17,7 +17,7 @@ PLACEHOLDER_MARKERS = ("replace-me", "replace_me", "changeme", "change-me", "pla
 MIN_KEY_CHARS = 16
 """Shortest HMAC key accepted (Twilio's auth tokens are 32 characters)."""
 
-HMAC_KEYS = frozenset({"twilio_auth_token", "call_token_secret"})
+HMAC_KEYS = frozenset({"twilio_auth_token", "call_token_secret", "console_secret"})
 """Secrets used as HMAC keys: short ones can be guessed, so they get a minimum length."""
 
 PLAIN_CHECKED = frozenset({"twilio_account_sid"})

@@ -29,6 +29,7 @@ from telephony.audio.mulaw import TWILIO_SAMPLE_RATE, mulaw_to_pcm16
 from telephony.audio.resamplers import StreamResampler
 from telephony.logs import call_sid_var
 from telephony.twilio import call_token
+from telephony.twilio.call_control import PortControl
 from telephony.twilio.playout import Playout
 from telephony.twilio.port import TwilioCallPort
 from telephony.twilio.protocol import Connected, Dtmf, Mark, Media, ProtocolError, Start, Stop, parse_inbound
@@ -218,12 +219,14 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
         pod.outcomes.put(info.call_sid, outcome)
         await _close(websocket, 1000, outcome.reason)
 
+    recorder = pod.recorders.for_call(agent, info.call_sid) if pod.recorders is not None else None
     playout = Playout(
         send,
         info.stream_sid,
         lead_ms=settings.playout_lead_ms,
         max_frames=settings.playout_queue_frames,
         max_pending_marks=settings.pending_marks,
+        tap=recorder,
     )
     port = TwilioCallPort(
         info,
@@ -250,7 +253,8 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
 
         ending.append(asyncio.get_running_loop().call_later(settings.shed_goodbye_seconds, close_anyway))
 
-    if not pod.calls.start(info.call_sid, end_requested):  # a twin stream started meanwhile: it keeps the call
+    control = PortControl(port, pod.call_store.operator_note if pod.call_store is not None else None)
+    if not pod.calls.start(info.call_sid, end_requested, control):  # a twin stream started meanwhile: it keeps it
         await _turn_away(websocket, pod, CALL_ALREADY_LIVE, POLICY_VIOLATION, "a stream for this call is live")
         return
     pod.metrics.calls_started.inc()
@@ -268,6 +272,8 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
                 break
             if isinstance(message, Media):
                 if message.media.track in ("inbound", "inbound_track"):
+                    if recorder is not None:  # both sides of these 20 ms, as the caller heard them
+                        recorder.caller(message.media.payload)
                     pcm = inbound.process(mulaw_to_pcm16(message.media.payload))
                     if pcm:
                         port.push(AudioIn(pcm, message.media.timestamp))
@@ -290,6 +296,8 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
             pod.call_store.stream_closed(info.call_sid)
         playout_task.cancel()
         await asyncio.gather(playout_task, return_exceptions=True)
+        if recorder is not None and pod.recorders is not None:  # stored in the background, never awaited here
+            pod.recorders.finish(recorder)
         pod.calls.release(info.call_sid)
         pod.metrics.calls_ended.inc()
         log.info(
