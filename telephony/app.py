@@ -10,6 +10,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from telephony.admin import API_PREFIX, build_admin_api
+from telephony.admin.auth import KeyRing
+from telephony.console.app import CONSOLE_PREFIX, build_console
 from telephony.pod import open_pod
 from telephony.pod_health.health import drain, healthz, metrics, readyz, undrain
 from telephony.settings import Settings
@@ -30,6 +32,7 @@ def create_app(settings: Settings, **pod_overrides: Any) -> Starlette:
     memory guard, database, engines and agents, models included, before taking calls) and closes
     it at shutdown; handlers reach it as `request.app.state.pod`."""
     admin = build_admin_api(settings)
+    console = build_console(settings, admin, KeyRing(settings.api_key_scopes()), pod=lambda: admin.state.pod)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -52,5 +55,6 @@ def create_app(settings: Settings, **pod_overrides: Any) -> Starlette:
             Route("/undrain", undrain, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             Mount(API_PREFIX, app=admin),
+            Mount(CONSOLE_PREFIX, app=console),
         ],
     )

@@ -1,0 +1,1 @@
+"""The operator console: web pages over the admin API (see `app.py`)."""
