@@ -15,8 +15,9 @@ deletes a recording with its call record. A recording whose writer dropped chunk
 down) is finished anyway, marked `complete: false`; its missing chunks read back as silence, so
 the WAV stays playable and as long as the call.
 
-`RecordingStore` is what the pod writes and the API reads through; an S3-compatible store could
-implement it instead of `GridFsRecordings` (not written yet).
+`RecordingStore` is what the pod writes and the API reads through; `SWITCHBOARD_RECORDING_STORE=s3`
+puts recordings in an S3-compatible bucket instead (telephony/recording/s3_store.py, the same layout
+in objects).
 """
 
 from __future__ import annotations

@@ -222,6 +222,8 @@ async def open_pod(
     """
     for problem in require_secure_secrets(settings, settings.allow_insecure_secrets):  # raises unless allowed
         log.warning("insecure secret allowed by SWITCHBOARD_ALLOW_INSECURE_SECRETS: %s", problem)
+    if recording_store is None and settings.recording_store == "s3" and (missing := settings.s3_missing()):
+        raise ValueError(f"SWITCHBOARD_RECORDING_STORE=s3 needs {', '.join(missing)} set")
     async with AsyncExitStack() as exits:
         calls = ActiveCalls(settings.max_concurrent_calls, reservation_ttl=settings.call_token_ttl_seconds)
         memory = memory_sampler(settings, memory_reader)
@@ -395,11 +397,16 @@ def _post_call_queue(settings: Settings, database: Database, metrics: Metrics, e
 def _recorders(
     settings: Settings, database: Database | None, store: RecordingStore | None, exits: AsyncExitStack
 ) -> Recorders | None:
-    """Call recording on `store`, else the database's GridFS bucket; at shutdown recordings finish
-    within their deadline."""
+    """Call recording on `store`, else the S3 bucket of the settings (`recording_store: s3`), else the
+    database's GridFS bucket; at shutdown recordings finish within their deadline."""
     from db.recordings import GridFsRecordings
     from telephony.recording.recorder import SHUTDOWN_SECONDS, Recorders
 
+    if store is None and settings.recording_store == "s3":
+        from telephony.recording.s3_store import S3Location, S3Recordings
+
+        store = s3 = S3Recordings(S3Location.from_settings(settings))
+        exits.push_async_callback(s3.aclose)  # after the recordings have finished (exits run last first)
     if store is None:
         if database is None:
             return None

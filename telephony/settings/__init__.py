@@ -17,7 +17,7 @@ from telephony.settings.admin import (
     CampaignSettings,
     parse_api_keys,
 )
-from telephony.settings.data import DatabaseSettings, ToolSettings
+from telephony.settings.data import DatabaseSettings, RecordingStoreSettings, ToolSettings
 from telephony.settings.edge import (
     AudioSettings,
     CallOutcomeSettings,
@@ -57,6 +57,7 @@ class Settings(
     CampaignSettings,
     AdminSettings,
     ToolSettings,
+    RecordingStoreSettings,
     DatabaseSettings,
     CallOutcomeSettings,
     SpeechServerSettings,
@@ -107,6 +108,7 @@ __all__ = [
     "LoggingSettings",
     "MediaStreamSettings",
     "PodHealthSettings",
+    "RecordingStoreSettings",
     "RemoteSpeechSettings",
     "Resampler",
     "RoutingSettings",

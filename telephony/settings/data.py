@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 
 from db.settings import DbSettings
@@ -66,6 +68,37 @@ class DatabaseSettings(Section):
             max_result_bytes=self.db_max_result_bytes,
             call_retention_days=self.call_retention_days,
         )
+
+
+class RecordingStoreSettings(Section):
+    """Where call recordings go: MongoDB's GridFS (the default) or an S3-compatible bucket."""
+
+    recording_store: Literal["mongodb", "s3"] = "mongodb"
+    """`mongodb`: recordings go into the database's GridFS bucket `recordings`. `s3`: into an
+    S3-compatible bucket (AWS S3, MinIO, Ceph, R2...; the `s3_*` settings), expired by bucket
+    lifecycle rules on the tag `switchboard-retention-days` (see telephony/recording/s3_store.py)."""
+    s3_endpoint: str | None = Field(None, pattern=r"^https?://[^/?#\s]+/?$")
+    """The S3 API's base URL, scheme and host only (`https://s3.us-east-1.amazonaws.com`,
+    `http://minio:9000`); objects are addressed path-style, `{endpoint}/{bucket}/{key}`."""
+    s3_bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    """The bucket recordings go into (it must exist)."""
+    s3_region: str = Field("us-east-1", pattern=r"^[a-z0-9-]{1,32}$")
+    """The region requests are signed for (SigV4); S3-compatible servers mostly accept `us-east-1`."""
+    s3_prefix: str = Field("recordings/", max_length=200, pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$")
+    """Key prefix of every recording object (`<prefix><CallSid>/chunk-000001`); empty or ending in `/`."""
+    s3_access_key_id: str | None = None
+    """Access key id requests are signed with."""
+    s3_secret_access_key: SecretStr | None = None
+    """Secret access key requests are signed with."""
+    s3_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    """Bound on one S3 request (a chunk, the manifest, a list page), connecting included; past it the
+    request fails (a chunk being written is counted as dropped)."""
+
+    def s3_missing(self) -> list[str]:
+        """The variables `recording_store: s3` needs that are unset (checked as the pod opens, not here:
+        a model validator's error would print every setting's value, secrets included)."""
+        names = ("s3_endpoint", "s3_bucket", "s3_access_key_id", "s3_secret_access_key")
+        return [f"SWITCHBOARD_{name.upper()}" for name in names if getattr(self, name) is None]
 
 
 class ToolSettings(Section):
