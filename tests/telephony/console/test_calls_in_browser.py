@@ -64,6 +64,7 @@ async def test_an_operator_watches_a_call_live_then_plays_its_recording_and_read
                 audio.load();
             })"""
         )
+        print(f"recording plays {duration:.3f} s; the call's caller track {call_seconds:.3f} s")
         assert abs(duration - call_seconds) <= 0.1, (duration, call_seconds)
 
         third = page.locator("#transcript li[data-at]").nth(2)
