@@ -26,7 +26,7 @@ from telephony.console.session import COOKIE_NAME, Session, SessionSigner
 
 PUBLIC_PATHS = frozenset({"/login"})
 MAX_FORM_BYTES = 256 * 1024
-"""Bound on a console form body read to find its CSRF token (agent configs included); uploads use the header."""
+"""Bound on a console form's body, the login form's included (an agent config fits); uploads go to `/console/api`."""
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -66,6 +66,11 @@ class ConsoleGuard:
         path = _route_path(scope)
         headers = Headers(scope=scope)
         if path in PUBLIC_PATHS:
+            if scope["method"] not in SAFE_METHODS:
+                body, receive = await _buffered(receive, path)
+                if body is None:
+                    await _answer(send, 413, "application/json", b'{"detail": "form too large"}')
+                    return
             await self.app(scope, receive, send)
             return
         session = signer.read(cookie_of(headers))
@@ -82,7 +87,7 @@ class ConsoleGuard:
             if not _same_origin(headers):
                 await _answer(send, 403, "application/json", b'{"detail": "cross-origin write refused"}')
                 return
-            body, receive = await _buffered(receive, headers)
+            body, receive = await _buffered(receive, path)
             if body is None:
                 await _answer(send, 413, "application/json", b'{"detail": "form too large"}')
                 return
@@ -114,9 +119,10 @@ def _csrf_ok(session: Session, headers: Headers, body: bytes) -> bool:
     return token is not None and hmac.compare_digest(token.encode(), session.csrf.encode())
 
 
-async def _buffered(receive: Receive, headers: Headers) -> tuple[bytes | None, Receive]:
-    """A form's body, read to find its token (bounded), then replayed; other writes stream through untouched."""
-    if "x-csrf-token" in headers or not headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+async def _buffered(receive: Receive, path: str) -> tuple[bytes | None, Receive]:
+    """A console form's whole body, read up to `MAX_FORM_BYTES` (None past it) and replayed to the page, so no form
+    can grow without bound and its CSRF token can be read. `/api/...` writes stream through: the API bounds them."""
+    if path.startswith("/api/"):
         return b"", receive
     body = bytearray()
     while True:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from telephony.console.app import build_console
+from telephony.console.guard import MAX_FORM_BYTES
 from telephony.console.session import COOKIE_NAME, SessionSigner
 from telephony.simulator import SimulatedCall
 from telephony.simulator.script import Pause, Press
@@ -196,3 +197,17 @@ async def test_a_recording_is_served_only_to_a_session_whose_key_reads_that_tena
         assert answers["admin"] == (206, b"RIFF") and answers["viewer"] == (206, b"RIFF")
         assert answers["other"][0] == 404  # another tenant's key cannot even learn that the call exists
         assert answers["no-read"][0] == 403  # a key without calls:read
+
+
+async def test_no_console_form_can_grow_without_bound_the_login_form_included() -> None:
+    huge = {"api_key": "x" * (MAX_FORM_BYTES + 1), "login_csrf": "t"}
+    async with console_pod(console_secure_cookie=False) as pod, httpx.AsyncClient(base_url=pod.url) as client:
+        assert (await client.post("/console/login", data=huge)).status_code == 413
+        assert (await console_login(client, ADMIN_KEY)).status_code == 303
+        csrf = await page_csrf(client)
+        big = {"csrf_token": csrf, "id": "big", "advanced": "{}", "system_prompt": "x" * MAX_FORM_BYTES}
+        assert (await client.post("/console/agents/new", data=big)).status_code == 413
+        files = {"advanced": ("a.json", b"{}" + b" " * MAX_FORM_BYTES)}
+        multipart = await client.post("/console/agents/new", files=files, headers={"x-csrf-token": csrf})
+        assert multipart.status_code == 413
+        assert (await pod.api.get("/api/agents/big")).status_code == 404
