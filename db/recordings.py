@@ -22,7 +22,7 @@ in objects).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -94,6 +94,57 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def check_chunk(n: int, data: bytes) -> None:
+    """What every store accepts as a chunk (its number, its size)."""
+    if n < 0 or len(data) > CHUNK_BYTES:
+        raise ValueError(f"chunk {n} of {len(data)} bytes is not a chunk of at most {CHUNK_BYTES} bytes")
+
+
+def files_document(
+    call_sid: str, *, length: int, chunk_size: int, expires_at: datetime, metadata: Mapping[str, Any]
+) -> dict[str, Any]:
+    """GridFS's files document for a finished recording (an S3 store keeps the same fields as its manifest)."""
+    if not 0 < length <= MAX_RECORDING_BYTES:
+        raise ValueError(f"a recording is 1 to {MAX_RECORDING_BYTES} bytes, not {length}")
+    return {
+        "_id": call_sid,
+        "length": length,
+        "chunkSize": chunk_size,
+        "uploadDate": datetime.now(UTC),
+        "filename": f"{call_sid}.wav",
+        "metadata": {"call_sid": call_sid, "contentType": "audio/wav", **metadata},
+        "expires_at": expires_at,
+    }
+
+
+def recording_info(call_sid: str, document: Mapping[str, Any]) -> RecordingInfo:
+    """A files document (or a manifest of one, with its times as ISO text) as a `RecordingInfo`."""
+    metadata = document.get("metadata") or {}
+    uploaded = document["uploadDate"]
+    return RecordingInfo(
+        call_sid=call_sid,
+        length=int(document["length"]),
+        chunk_size=int(document["chunkSize"]),
+        duration_s=float(metadata.get("duration_s", 0.0)),
+        complete=bool(metadata.get("complete", True)),
+        dropped_chunks=int(metadata.get("dropped_chunks", 0)),
+        uploaded_at=_aware(datetime.fromisoformat(uploaded) if isinstance(uploaded, str) else uploaded),
+        content_type=str(metadata.get("contentType", "audio/wav")),
+    )
+
+
+def chunk_spans(info: RecordingInfo, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(chunk number, first byte, byte after the last) within each chunk that bytes `start`..`end` (exclusive) of
+    the file cover, in order: how every store turns a range into chunk reads."""
+    end = min(end, info.length)
+    size = info.chunk_size
+    if end <= start:
+        return
+    for n in range(start // size, (end - 1) // size + 1):
+        chunk_start = n * size
+        yield n, max(0, start - chunk_start), min(size, info.length - chunk_start, end - chunk_start)
+
+
 @translates_driver_errors
 class GridFsRecordings:
     """`RecordingStore` on MongoDB, in GridFS's layout (bucket `recordings`)."""
@@ -104,8 +155,7 @@ class GridFsRecordings:
         self._chunks = database.collection(RECORDING_CHUNKS)
 
     async def put_chunk(self, call_sid: str, n: int, data: bytes, *, expires_at: datetime) -> None:
-        if n < 0 or len(data) > CHUNK_BYTES:
-            raise ValueError(f"chunk {n} of {len(data)} bytes is not a chunk of at most {CHUNK_BYTES} bytes")
+        check_chunk(n, data)
         await self._chunks.update_one(
             {"files_id": call_sid, "n": n}, {"$set": {"data": bytes(data), "expires_at": expires_at}}, upsert=True
         )
@@ -120,47 +170,20 @@ class GridFsRecordings:
         expires_at: datetime,
         metadata: Mapping[str, Any],
     ) -> None:
-        if not 0 < length <= MAX_RECORDING_BYTES:
-            raise ValueError(f"a recording is 1 to {MAX_RECORDING_BYTES} bytes, not {length}")
+        document = files_document(
+            call_sid, length=length, chunk_size=chunk_size, expires_at=expires_at, metadata=metadata
+        )
         await self.put_chunk(call_sid, 0, first_chunk, expires_at=expires_at)
-        document = {
-            "_id": call_sid,
-            "length": length,
-            "chunkSize": chunk_size,
-            "uploadDate": datetime.now(UTC),
-            "filename": f"{call_sid}.wav",
-            "metadata": {"call_sid": call_sid, "contentType": "audio/wav", **metadata},
-            "expires_at": expires_at,
-        }
         await self._files.replace_one({"_id": call_sid}, document, upsert=True)
 
     async def info(self, call_sid: str) -> RecordingInfo | None:
         document = await self._files.find_one({"_id": call_sid})
-        if document is None:
-            return None
-        metadata = document.get("metadata") or {}
-        return RecordingInfo(
-            call_sid=call_sid,
-            length=int(document["length"]),
-            chunk_size=int(document["chunkSize"]),
-            duration_s=float(metadata.get("duration_s", 0.0)),
-            complete=bool(metadata.get("complete", True)),
-            dropped_chunks=int(metadata.get("dropped_chunks", 0)),
-            uploaded_at=_aware(document["uploadDate"]),
-            content_type=str(metadata.get("contentType", "audio/wav")),
-        )
+        return None if document is None else recording_info(call_sid, document)
 
     async def read(self, info: RecordingInfo, start: int, end: int) -> AsyncIterator[bytes]:
         """One chunk document in memory at a time; a chunk the writer dropped reads as zeros (silence)."""
-        end = min(end, info.length)
-        if end <= start:
-            return
-        size = info.chunk_size
-        for n in range(start // size, (end - 1) // size + 1):
-            chunk_start = n * size
-            expected = min(size, info.length - chunk_start)
-            data = (await self.chunk(info.call_sid, n) or b"")[:expected].ljust(expected, b"\0")
-            yield data[max(0, start - chunk_start) : end - chunk_start]
+        for n, low, high in chunk_spans(info, start, end):
+            yield (await self.chunk(info.call_sid, n) or b"")[low:high].ljust(high - low, b"\0")
 
     async def chunk(self, call_sid: str, n: int) -> bytes | None:
         """Chunk `n` of a recording as stored, or None (never stored, or lost)."""

@@ -50,13 +50,14 @@ class AsHeard:
         self.cleared_bytes += len(self._held)
         self._held.clear()
 
-    def caller(self, mulaw: bytes) -> bytes:
-        """An inbound frame arrived: the same stretch of time on both sides, as stereo PCM16."""
-        n = len(mulaw)
+    def caller(self, pcm: bytes) -> bytes:
+        """An inbound frame arrived (PCM16, as the stream decoded it for the listener): the same stretch of time on
+        both sides, as stereo PCM16."""
+        n = len(pcm) // 2
         played = bytes(self._held[:n])
         del self._held[:n]
         if len(played) < n:
             played += MULAW_SILENCE * (n - len(played))
-        left = audioop.tostereo(mulaw_to_pcm16(mulaw), 2, 1, 0)
+        left = audioop.tostereo(pcm, 2, 1, 0)
         right = audioop.tostereo(mulaw_to_pcm16(played), 2, 0, 1)
         return audioop.add(left, right, 2)

@@ -54,13 +54,13 @@ class CallRecorder:
         if not self.failed:
             self._guard(self._heard.cleared)
 
-    def caller(self, mulaw: bytes) -> None:
-        """An inbound frame: 20 ms of the call, both sides."""
+    def caller(self, pcm: bytes) -> None:
+        """An inbound frame, already decoded to PCM16 by the stream: 20 ms of the call, both sides."""
         if not self.failed:
-            self._guard(self._record, mulaw)
+            self._guard(self._record, pcm)
 
-    def _record(self, mulaw: bytes) -> None:
-        self._writer.write(self._heard.caller(mulaw))
+    def _record(self, pcm: bytes) -> None:
+        self._writer.write(self._heard.caller(pcm))
         self.inbound_frames += 1
 
     def _guard(self, step: Any, *args: Any) -> None:

@@ -41,7 +41,15 @@ from urllib.parse import quote
 import httpx
 
 from db.errors import DatabaseError
-from db.recordings import CHUNK_BYTES, MAX_RECORDING_BYTES, RecordingInfo
+from db.recordings import (
+    CHUNK_BYTES,
+    MAX_RECORDING_BYTES,
+    RecordingInfo,
+    check_chunk,
+    chunk_spans,
+    files_document,
+    recording_info,
+)
 from telephony.recording.sigv4 import EMPTY_SHA256, Credentials, sign
 from telephony.settings.data import RecordingStoreSettings
 
@@ -167,8 +175,7 @@ class S3Recordings:
     # -- RecordingStore -------------------------------------------------------------------------
 
     async def put_chunk(self, call_sid: str, n: int, data: bytes, *, expires_at: datetime) -> None:
-        if n < 0 or len(data) > CHUNK_BYTES:
-            raise ValueError(f"chunk {n} of {len(data)} bytes is not a chunk of at most {CHUNK_BYTES} bytes")
+        check_chunk(n, data)
         await self._put(self._chunk_key(call_sid, n), data, "application/octet-stream", expires_at)
 
     async def finish(
@@ -181,19 +188,11 @@ class S3Recordings:
         expires_at: datetime,
         metadata: Mapping[str, Any],
     ) -> None:
-        if not 0 < length <= MAX_RECORDING_BYTES:
-            raise ValueError(f"a recording is 1 to {MAX_RECORDING_BYTES} bytes, not {length}")
+        manifest = files_document(
+            call_sid, length=length, chunk_size=chunk_size, expires_at=expires_at, metadata=metadata
+        )
         await self.put_chunk(call_sid, 0, first_chunk, expires_at=expires_at)
-        manifest = {
-            "_id": call_sid,
-            "length": length,
-            "chunkSize": chunk_size,
-            "uploadDate": datetime.now(UTC).isoformat(),
-            "filename": f"{call_sid}.wav",
-            "metadata": {"call_sid": call_sid, "contentType": "audio/wav", **metadata},
-            "expires_at": expires_at.isoformat(),
-        }
-        body = json.dumps(manifest, separators=(",", ":")).encode()
+        body = json.dumps(manifest, separators=(",", ":"), default=datetime.isoformat).encode()
         await self._put(self._key(call_sid, MANIFEST_NAME), body, "application/json", expires_at)
 
     async def info(self, call_sid: str) -> RecordingInfo | None:
@@ -201,31 +200,13 @@ class S3Recordings:
         if status == 404:
             return None
         try:
-            manifest = json.loads(body)
-            metadata = manifest.get("metadata") or {}
-            uploaded = datetime.fromisoformat(manifest["uploadDate"])
-            return RecordingInfo(
-                call_sid=call_sid,
-                length=int(manifest["length"]),
-                chunk_size=int(manifest["chunkSize"]),
-                duration_s=float(metadata.get("duration_s", 0.0)),
-                complete=bool(metadata.get("complete", True)),
-                dropped_chunks=int(metadata.get("dropped_chunks", 0)),
-                uploaded_at=uploaded if uploaded.tzinfo else uploaded.replace(tzinfo=UTC),
-                content_type=str(metadata.get("contentType", "audio/wav")),
-            )
+            return recording_info(call_sid, json.loads(body))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise S3Error(f"the manifest of {call_sid} is not one of ours: {exc}") from exc
 
     async def read(self, info: RecordingInfo, start: int, end: int) -> AsyncIterator[bytes]:
         """One chunk object's range in memory at a time; a chunk the writer dropped reads as zeros (silence)."""
-        end = min(end, info.length)
-        if end <= start:
-            return
-        size = info.chunk_size
-        for n in range(start // size, (end - 1) // size + 1):
-            chunk_start = n * size
-            low, high = max(0, start - chunk_start), min(size, info.length - chunk_start, end - chunk_start)
+        for n, low, high in chunk_spans(info, start, end):
             key = self._chunk_key(info.call_sid, n)
             status, data = await self._send("GET", key, headers={"Range": f"bytes={low}-{high - 1}"})
             if status == 200:  # a server that ignores Range sends the whole chunk

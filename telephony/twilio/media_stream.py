@@ -272,9 +272,10 @@ async def _run_call(reader: _Reader, agent: Agent, info: CallInfo) -> None:
                 break
             if isinstance(message, Media):
                 if message.media.track in ("inbound", "inbound_track"):
+                    decoded = mulaw_to_pcm16(message.media.payload)
                     if recorder is not None:  # both sides of these 20 ms, as the caller heard them
-                        recorder.caller(message.media.payload)
-                    pcm = inbound.process(mulaw_to_pcm16(message.media.payload))
+                        recorder.caller(decoded)
+                    pcm = inbound.process(decoded)
                     if pcm:
                         port.push(AudioIn(pcm, message.media.timestamp))
             elif isinstance(message, Mark):

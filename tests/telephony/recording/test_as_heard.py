@@ -13,7 +13,8 @@ from telephony.twilio.playout import Playout
 
 A = audioop.lin2ulaw(np.full(160, 8000, dtype=np.int16).tobytes(), 2)
 B = audioop.lin2ulaw(np.full(160, -8000, dtype=np.int16).tobytes(), 2)
-CALLER = audioop.lin2ulaw(np.full(160, 3000, dtype=np.int16).tobytes(), 2)
+CALLER = np.full(160, 3000, dtype=np.int16).tobytes()
+"""The caller's frame as the stream hands it over: decoded to PCM16."""
 
 
 def sides(stereo: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +48,7 @@ def test_odd_sized_frames_and_the_held_bound() -> None:
     for _ in range(5):
         heard.agent_sent(A)
     assert heard.held_bytes == 320 and heard.overflowed_bytes == 3 * 160
-    left, right = sides(heard.caller(CALLER[:100]))
+    left, right = sides(heard.caller(CALLER[:200]))  # 100 samples
     assert len(left) == len(right) == 100
     assert heard.held_bytes == 220
 

@@ -115,7 +115,7 @@ async def test_recorders_record_only_agents_that_ask_and_expire_with_the_call_re
     assert recorders.for_call(object(), "CA7") is None
     recorder = recorders.for_call(_Agent(), "CA7")
     assert isinstance(recorder, CallRecorder)
-    recorder.caller(b"\xff" * 160)
+    recorder.caller(b"\0" * 320)
     written = await recorders.finish(recorder)
     assert written.complete and recorders.finishing == 0
     expires = store.files["CA7"]["expires_at"]
@@ -125,12 +125,12 @@ async def test_recorders_record_only_agents_that_ask_and_expire_with_the_call_re
 async def test_a_recorder_that_fails_stops_recording_and_the_call_goes_on() -> None:
     recorders = Recorders(MemoryRecordingStore(), default_retention_days=90)
     recorder = recorders.start("CA8")
-    recorder.caller(b"\xff" * 160)
+    recorder.caller(b"\0" * 320)
     recorder.caller("not bytes")  # type: ignore[arg-type]
     assert recorder.failed
     recorder.sent(b"\xff" * 160)
     recorder.cleared()
-    recorder.caller(b"\xff" * 160)
+    recorder.caller(b"\0" * 320)
     assert recorder.inbound_frames == 1
     await recorders.close(1.0)
     await recorders.finish(recorder)
