@@ -179,6 +179,7 @@ def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> Voice
     vad_config = VadConfig(
         threshold=settings.vad_threshold,
         min_speech_ms=settings.vad_min_speech_ms,
+        onset_ms=settings.vad_barge_in_onset_ms or None,
         # smart_turn: the listener ends turns early; the detector's silence is only the long bound
         end_of_turn_silence_ms=settings.turn_smart_max_wait_ms if smart else settings.vad_end_of_turn_ms,
     )

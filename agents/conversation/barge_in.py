@@ -57,6 +57,12 @@ class BargeIns:
         """A reply is held after a barge-in until the verdict on it: no speculative reply starts."""
         return self._held is not None
 
+    def _may_hold(self) -> bool:
+        """Speech over the agent's audio may hold the reply on its onset: only a hold, never a
+        cancelled turn, is safe to start before the speech is sure (a faded onset resumes it)."""
+        resumable = self.config.resume_after_backchannel and self._held is None
+        return resumable and self.speaker.speaking and not self._ending
+
     async def _barge_in(self, why: str, speech_at_ms: int | None = None) -> None:
         """The caller spoke or pressed a key over the agent: stop at once.
 

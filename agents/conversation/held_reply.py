@@ -45,6 +45,8 @@ class HeldReply:
         """The interrupting utterance, once it has ended."""
         self.speech_end_wall = 0.0
         """When its speech stopped (session clock), for the answer's latency if it is answered."""
+        self.faded = False
+        """The interrupting sound faded before it counted as speech (`fade`)."""
         self._arrived = asyncio.Event()
         self.verdict: asyncio.Task[None] | None = None
         """The session's task that waits for the verdict and acts on it."""
@@ -71,14 +73,23 @@ class HeldReply:
         self._arrived.set()
         return True
 
+    def fade(self) -> None:
+        """The sound the reply was held for never lasted long enough to be speech: no turn, so the
+        verdict is in at once (unless an utterance already decides)."""
+        if self.ready is None:
+            self.faded = True
+            self._arrived.set()
+
     async def is_backchannel(self) -> bool:
         """Wait (until the deadline) for the utterance's transcript: True when it has no words or
-        only backchannel words. No verdict in time, or a failed transcription, is False: the
-        utterance is then answered as a turn, which reports a failure as any turn does."""
+        only backchannel words, or when the sound faded before it was speech. No verdict in time,
+        or a failed transcription, is False: the utterance is then answered as a turn, which
+        reports a failure as any turn does."""
         try:
             async with asyncio.timeout_at(self.deadline):
                 await self._arrived.wait()
-                assert self.ready is not None
+                if self.ready is None:
+                    return self.faded
                 transcript = await asyncio.shield(self.ready.transcript)
         except Exception:
             return False

@@ -38,6 +38,8 @@ from agents.conversation.end_of_turn import RULE
 from agents.engines.protocols import (
     EndOfTurnModel,
     SpeechEnded,
+    SpeechFaded,
+    SpeechOnset,
     SpeechPaused,
     SpeechResumed,
     SpeechStarted,
@@ -236,6 +238,8 @@ class TurnListener:
         if isinstance(event, SpeechStarted) and turn is _Turn.IDLE:
             self._begin(event.at_ms)
             return [event]
+        if isinstance(event, SpeechOnset | SpeechFaded) and turn is _Turn.IDLE:
+            return [event]  # no turn yet: for a barge-in to hold the agent on, and let go
         if isinstance(event, SpeechPaused) and turn is _Turn.SPEAKING:
             self._turn, self._pause_ms = _Turn.PAUSED, event.at_ms
             return [event]

@@ -32,6 +32,8 @@ from agents.engines.protocols import (
     ChatModelUnavailable,
     SpeechEnded,
     SpeechEngineUnavailable,
+    SpeechFaded,
+    SpeechOnset,
     SpeechResumed,
     SpeechStarted,
     SpeechSynthesisError,
@@ -168,7 +170,11 @@ class CallSession(BargeIns):
                 self._held.observe(item)
             if isinstance(item, SpeechStarted | SpeechResumed):
                 await self._end_speculation()  # the caller goes on: the reply started on the pause is dropped
-            if isinstance(item, SpeechStarted):
+            if isinstance(item, SpeechOnset) and self._may_hold():
+                await self._barge_in(f"speech at {item.at_ms} ms", speech_at_ms=item.at_ms)
+            elif isinstance(item, SpeechFaded) and self._held is not None:
+                self._held.fade()  # the sound it was held for never became speech: the reply goes on
+            elif isinstance(item, SpeechStarted):
                 self._caller_speaking = True
                 self._touch()
                 if self._agent_busy() and not self._ending and self._held is None:

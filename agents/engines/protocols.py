@@ -45,7 +45,26 @@ class SpeechEnded:
     at_ms: int
 
 
-VadEvent = SpeechStarted | SpeechPaused | SpeechResumed | SpeechEnded
+@dataclass(frozen=True, slots=True)
+class SpeechOnset:
+    """Speech may be starting: it has lasted the detector's onset time, not yet its minimum speech
+    time. Enough to hold the agent's reply (a barge-in clears the line on it, sooner than on
+    `SpeechStarted`); `SpeechStarted` or `SpeechFaded` follows. Only from detectors with an onset."""
+
+    at_ms: int
+    """Where the speech began."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechFaded:
+    """A `SpeechOnset` that never lasted the minimum speech time (a click, a bump, a short cough):
+    reported once the end-of-turn silence after it has run out. No turn."""
+
+    at_ms: int
+    """Where that sound stopped."""
+
+
+VadEvent = SpeechStarted | SpeechPaused | SpeechResumed | SpeechEnded | SpeechOnset | SpeechFaded
 
 
 class VoiceDetector(Protocol):

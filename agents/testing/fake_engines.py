@@ -104,9 +104,9 @@ class FakeVoiceDetector:
     """One call's detector: a window is speech when most of its samples carry text. The turn logic
     is the real detector's: speech counts after `min_speech_ms`, a turn ends after `end_of_turn_ms`."""
 
-    def __init__(self, min_speech_ms: int, end_of_turn_ms: int) -> None:
+    def __init__(self, min_speech_ms: int, end_of_turn_ms: int, onset_ms: int | None = None) -> None:
         self._pending = bytearray()
-        self._turns = TurnStates(FRAME_MS, min_speech_ms, end_of_turn_ms)
+        self._turns = TurnStates(FRAME_MS, min_speech_ms, end_of_turn_ms, onset_ms)
 
     def feed(self, pcm: bytes) -> list[VadEvent]:
         self._pending += pcm
@@ -125,16 +125,17 @@ class FakeVoiceDetector:
 class FakeVoiceActivity:
     """Hands each call a `FakeVoiceDetector`; 16 kHz like the real one."""
 
-    def __init__(self, min_speech_ms: int = 60, end_of_turn_ms: int = 300) -> None:
+    def __init__(self, min_speech_ms: int = 60, end_of_turn_ms: int = 300, onset_ms: int | None = None) -> None:
         self.min_speech_ms = min_speech_ms
         self.end_of_turn_ms = end_of_turn_ms
+        self.onset_ms = onset_ms
 
     @property
     def sample_rate(self) -> int:
         return SAMPLE_RATE
 
     def detector(self) -> FakeVoiceDetector:
-        return FakeVoiceDetector(self.min_speech_ms, self.end_of_turn_ms)
+        return FakeVoiceDetector(self.min_speech_ms, self.end_of_turn_ms, self.onset_ms)
 
 
 # -- speech-to-text ------------------------------------------------------------------------

@@ -63,7 +63,12 @@ class ListeningSettings(Section):
     vad_threshold: float = Field(0.4, gt=0.15, lt=1.0)
     """Silero speech probability above which a window is speech."""
     vad_min_speech_ms: int = Field(120, ge=32, le=2000)
-    """Speech shorter than this is ignored (a click, a cough); also the barge-in reaction time."""
+    """Speech shorter than this is ignored (a click, a cough); also the barge-in reaction time when
+    `vad_barge_in_onset_ms` is off."""
+    vad_barge_in_onset_ms: int = Field(64, ge=0, le=2000)
+    """Speech over the agent's audio clears the line (holding the reply) once it lasts this long; a
+    sound that never reaches `vad_min_speech_ms` lets the reply resume. 0, or not below
+    `vad_min_speech_ms`: the line is cleared at `vad_min_speech_ms`."""
     vad_end_of_turn_ms: int = Field(600, ge=100, le=5000)
     """Caller silence that ends a turn (the `silence` rule)."""
     turn_detection: Literal["silence", "smart_turn"] = "silence"

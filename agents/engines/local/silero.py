@@ -52,6 +52,10 @@ class VadConfig(BaseModel):
     two keeps a wavering probability from flapping between speech and silence."""
     min_speech_ms: int = Field(200, ge=WINDOW_MS, le=5_000)
     """Speech shorter than this (a cough, a click) is not a turn and produces no events."""
+    onset_ms: int | None = Field(None, ge=1, le=5_000)
+    """Speech reported early as `SpeechOnset` once it lasts this long (below `min_speech_ms`), so
+    a barge-in can hold the agent sooner; `SpeechFaded` follows one that never becomes speech.
+    None: no onsets."""
     end_of_turn_silence_ms: int = Field(600, ge=WINDOW_MS, le=10_000)
     """Silence after speech that ends the turn; shorter silences are pauses inside it."""
     max_frame_ms: int = Field(10_000, ge=WINDOW_MS)
@@ -102,7 +106,7 @@ class SileroVoiceDetector:
         self._window = np.zeros((1, CONTEXT_SAMPLES + WINDOW_SAMPLES), dtype=np.float32)
         self._pending = bytearray()
         """Bytes of a window still incomplete: fewer than one window's worth, always."""
-        self._turns = TurnStates(WINDOW_MS, config.min_speech_ms, config.end_of_turn_silence_ms)
+        self._turns = TurnStates(WINDOW_MS, config.min_speech_ms, config.end_of_turn_silence_ms, config.onset_ms)
         self.last_probability = 0.0
         """The most recent window's speech probability (for metrics and debugging)."""
 

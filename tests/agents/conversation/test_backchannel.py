@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from agents.config import BACKCHANNEL_WORDS, MAX_BACKCHANNEL_WORDS
 from agents.conversation.backchannel import MAX_TRANSCRIPT_WORDS, BackchannelWords, normalise
 from agents.port import DtmfIn
-from agents.testing.fake_engines import FakeEngines
+from agents.testing.fake_engines import FakeEngines, FakeVoiceActivity, silence, speech
 from agents.testing.scripted_llm import Reply
 from tests.support.fake_call import GREETING, FakeCall, agent_config, fake_call
 from tests.support.waiting import until
@@ -221,6 +221,59 @@ async def test_a_key_press_over_a_held_reply_is_a_real_interruption() -> None:
 
     assert call.record.resumed_replies == 0
     assert call.port.kinds().count("clear") == 1  # the line was cleared once, at the speech
+
+
+def onset_engines() -> FakeEngines:
+    """Speech counts after 120 ms, and 40 ms of it over the agent already clears the line."""
+    return FakeEngines(vad=FakeVoiceActivity(min_speech_ms=120, onset_ms=40))
+
+
+async def test_the_line_is_cleared_on_the_onset_of_speech_before_it_counts_as_speech() -> None:
+    fakes = onset_engines()
+    fakes.chat.push(Reply(text=LONG_REPLY), Reply(text="Sure, go ahead."))
+    async with fake_call(fakes=fakes, auto_heard=False) as call:
+        await reply_playing(call, heard=1)
+        call.port.push_audio(speech("No wait, stop.", 60))  # 60 ms: past the onset, not yet speech
+        await until(lambda: call.port.kinds().count("clear") == 1, what="the clear on the onset")
+        assert call.session.speaker.held
+        call.port.push_audio(speech("No wait, stop.", 840) + silence(500))  # the words go on: a turn
+        await until(lambda: len(fakes.chat.requests) == 2, what="the interruption answered")
+        await until(lambda: call.heard()[-1] == "Sure, go ahead.", what="the answer played")
+        await call.hang_up()
+
+    assert call.port.kinds().count("clear") == 1
+    assert call.record.barge_ins == 1 and call.record.resumed_replies == 0
+    assert messages(call, 1, "assistant") == [GREETING, SENTENCES[0]]
+
+
+async def test_a_sound_that_fades_before_it_is_speech_resumes_the_reply_without_a_transcript() -> None:
+    fakes = onset_engines()
+    fakes.chat.push(Reply(text=LONG_REPLY))
+    async with fake_call(fakes=fakes, auto_heard=False) as call:
+        await reply_playing(call, heard=2)
+        fakes.stt.gate = asyncio.Event()  # no transcript could decide this one
+        call.say("Bump.", 60)
+        await until(lambda: call.record.resumed_replies == 1, what="the reply resumed")
+        await until(lambda: len(call.port.pending_marks) == 2, what="the rest replayed")
+        fakes.stt.gate.set()
+        await call.hang_up()
+
+    assert call.port.kinds().count("clear") == 1
+    assert call.heard(after=call.plays_before("clear")) == SENTENCES[2:]
+    assert len(fakes.chat.requests) == 1 and "Bump." not in fakes.stt.transcripts
+
+
+async def test_an_onset_while_the_agent_is_only_thinking_does_not_touch_the_turn() -> None:
+    fakes = onset_engines()
+    fakes.chat.push(Reply(text="Let me see.", delay_first_s=0.3))
+    async with fake_call(fakes=fakes) as call:
+        call.say(QUESTION, 1500)
+        await until(lambda: len(fakes.chat.requests) == 1, what="the question asked")
+        call.say("Bump.", 60)  # before the answer's audio: nothing to clear or hold
+        await until(lambda: "Let me see." in call.heard(), what="the answer")
+        await call.hang_up()
+
+    assert "clear" not in call.port.kinds() and call.record.barge_ins == 0
 
 
 async def test_with_resuming_off_every_barge_in_ends_the_reply() -> None:
