@@ -113,6 +113,10 @@ class AgentConfig(BaseModel):
     )
     """Words and short phrases that do not take the turn while the agent speaks (case, punctuation
     and hyphens are ignored: "Mm-hmm." matches "mm hmm")."""
+    backchannel_prompt: str = Field("Mm-hmm. Uh-huh. Yeah. Okay.", max_length=200)
+    """Speech-to-text's prompt for speech over the agent while it is held: backchannels spelled
+    out, so Whisper writes a hum as "Mm-hmm." rather than as words it resembles ("And then them.")
+    and the hum is not answered. Empty: no prompt."""
     max_backchannel_ms: int = Field(1200, ge=200, le=10_000)
     """Speech over the agent longer than this is a real interruption at once, without waiting for
     its transcript."""

@@ -2,8 +2,8 @@
 hold no models (`switchboard speech`).
 
 - `POST /v1/audio/transcriptions`: multipart form with `file` (WAV, or anything PyAV decodes),
-  `model` (any name; logged), `language` (English only), `response_format` `json` | `text` |
-  `verbose_json`. Answers `{"text": ...}`.
+  `model` (any name; logged), `language` (English only), `prompt` (Whisper's initial prompt, at
+  most 500 characters), `response_format` `json` | `text` | `verbose_json`. Answers `{"text": ...}`.
 - `POST /v1/audio/speech`: JSON `{"model", "input", "voice", "response_format": "pcm" | "wav",
   "speed"}`. Streams the audio as each sentence is synthesized: `pcm` is raw PCM16 mono at 24 kHz
   (what OpenAI sends for `pcm`), `wav` the same behind a streaming WAV header. A client that goes
@@ -57,6 +57,8 @@ DECODE_WORKERS = 2
 """Threads decoding and resampling uploads (short jobs: seconds of audio each)."""
 MAX_PENDING_DECODES = 8
 """Bound on uploads decoding or queued to; past it a transcription gets 503 at once."""
+MAX_PROMPT_CHARS = 500
+"""Bound on a transcription's `prompt` (Whisper reads at most 224 prompt tokens anyway)."""
 
 
 class _TooLarge(Exception):
@@ -204,6 +206,9 @@ class SpeechService:
         language = fields.get("language", "en")
         if language.split("-")[0].lower() != "en":
             return _error(400, f"language {language!r}: this service transcribes English only")
+        prompt = fields.get("prompt") or None
+        if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
+            return _error(400, f"prompt of {len(prompt)} characters: at most {MAX_PROMPT_CHARS}")
         response_format = fields.get("response_format", "json")
         if response_format not in ("json", "text", "verbose_json"):
             return _error(400, f"response_format {response_format!r}: use json, text or verbose_json")
@@ -215,7 +220,7 @@ class SpeechService:
             return _error(400, str(exc))
         del data
         try:
-            transcript = await self.stt.transcribe(pcm)
+            transcript = await self.stt.transcribe(pcm, prompt)
         except InferenceOverloaded as exc:
             return _error(503, str(exc), "overloaded")
         except ValueError as exc:  # longer than the engine's max_audio_ms

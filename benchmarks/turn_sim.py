@@ -90,12 +90,12 @@ class TimedStt:
     def sample_rate(self) -> int:
         return self.inner.sample_rate
 
-    async def transcribe(self, pcm: bytes) -> Transcript:
+    async def transcribe(self, pcm: bytes, prompt: str | None = None) -> Transcript:
         started = self.clock.now_ms
         self.clock.begin()
         try:
             began = time.perf_counter()
-            result = await self.inner.transcribe(pcm)
+            result = await self.inner.transcribe(pcm, prompt)
             took = (time.perf_counter() - began) * 1000
         finally:
             self.clock.end()

@@ -6,7 +6,9 @@ line noise, a sound Whisper writes as "[coughs]") or only backchannel words ("Mm
 yeah.", "Okay.") resume the reply; anything else is a real interruption, answered as a turn.
 Whisper writes the same sound many ways, so both the transcript and the configured words are
 normalised the same way (case, punctuation, hyphens) before they are compared, and a word spelled
-only as a hum ("Uh-hoo.", "Mmhm") counts as one.
+only as a hum ("Uh-hoo.", "Mmhm") counts as one. While the reply is held, speech-to-text is
+prompted with the agent's `backchannel_prompt` so a hum is spelled as one; what Whisper still puts
+in front of it ("And Mm-hmm.") is a filler, which takes no turn either.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ _NOT_WORD = re.compile(r"[^a-z0-9' ]+")
 _HUM = re.compile(r"(?=[mhuo]*[mh])[mhuo]{2,12}")
 """A hum, however Whisper spells it ("uh-hoo", "mmhm", "hmmm", "uhh"): only the letters of closed-mouth
 sounds, with an m or an h. No word a caller takes the turn with is spelled that way."""
+_FILLERS = frozenset({"and", "er"})
+"""Words with nothing to answer that Whisper writes before a hum ("And mm."): covered like hums."""
 
 
 def normalise(text: str) -> list[str]:
@@ -60,7 +64,12 @@ class BackchannelWords:
         for end in range(1, len(words) + 1):
             for size in range(1, min(self._longest, end) + 1):
                 phrase = tuple(words[end - size : end])
-                if covered[end - size] and (phrase in self._phrases or (size == 1 and _HUM.fullmatch(phrase[0]))):
+                if covered[end - size] and (phrase in self._phrases or (size == 1 and _no_content(phrase[0]))):
                     covered[end] = True
                     break
         return covered[-1]
+
+
+def _no_content(word: str) -> bool:
+    """A hum or a filler: a sound or a word that says nothing the agent could answer."""
+    return word in _FILLERS or _HUM.fullmatch(word) is not None

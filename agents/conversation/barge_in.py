@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from agents.config import AgentConfig
 from agents.conversation.held_reply import HeldReply
 from agents.conversation.history import ConversationHistory
-from agents.conversation.listener import UtteranceReady
+from agents.conversation.listener import TurnListener, UtteranceReady
 from agents.conversation.record import CallObserver, CallRecord
 from agents.conversation.reply import ReplyPipeline, observe
 from agents.conversation.speaker import Speaker
@@ -31,6 +31,7 @@ class BargeIns:
 
     config: AgentConfig
     speaker: Speaker
+    listener: TurnListener
     reply: ReplyPipeline
     history: ConversationHistory
     record: CallRecord
@@ -76,6 +77,7 @@ class BargeIns:
         if audible and speech_at_ms is not None and self.config.resume_after_backchannel and self._held is None:
             await self.speaker.hold()
             self._held = HeldReply(self.reply.current, speech_at_ms, self.config)
+            self.listener.prompt = self.config.backchannel_prompt or None  # likely a hum: spell it as one
             self._held.verdict = asyncio.create_task(self._judge(self._held), name=f"held-{self.record.call_sid}")
             self._barged_in(why)
             return
@@ -103,7 +105,7 @@ class BargeIns:
         Anything else: drop the reply and answer the interruption, as a barge-in always did."""
         backchannel = await held.is_backchannel()
         if self._held is held and backchannel and self.speaker.resumable:
-            self._held = None
+            self._held, self.listener.prompt = None, None
             await held.resume(self.speaker, self.record, self.observer)
         elif self._held is held:
             await self._drop_hold()
@@ -122,7 +124,7 @@ class BargeIns:
         await self._settle(turn)
 
     def _release_hold(self) -> None:
-        held, self._held = self._held, None
+        held, self._held, self.listener.prompt = self._held, None, None
         if held is not None:
             held.stop()
             self.speaker.release()

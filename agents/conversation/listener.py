@@ -189,6 +189,9 @@ class TurnListener:
         """Early jobs started (counted for benchmarks and metrics)."""
         self.early_abandoned = 0
         """Early jobs dropped because speech resumed."""
+        self.prompt: str | None = None
+        """Speech-to-text's prompt for jobs started from now on (the session sets it while speech
+        over the agent is held: that speech is likely a backchannel)."""
 
     @property
     def audio_ms(self) -> int:
@@ -370,7 +373,7 @@ class TurnListener:
             self._audio_start += drop
 
     def _start(self, pcm: bytes) -> asyncio.Task[Transcript]:
-        task = asyncio.get_running_loop().create_task(self.stt.transcribe(pcm))
+        task = asyncio.get_running_loop().create_task(self.stt.transcribe(pcm, self.prompt))
         self._tasks.add(task)
         task.add_done_callback(self._forget)
         return task

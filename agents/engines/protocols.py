@@ -122,8 +122,10 @@ class SpeechToText(Protocol):
     @property
     def sample_rate(self) -> int: ...
 
-    async def transcribe(self, pcm: bytes) -> Transcript:
-        """Raises `TranscriptionError`, or `SpeechEngineUnavailable` from a remote engine."""
+    async def transcribe(self, pcm: bytes, prompt: str | None = None) -> Transcript:
+        """`prompt`: text the speech is likely to resemble (Whisper's initial prompt; the
+        `prompt` of OpenAI's transcription API), e.g. backchannels spelled out for speech over the
+        agent. Raises `TranscriptionError`, or `SpeechEngineUnavailable` from a remote engine."""
         ...
 
 

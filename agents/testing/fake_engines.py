@@ -157,14 +157,17 @@ class FakeSpeechToText:
         self.started = 0
         """Transcriptions asked for so far."""
         self.transcripts: list[str] = []
+        self.asked: list[tuple[str, str | None]] = []
+        """(the words in the audio, the prompt) of every transcription asked for, in order."""
         """Every transcript returned, in order (an early job abandoned by the listener included)."""
 
     @property
     def sample_rate(self) -> int:
         return SAMPLE_RATE
 
-    async def transcribe(self, pcm: bytes) -> Transcript:
+    async def transcribe(self, pcm: bytes, prompt: str | None = None) -> Transcript:
         self.started += 1
+        self.asked.append((" ".join(read_text(pcm)), prompt))
         await asyncio.sleep(self.delay_s)
         if self.gate is not None:
             await self.gate.wait()

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import soxr
 
+from agents.config import BACKCHANNEL_WORDS, AgentConfig
+from agents.conversation.backchannel import BackchannelWords
 from agents.engines.local.pool import InferencePool
 from agents.engines.remote.speech_client import SpeechClient
 from agents.engines.remote.stt import RemoteSpeechToText, wav_bytes
@@ -23,9 +25,10 @@ from agents.speech_service import SpeechService
 from telephony.cli.speech import load_speech_service
 from telephony.server import BackgroundServer
 from tests.support.settings import SPEECH_KEY, make_settings
-from tests.support.speech import TEXTS, load, normalise
+from tests.support.speech import TEXTS, load, load_hum, normalise, silence
 
 SETTINGS = make_settings()
+BACKCHANNEL_PROMPT = AgentConfig(id="x").backchannel_prompt
 VOICE = SETTINGS.tts_voice
 
 
@@ -66,6 +69,8 @@ async def test_the_pods_clients_transcribe_and_speak_through_the_service(url: st
     assert 1.5 < len(audio) / 2 / tts.sample_rate < 8.0
     heard = await stt.transcribe(to_16k(audio))  # the service hears what it said
     assert normalise(heard.text) == normalise(text)
+    hum = await stt.transcribe(silence(300) + load_hum() + silence(200), prompt=BACKCHANNEL_PROMPT)
+    assert BackchannelWords(BACKCHANNEL_WORDS).only_backchannel(hum.text), hum.text  # the prompt went through
     await stt.aclose()
     await tts.aclose()
 
@@ -135,6 +140,8 @@ def test_transcription_requests_are_bounded_and_refusals_explained(service: Spee
         assert chunked.status_code == 413  # no Content-Length: counted as it arrives
         assert "not an audio file" in post(b"garbage" * 100).json()["error"]["message"]
         assert "English only" in post(wav_bytes(bytes(32000)), language="fr").json()["error"]["message"]
+        long_prompt = post(wav_bytes(bytes(32000)), prompt="Mm-hmm. " * 100)
+        assert long_prompt.status_code == 400 and "at most 500" in long_prompt.json()["error"]["message"]
         no_file = http.post("/v1/audio/transcriptions", data={"a": "b"})
         assert "needs an audio `file`" in no_file.json()["error"]["message"]
     small.close()

@@ -31,6 +31,16 @@ TEXTS = {
 """What each fixture says (tests/fixtures/speech/README.md)."""
 
 
+HUM = "mhm"
+"""A fixture with no words: espeak-ng's en-gb "mm-hmm", which tiny.en writes as "And then them."
+unless prompted with the backchannel spellings."""
+
+
+def load_hum() -> bytes:
+    """The hum fixture as 16 kHz PCM16 (see `HUM`)."""
+    return load(HUM)
+
+
 def load(name: str) -> bytes:
     """The fixture `name` as 16 kHz PCM16, resampled in 20 ms frames as a call would."""
     samples, rate = read_wav(SPEECH_DIR / f"{name}.wav")

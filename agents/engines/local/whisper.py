@@ -173,8 +173,9 @@ class WhisperSpeechToText:
     def sample_rate(self) -> int:
         return SAMPLE_RATE
 
-    async def transcribe(self, pcm: bytes) -> Transcript:
-        """PCM16 mono at 16 kHz -> text. Raises `InferenceOverloaded` when the pool is full."""
+    async def transcribe(self, pcm: bytes, prompt: str | None = None) -> Transcript:
+        """PCM16 mono at 16 kHz -> text, leaning towards the spellings in `prompt` (Whisper's
+        initial prompt) when one is given. Raises `InferenceOverloaded` when the pool is full."""
         started = time.perf_counter()
         samples = len(pcm) // 2
         audio_ms = samples * 1000 // SAMPLE_RATE
@@ -183,10 +184,10 @@ class WhisperSpeechToText:
         if audio_ms < self.min_audio_ms:
             return Transcript("", audio_ms, 0.0)
         audio = np.frombuffer(pcm, dtype="<i2", count=samples).astype(np.float32) / 32768.0
-        text = await self.pool.run(self._run, audio)
+        text = await self.pool.run(self._run, audio, prompt)
         return Transcript(text, audio_ms, (time.perf_counter() - started) * 1000)
 
-    def _run(self, audio: np.ndarray) -> str:
+    def _run(self, audio: np.ndarray, prompt: str | None = None) -> str:
         """Decode with bounds against runaway text: a token budget from the audio's length, a mild
         repetition penalty, no conditioning on earlier windows (loops feed on it), and Whisper's
         silence rule per segment. The session's transcript guard cuts whatever loop gets through."""
@@ -197,6 +198,7 @@ class WhisperSpeechToText:
             temperature=0.0,  # no sampling fallback: it would rerun the hardest audio several times
             without_timestamps=True,
             condition_on_previous_text=False,
+            initial_prompt=prompt or None,
             vad_filter=False,  # our VAD already cut the utterance
             repetition_penalty=self.repetition_penalty,
             max_new_tokens=max_new_tokens(audio.size / SAMPLE_RATE),

@@ -61,9 +61,10 @@ class RemoteSpeechToText:
     def sample_rate(self) -> int:
         return SAMPLE_RATE
 
-    async def transcribe(self, pcm: bytes) -> Transcript:
-        """PCM16 mono at 16 kHz -> text. Raises `SpeechEngineUnavailable` (down, slow, too many in
-        flight) or `TranscriptionError` (the service refused this audio)."""
+    async def transcribe(self, pcm: bytes, prompt: str | None = None) -> Transcript:
+        """PCM16 mono at 16 kHz -> text (`prompt` goes as the API's `prompt` field). Raises
+        `SpeechEngineUnavailable` (down, slow, too many in flight) or `TranscriptionError` (the
+        service refused this audio)."""
         started = time.perf_counter()
         audio_ms = len(pcm) // 2 * 1000 // SAMPLE_RATE
         if audio_ms > self.max_audio_ms:
@@ -72,6 +73,8 @@ class RemoteSpeechToText:
             return Transcript("", audio_ms, 0.0)
         files = {"file": ("utterance.wav", wav_bytes(pcm), "audio/wav")}
         data = {"model": self.model, "language": self.language, "response_format": "json", "temperature": "0"}
+        if prompt:
+            data["prompt"] = prompt
         try:
             async with self.client.request("POST", "/audio/transcriptions", files=files, data=data) as response:
                 body = await _read_bounded(response, MAX_ANSWER_BYTES)

@@ -48,12 +48,14 @@ def test_whisper_spellings_of_backchannels_match_the_default_words(transcript: s
     assert BackchannelWords(BACKCHANNEL_WORDS).only_backchannel(transcript)
 
 
-@pytest.mark.parametrize("transcript", ["Uh-hoo.", "Mmhm.", "Hmmm...", "Uhh, uh-huh.", "Oh.", "Mm-mmm, yeah."])
+@pytest.mark.parametrize(
+    "transcript", ["Uh-hoo.", "Mmhm.", "Hmmm...", "Uhh, uh-huh.", "Oh.", "Mm-mmm, yeah.", "And Mm-hmm.", "And mm."]
+)
 def test_hums_however_whisper_spells_them_are_backchannels(transcript: str) -> None:
     assert BackchannelWords(BACKCHANNEL_WORDS).only_backchannel(transcript)
 
 
-@pytest.mark.parametrize("transcript", ["Oh no, stop.", "Who is this?", "Hmm, how much?", "Ohio"])
+@pytest.mark.parametrize("transcript", ["Oh no, stop.", "Who is this?", "Hmm, how much?", "Ohio", "And then them."])
 def test_a_hum_beside_real_words_or_a_word_that_looks_like_one_is_a_turn(transcript: str) -> None:
     assert not BackchannelWords(BACKCHANNEL_WORDS).only_backchannel(transcript)
 
@@ -108,6 +110,8 @@ async def test_an_mhm_clears_the_line_then_the_unheard_rest_resumes_and_is_not_a
 
     assert messages(call, 1, "assistant") == [GREETING, LONG_REPLY]  # all of it was heard in the end
     assert messages(call, 1, "user") == [QUESTION, "Thank you."]
+    prompts = dict(fakes.stt.asked)  # only the speech over the agent is spelled as a likely backchannel
+    assert prompts == {QUESTION: None, "Mhm.": call.session.config.backchannel_prompt, "Thank you.": None}
     assert call.record.barge_ins == 1 and call.observed.barge_ins == 1
     assert call.observed.resumed == 1
     lines = [(line.role, line.text) for line in call.record.transcript]
@@ -185,6 +189,8 @@ async def test_long_speech_over_the_agent_ends_the_reply_without_waiting_for_its
         await call.hang_up()
 
     assert messages(call, 1, "user")[-1].startswith("Hang on")
+    hang_on = [prompt for words, prompt in fakes.stt.asked if words.startswith("Hang on")]
+    assert hang_on == [None]  # past any backchannel's length: transcribed as a turn, not as a maybe-hum
     assert call.record.resumed_replies == 0
 
 

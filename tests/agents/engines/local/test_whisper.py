@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from agents.config import BACKCHANNEL_WORDS, AgentConfig
+from agents.conversation.backchannel import BackchannelWords
 from agents.engines.local.model_files import ModelFileError
 from agents.engines.local.pool import InferenceOverloaded, InferencePool
 from agents.engines.local.whisper import (
@@ -21,7 +23,7 @@ from agents.engines.local.whisper import (
     pick_device,
     resolve_whisper_model,
 )
-from tests.support.speech import SAMPLE_RATE, TEXTS, load, normalise, silence
+from tests.support.speech import SAMPLE_RATE, TEXTS, load, load_hum, normalise, silence
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,17 @@ async def test_fixtures_are_transcribed_exactly(stt: WhisperSpeechToText, name: 
     assert transcript.text == transcript.text.strip()
     assert transcript.audio_ms == len(pcm) // 32
     assert transcript.compute_ms > 0
+
+
+async def test_the_backchannel_prompt_spells_a_hum_as_one_and_keeps_real_words(stt: WhisperSpeechToText) -> None:
+    prompt = AgentConfig(id="x").backchannel_prompt
+    words = BackchannelWords(BACKCHANNEL_WORDS)
+    hum = silence(300) + load_hum() + silence(200)
+    plain, prompted = await stt.transcribe(hum), await stt.transcribe(hum, prompt)
+    print(f"hum without the prompt: {plain.text!r}; with it: {prompted.text!r}")
+    assert words.only_backchannel(prompted.text)
+    for name, text in TEXTS.items():  # an interruption held as a maybe-backchannel is still heard right
+        assert normalise((await stt.transcribe(load(name), prompt)).text) == normalise(text)
 
 
 def test_defaults(stt: WhisperSpeechToText) -> None:
