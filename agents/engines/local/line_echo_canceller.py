@@ -29,7 +29,15 @@ an echo by a few tens of ms, never across the search range, and a short window o
 voiced speech can match the reference far away (a false relock squashes the caller's first words).
 The periodic full-window estimate still finds an echo path that changed for good."""
 CATCH_UP_BLOCKS = 5
-"""Blocks after a relock during which a failing block is squashed rather than let through."""
+"""Blocks after a relock during which a failing block is squashed rather than let through..."""
+SURE_LOCK = 0.95
+"""...when the lock was this sure of an echo. A line's echo correlates with what was played at
+0.98-0.99 (`benchmarks/echo.py`'s lines, 6-20 dB return loss); the caller's voice over a reply, on a
+line with no echo at all, matched it by chance at 0.5-0.9, and squashing after such a lock took
+100-120 ms of the caller's first word ("Wait, stop" heard as "Great stuff", the clear 650-780 ms late).
+A lock less sure than this is tentative: the caller's audio passes untouched until the filter has
+cancelled `CONFIRM_BLOCKS` blocks in a row (a chance match fits only the block it was found on)."""
+CONFIRM_BLOCKS = 3
 RELOCK_WINDOW_MS = 200
 """The shorter window searched at once when the filter stops cancelling: play-out stalled or
 jittered and the echo moved, and every 20 ms on the old delay lets echo through."""
@@ -86,6 +94,10 @@ class LineEchoCanceller:
         """Samples from the reference to its echo (None: no echo found yet)."""
         self._blocks = 0
         self._relocked_at = -CATCH_UP_BLOCKS - 1
+        self._lock_coherence = 0.0
+        """How well the last lock's delay explained the caller's audio (1.0: all of it was our echo)."""
+        self._confirmed = 0
+        """Blocks in a row the filter has cancelled since a tentative lock (see `SURE_LOCK`)."""
         self.delay_ms: float | None = None
         """The echo delay found (for benchmarks and logs)."""
 
@@ -119,9 +131,14 @@ class LineEchoCanceller:
                 removed_db = 10 * np.log10((float(error @ error) + 1.0) / (float(x @ x) + 1.0))
             # still failing just after the echo moved: the fit is catching up (the caller's voice
             # over an echo that did not move never gets here; it fails without a relock)
-            squash = removed_db > FAILING_DB and self._blocks - self._relocked_at <= CATCH_UP_BLOCKS
+            catching_up = self._blocks - self._relocked_at <= CATCH_UP_BLOCKS and self._lock_coherence >= SURE_LOCK
+            squash = removed_db > FAILING_DB and catching_up
         if not talking:  # learning from the caller's voice would teach the filter to cancel it
             self._learn(x, taps)
+        if self._confirmed < CONFIRM_BLOCKS:  # a tentative lock: is it our echo, or a chance match?
+            self._confirmed = self._confirmed + 1 if removed_db < FAILING_DB and not talking else 0
+            if self._confirmed < CONFIRM_BLOCKS:
+                return near
         if squash:
             return np.clip(np.rint(x * SUPPRESS_GAIN), -32768, 32767).astype(np.int16)
         if removed_db < SUPPRESS_BELOW_DB:
@@ -161,10 +178,11 @@ class LineEchoCanceller:
         found = self._search(window, min_coherence, moved_only, near_only)
         if found is None:
             return False
-        delay, gain = found
+        delay, gain, coherence = found
         if self._delay is not None and abs(delay - self._delay) <= DECIMATE:
             return False  # the same echo path
-        self._delay, self.delay_ms = delay, delay * 1000 / RATE
+        self._delay, self.delay_ms, self._lock_coherence = delay, delay * 1000 / RATE, coherence
+        self._confirmed = CONFIRM_BLOCKS if coherence >= SURE_LOCK else 0
         self._weights[:] = 0.0
         self._weights[LEAD_TAPS] = gain
         self._r[:] = 0.0
@@ -175,8 +193,8 @@ class LineEchoCanceller:
 
     def _search(
         self, window: int, min_coherence: float, moved_only: bool = False, near_only: bool = False
-    ) -> tuple[int, float] | None:
-        """The echo's (delay, gain) in the last `window` samples of caller audio; None when they
+    ) -> tuple[int, float, float] | None:
+        """The echo's (delay, gain, coherence) in the last `window` samples of caller audio; None when they
         are not an echo of the reference (silence, or the caller's own voice), or, with
         `moved_only`, when they are still an echo at the current delay."""
         far = self._far[self._far.size - window - self._max_delay :][::DECIMATE]
@@ -205,4 +223,4 @@ class LineEchoCanceller:
             here = float(np.max(np.abs(coherence[max(0, at - 1) : at + 2]))) if 0 <= at < lags else 0.0
             if here >= (MIN_COHERENCE if moved_only else STAY_SHARE * abs(coherence[best])):
                 return None  # the current delay still explains the echo: a voiced peak a pitch period off does not
-        return max(LEAD_TAPS, (lags - 1 - best) * DECIMATE), gain
+        return max(LEAD_TAPS, (lags - 1 - best) * DECIMATE), gain, abs(float(coherence[best]))

@@ -7,6 +7,7 @@ import pytest
 
 from agents.engines.local.line_echo_canceller import LineEchoCanceller
 from agents.engines.protocols import EchoCanceller
+from tests.support.speech import load
 
 RATE = 16000
 BLOCK = 320
@@ -90,3 +91,21 @@ def test_a_moved_echo_is_found_again_at_once() -> None:
     assert canceller.delay_ms == pytest.approx(160, abs=1.0)
     after = slice(jump + 3 * BLOCK, jump + RATE // 2)  # 60-500 ms after the move: found by a glance
     assert db(near[after]) - db(out[after]) >= 30.0
+
+
+@pytest.mark.parametrize("at_s", [0.5, 3.0, 3.25, 6.0, 6.5])
+def test_on_a_line_with_no_echo_the_callers_first_words_over_a_reply_are_never_squashed(at_s: float) -> None:
+    """Voice against voice, as in a call: the caller's speech can match a reply by chance (0.5-0.9
+    coherence); only a sure lock may squash, or the caller's first word is lost to the VAD. (At
+    these offsets a squash on any lock took 120-220 ms of the caller's first second.)"""
+    agent = b"".join(load(name) for name in ("speak_to_person", "order_number", "next_appointment", "order_status"))
+    far = np.frombuffer(agent, dtype=np.int16).astype(np.float64)
+    caller = np.frombuffer(load("interrupt"), dtype=np.int16).astype(np.float64)
+    near = band_noise(far.size / RATE, 20.0, seed=3)  # line noise, and no echo at all
+    start = int(at_s * RATE)
+    near[start : start + caller.size] += caller[: near.size - start]
+    out = run(LineEchoCanceller(), near, far)
+    blocks = range(start, min(start + RATE, out.size - BLOCK), BLOCK // 2)
+    voiced = [b for b in blocks if db(near[b : b + BLOCK // 2]) > db(np.full(1, 300.0))]
+    squashed = [b for b in voiced if db(out[b : b + BLOCK // 2]) < db(near[b : b + BLOCK // 2]) - 20.0]
+    assert voiced and not squashed, f"{len(squashed)} of {len(voiced)} voiced 10 ms blocks squashed"
