@@ -35,8 +35,10 @@ SURE_LOCK = 0.95
 0.98-0.99 (`benchmarks/echo.py`'s lines, 6-20 dB return loss); the caller's voice over a reply, on a
 line with no echo at all, matched it by chance at 0.5-0.9, and squashing after such a lock took
 100-120 ms of the caller's first word ("Wait, stop" heard as "Great stuff", the clear 650-780 ms late).
-A lock less sure than this is tentative: the caller's audio passes untouched until the filter has
-cancelled `CONFIRM_BLOCKS` blocks in a row (a chance match fits only the block it was found on)."""
+Until this call's line has shown an echo (a lock this sure), a lock less sure is tentative: the
+caller's audio passes untouched until the filter has cancelled `CONFIRM_BLOCKS` blocks in a row (a
+chance match fits only the block it was found on), and is never squashed. Once the line has shown
+an echo, a relock on a short window (less sure by nature) acts at once, as the echo moved."""
 CONFIRM_BLOCKS = 3
 RELOCK_WINDOW_MS = 200
 """The shorter window searched at once when the filter stops cancelling: play-out stalled or
@@ -94,10 +96,10 @@ class LineEchoCanceller:
         """Samples from the reference to its echo (None: no echo found yet)."""
         self._blocks = 0
         self._relocked_at = -CATCH_UP_BLOCKS - 1
-        self._lock_coherence = 0.0
-        """How well the last lock's delay explained the caller's audio (1.0: all of it was our echo)."""
         self._confirmed = 0
         """Blocks in a row the filter has cancelled since a tentative lock (see `SURE_LOCK`)."""
+        self._echo_seen = False
+        """This line has shown an echo of ours: a lock at `SURE_LOCK` or above."""
         self.delay_ms: float | None = None
         """The echo delay found (for benchmarks and logs)."""
 
@@ -131,7 +133,7 @@ class LineEchoCanceller:
                 removed_db = 10 * np.log10((float(error @ error) + 1.0) / (float(x @ x) + 1.0))
             # still failing just after the echo moved: the fit is catching up (the caller's voice
             # over an echo that did not move never gets here; it fails without a relock)
-            catching_up = self._blocks - self._relocked_at <= CATCH_UP_BLOCKS and self._lock_coherence >= SURE_LOCK
+            catching_up = self._blocks - self._relocked_at <= CATCH_UP_BLOCKS and self._echo_seen
             squash = removed_db > FAILING_DB and catching_up
         if not talking:  # learning from the caller's voice would teach the filter to cancel it
             self._learn(x, taps)
@@ -181,8 +183,9 @@ class LineEchoCanceller:
         delay, gain, coherence = found
         if self._delay is not None and abs(delay - self._delay) <= DECIMATE:
             return False  # the same echo path
-        self._delay, self.delay_ms, self._lock_coherence = delay, delay * 1000 / RATE, coherence
-        self._confirmed = CONFIRM_BLOCKS if coherence >= SURE_LOCK else 0
+        self._delay, self.delay_ms = delay, delay * 1000 / RATE
+        self._echo_seen = self._echo_seen or coherence >= SURE_LOCK
+        self._confirmed = CONFIRM_BLOCKS if self._echo_seen else 0
         self._weights[:] = 0.0
         self._weights[LEAD_TAPS] = gain
         self._r[:] = 0.0
