@@ -30,6 +30,7 @@ Run from the repository root (`--quick`: six calls, about 3 minutes on 2 cores):
     .venv/bin/python benchmarks/backchannel.py --quick
     .venv/bin/python benchmarks/backchannel.py             # 36 cases x 2 modes, about 45 minutes
     .venv/bin/python benchmarks/backchannel.py --repeats 2 --modes resume
+    .venv/bin/python benchmarks/backchannel.py --modes resume --only refund,interrupt   # real ones only
 """
 
 from __future__ import annotations
@@ -263,6 +264,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one voice, one offset, once: six calls")
     parser.add_argument("--repeats", type=int, default=1, help="times each case is called (not with --quick)")
     parser.add_argument("--modes", default=None, help="resume,off (default: resume with --quick, else both)")
+    parser.add_argument("--only", default=None, help="only these cases, e.g. refund,interrupt (default: all)")
     args = parser.parse_args()
     modes = (args.modes or ("resume" if args.quick else "resume,off")).split(",")
     if unknown := set(modes) - set(NUMBERS):
@@ -270,6 +272,8 @@ def main() -> None:
     print(machine(), flush=True)
     with tempfile.TemporaryDirectory() as tmp, ScriptedLlmServer(scripted_rule) as llm:
         calls = cases(args.quick, args.repeats, Path(tmp))
+        if args.only:
+            calls = [case for case in calls if case.label in args.only.split(",")]
         settings = Settings(
             twilio_auth_token=secrets.token_hex(16),
             numbers={NUMBERS[mode]: mode for mode in NUMBERS},
