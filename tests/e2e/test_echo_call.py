@@ -33,8 +33,8 @@ def pod() -> Iterator[VoicePod]:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known gap (issue 14): the guard still lets echo barge in now and then (echo.py: 1 self-interruption "
-    "in 18 whole calls after a547876, 3 in 9 before; benchmarks/README.md); tracked, not fixed",
+    reason="known gap (issue 14): the guard still lets echo barge in now and then (echo.py: 1-2 self-interruptions "
+    "in 18 whole calls since a547876, 3 in 9 before; benchmarks/README.md); tracked, not fixed",
 )
 def test_the_agents_own_echo_does_not_interrupt_it_but_the_caller_does(pod: VoicePod) -> None:
     pod.use_agent(AgentConfig(id="voice", greeting="Hello, how can I help?"))
