@@ -74,7 +74,7 @@ class BargeIns:
         cleared or counted.
         """
         audible = self.speaker.speaking
-        if audible and speech_at_ms is not None and self.config.resume_after_backchannel and self._held is None:
+        if speech_at_ms is not None and self._may_hold():
             await self.speaker.hold()
             self._held = HeldReply(self.reply.current, speech_at_ms, self.config)
             self.listener.prompt = self.config.backchannel_prompt or None  # likely a hum: spell it as one
