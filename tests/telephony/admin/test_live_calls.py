@@ -206,10 +206,13 @@ async def test_the_stream_cap_refuses_past_it_and_a_client_that_goes_frees_its_s
         await CallRecords(pod.database).start("CAwatched", agent_id=AGENT.id, from_number="+1", to_number=NUMBER)
         async with pod.api.stream("GET", "/api/calls/CAwatched/events") as first:
             assert first.status_code == 200
-            async for _ in first.aiter_lines():
-                break  # the stream is open
+            # Hold the line iterator: a generator dropped after `break` is closed by the loop's finalizer, which
+            # closes the connection and frees the slot in a race with the next request.
+            lines = first.aiter_lines()
+            assert (await anext(lines)).startswith("retry:")  # the stream is open
             refused = await pod.api.get("/api/calls/CAwatched/events")
             assert refused.status_code == 503, refused.text
+            await lines.aclose()
         # The client went away: the pod notices and frees the slot without waiting for the call to end.
 
         async def reopened() -> int:
