@@ -252,6 +252,18 @@ def judge(report: CallReport, interrupt: Say) -> tuple[int, int, int, float | No
     return len(self_clears), 1, int(bool(caught)), (caught[0] - onset if caught else None)
 
 
+def self_clear_places(report: CallReport) -> str:
+    """Where each self-interruption fell: which stretch of agent audio, and how far into it (to tell
+    a reply's start, where the play-out offset moves the echo, from the middle of a long answer)."""
+    places = []
+    for at in report.clears:
+        if any(start <= at <= end + 0.5 for start, end, _ in report.utterances):
+            continue
+        spans = [(i, at - start) for i, (start, end) in enumerate(report.agent_spans) if start <= at <= end + 0.5]
+        places.append(f"agent audio {spans[0][0] + 1} +{spans[0][1]:.2f} s" if spans else f"at {at:.2f} s, agent quiet")
+    return f" [self: {'; '.join(places)}]" if places else ""
+
+
 def calls_table(
     url: str,
     token: str,
@@ -281,7 +293,7 @@ def calls_table(
                     print(
                         f"call {index + 1}/{calls} {delay} ms {loss:.0f} dB guard {mode:<3} "
                         f"({time.monotonic() - began:.0f} s, {report.outcome}): self {outcome[0]}, "
-                        f"interrupted {outcome[1]}, caught {outcome[2]}",
+                        f"interrupted {outcome[1]}, caught {outcome[2]}{self_clear_places(report)}",
                         flush=True,
                     )
     rows = [f"{'delay':>5} {'ERL':>4} {'guard':>5} {'calls':>5} {'self-int.':>9} {'caught':>7} {'clear p50 ms':>12}"]
