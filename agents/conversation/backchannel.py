@@ -8,7 +8,7 @@ Whisper writes the same sound many ways, so both the transcript and the configur
 normalised the same way (case, punctuation, hyphens) before they are compared, and a word spelled
 only as a hum ("Uh-hoo.", "Mmhm") counts as one. While the reply is held, speech-to-text is
 prompted with the agent's `backchannel_prompt` so a hum is spelled as one; what Whisper still puts
-in front of it ("And Mm-hmm.") is a filler, which takes no turn either.
+in front of it ("And Mm-hmm.", "And then, Mm-hmm.") is a filler, which takes no turn either.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ _NOT_WORD = re.compile(r"[^a-z0-9' ]+")
 _HUM = re.compile(r"(?=[mhuo]*[mh])[mhuo]{2,12}")
 """A hum, however Whisper spells it ("uh-hoo", "mmhm", "hmmm", "uhh"): only the letters of closed-mouth
 sounds, with an m or an h. No word a caller takes the turn with is spelled that way."""
-_FILLERS = frozenset({"and", "er"})
-"""Words with nothing to answer that Whisper writes before a hum ("And mm."): covered like hums."""
+_FILLERS = frozenset({"and", "er", "so", "then", "well"})
+"""Discourse fillers: words with nothing to answer, which Whisper writes around a hum ("And mm.",
+"And then, Mm-hmm." for espeak-ng's en-gb "mm-hmm" even when prompted): covered like hums. Alone
+or beside a hum they leave nothing to answer; beside any other word the transcript is a turn."""
 
 
 def normalise(text: str) -> list[str]:

@@ -49,13 +49,20 @@ def test_whisper_spellings_of_backchannels_match_the_default_words(transcript: s
 
 
 @pytest.mark.parametrize(
-    "transcript", ["Uh-hoo.", "Mmhm.", "Hmmm...", "Uhh, uh-huh.", "Oh.", "Mm-mmm, yeah.", "And Mm-hmm.", "And mm."]
+    "transcript",
+    [
+        *["Uh-hoo.", "Mmhm.", "Hmmm...", "Uhh, uh-huh.", "Oh.", "Mm-mmm, yeah.", "And Mm-hmm.", "And mm."],
+        *["And then, Mm-hmm.", "So, mm.", "Well, uh-huh."],  # fillers around a hum: nothing to answer
+    ],
 )
 def test_hums_however_whisper_spells_them_are_backchannels(transcript: str) -> None:
     assert BackchannelWords(BACKCHANNEL_WORDS).only_backchannel(transcript)
 
 
-@pytest.mark.parametrize("transcript", ["Oh no, stop.", "Who is this?", "Hmm, how much?", "Ohio", "And then them."])
+@pytest.mark.parametrize(
+    "transcript",
+    ["Oh no, stop.", "Who is this?", "Hmm, how much?", "Ohio", "And then them.", "So then what?", "Well, mm, no."],
+)
 def test_a_hum_beside_real_words_or_a_word_that_looks_like_one_is_a_turn(transcript: str) -> None:
     assert not BackchannelWords(BACKCHANNEL_WORDS).only_backchannel(transcript)
 
