@@ -237,28 +237,30 @@ def onset_s(say: Say, threshold: float = 500.0) -> float:
     return 0.0
 
 
+def self_clears(report: CallReport) -> list[float]:
+    """Clears with no caller speech in or just before them: the agent's echo barged in."""
+    return [at for at in report.clears if not any(start <= at <= end + 0.5 for start, end, _ in report.utterances)]
+
+
 def judge(report: CallReport, interrupt: Say) -> tuple[int, int, int, float | None]:
     """(self-interruptions, interruptions while the agent spoke, caught, clear latency s)."""
-    spans = report.utterances
-    self_clears = [at for at in report.clears if not any(start <= at <= end + 0.5 for start, end, _ in spans)]
-    interrupted = [s for s in spans if s[2] == "interrupt"]
+    own = self_clears(report)
+    interrupted = [s for s in report.utterances if s[2] == "interrupt"]
     if not interrupted:
-        return len(self_clears), 0, 0, None
+        return len(own), 0, 0, None
     onset = interrupted[0][0] + onset_s(interrupt)
     speaking = any(start <= onset <= end for start, end in report.agent_spans)
     caught = [at for at in report.clears if onset - 0.1 <= at <= onset + CAUGHT_WITHIN_S]
     if not speaking:
-        return len(self_clears), 0, 0, None
-    return len(self_clears), 1, int(bool(caught)), (caught[0] - onset if caught else None)
+        return len(own), 0, 0, None
+    return len(own), 1, int(bool(caught)), (caught[0] - onset if caught else None)
 
 
 def self_clear_places(report: CallReport) -> str:
     """Where each self-interruption fell: which stretch of agent audio, and how far into it (to tell
     a reply's start, where the play-out offset moves the echo, from the middle of a long answer)."""
     places = []
-    for at in report.clears:
-        if any(start <= at <= end + 0.5 for start, end, _ in report.utterances):
-            continue
+    for at in self_clears(report):
         spans = [(i, at - start) for i, (start, end) in enumerate(report.agent_spans) if start <= at <= end + 0.5]
         places.append(f"agent audio {spans[0][0] + 1} +{spans[0][1]:.2f} s" if spans else f"at {at:.2f} s, agent quiet")
     return f" [self: {'; '.join(places)}]" if places else ""

@@ -1,8 +1,8 @@
 """The echo canceller at a reply's start, offline: does the agent's echo pass as speech, and is a
 caller who talks right then still heard?
 
-Why: in whole calls (`echo.py`) the guard lets the agent's echo through now and then (1-2
-self-interruptions in 18 calls), always near a reply's start. Between replies the play-out offset
+Why: in whole calls (`echo.py`) the guard lets the agent's echo through now and then (1-3
+self-interruptions in 18 calls), always early in a reply. Between replies the play-out offset
 moves the echo by a few samples; this probe isolates that. Two caller fixtures play as two replies
 1 s apart; the second reply's echo comes `shift` samples (16 kHz) later than the first's, through a
 line of 40/120/250 ms and 6/12/20 dB echo return loss with the line's own filtering. Each run goes
@@ -12,8 +12,8 @@ through `LineEchoCanceller` and the real Silero detector (the pod's `VadConfig`,
 - a caller at reply 2's start (0, 100 or 300 ms into its echo, the `interrupt` fixture): runs
   where Silero reported no speech within 1 s of the caller's first sample (a missed interruption).
 
-Synthetic, fast (about a minute on 2 cores), deterministic: compare a canceller change here first,
-then in whole calls with `echo.py`.
+Synthetic and deterministic, about 5 minutes on 2 cores (each run replays both replies): compare
+a canceller change here first, then in whole calls with `echo.py`.
 
     .venv/bin/python benchmarks/echo_reply_start.py
 """
@@ -51,7 +51,9 @@ def line_filter(signal: np.ndarray) -> np.ndarray:
     return np.convolve(signal, [0.25, 0.5, 0.25], mode="same")
 
 
-def two_replies(first: np.ndarray, second: np.ndarray, delay: int, shift: int, loss_db: float):
+def two_replies(
+    first: np.ndarray, second: np.ndarray, delay: int, shift: int, loss_db: float
+) -> tuple[np.ndarray, np.ndarray, int]:
     """(far, near without a caller, where reply 2's echo starts in near)."""
     far = np.concatenate([first, np.zeros(RATE), second, np.zeros(RATE // 2)])
     second_at = first.size + RATE

@@ -33,7 +33,7 @@ def pod() -> Iterator[VoicePod]:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known gap (issue 14): the guard still lets echo barge in now and then (echo.py: 1-2 self-interruptions "
+    reason="known gap (issue 14): the guard still lets echo barge in now and then (echo.py: 1-3 self-interruptions "
     "in 18 whole calls since a547876, 3 in 9 before; benchmarks/README.md); tracked, not fixed",
 )
 def test_the_agents_own_echo_does_not_interrupt_it_but_the_caller_does(pod: VoicePod) -> None:
