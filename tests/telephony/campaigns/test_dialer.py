@@ -13,6 +13,7 @@ import random
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -167,19 +168,41 @@ async def test_pace_is_kept_across_pods_at_a_low_rate() -> None:
             pod, [{"phone": f"+1555100{i:04d}"} for i in range(25)], calls_per_second=5, max_concurrent_calls=10
         )
         await pod.api.post(f"/api/campaigns/{cid}/start")
-        tasks = [run(Dialer(pod.edge, owner=f"pod{i}")) for i in range(3)]
+        dialers = [Dialer(pod.edge, owner=f"pod{i}") for i in range(3)]
+        reserved = [spy_on_dial_times(dialer) for dialer in dialers]
+        tasks = [run(dialer) for dialer in dialers]
         await wait_status(pod, cid, "completed", timeout=60)
         await stop(*tasks)
         times = sorted(r.at for r in pod.fake.creates())
-        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert len(times) == 25
-        # Each dial waits for the slot its pod reserved (0.2 s apart); on a loaded machine a request
-        # can still reach "Twilio" late, next to the following one, so the pace is judged by window.
+        # What the pods decided together is exact: a dial time for each call (more if a dial was put
+        # back while it waited), each 0.2 s after the one before, whichever pod took it.
+        slots = sorted(itertools.chain.from_iterable(reserved))
+        assert len(slots) >= 25
+        assert min(b - a for a, b in itertools.pairwise(slots)) >= 0.2 - 1e-9
+        # What "Twilio" saw carries the machine's jitter: a dial that wakes late on a loaded 2-core
+        # machine reaches it next to the following one (idle, arrivals sit within ~0.1 s of their
+        # slot). So arrivals are judged by window, with one extra call of slack per side.
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         worst_second = max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
-        assert worst_second <= 5 + 1
+        assert worst_second <= 5 + 2
         rate = (len(times) - 1) / (times[-1] - times[0])
-        assert rate <= 5 * 1.05
+        assert rate <= 5 * 1.1  # 24 gaps in 4.8 s, less up to ~0.4 s of lateness at the ends
         print(f"\n25 calls at 5/s over 3 pods: min gap {min(gaps):.3f} s, most in 1 s {worst_second}, {rate:.2f}/s")
+
+
+def spy_on_dial_times(dialer: Dialer) -> list[float]:
+    """The dial times this dialer reserves, as it reserves them (the real method still runs)."""
+    seen: list[float] = []
+    reserve = dialer.campaigns.reserve_dial_time
+
+    async def recording(*args: Any, **kwargs: Any) -> float:
+        at = await reserve(*args, **kwargs)
+        seen.append(at)
+        return at
+
+    dialer.campaigns.reserve_dial_time = recording  # type: ignore[method-assign]
+    return seen
 
 
 async def test_contacts_are_called_only_inside_their_local_window() -> None:
