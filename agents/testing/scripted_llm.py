@@ -300,6 +300,13 @@ class ScriptedLlmServer:
     def steps_left(self) -> int:
         return len(self._steps)
 
+    def discard_steps(self) -> int:
+        """Drop the steps no request took (a test that failed midway must not hand them to the
+        next test); how many there were."""
+        left = len(self._steps)
+        self._steps.clear()
+        return left
+
     async def settled(self, timeout: float = 5.0) -> list[RecordedRequest]:
         """Wait until every recorded request has an outcome (the server sees a client hang up a
         moment after it happens); returns the requests. Works from any loop, thread-backed or not."""

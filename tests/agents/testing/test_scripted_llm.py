@@ -186,6 +186,18 @@ async def test_scripted_failures_and_an_empty_script_are_http_errors() -> None:
     assert [r.outcome for r in server.requests] == ["failed", "dropped", "failed"]
 
 
+async def test_steps_no_request_took_can_be_discarded_so_the_next_test_starts_clean() -> None:
+    async with ScriptedLlmServer([Reply(text="Taken."), Reply(text="Left over.")]) as server:
+        async with httpx.AsyncClient() as client:
+            url = f"{server.base_url}/chat/completions"
+            taken = await client.post(url, json=HELLO)
+            assert server.discard_steps() == 1
+            exhausted = await client.post(url, json=HELLO)
+    assert taken.json()["choices"][0]["message"]["content"] == "Taken."
+    assert server.steps_left == 0 and server.discard_steps() == 0
+    assert exhausted.status_code == 500
+
+
 async def test_bad_requests_get_clear_400s_and_413s() -> None:
     async with ScriptedLlmServer([Reply(text="unused")], max_body_bytes=2000) as server:
         async with httpx.AsyncClient() as client:
