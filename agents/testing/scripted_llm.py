@@ -257,12 +257,9 @@ class ScriptedLlmServer:
     ) -> None:
         self.model = model
         self.host = host
-        self.max_recorded = max_recorded
-        """Bound on recorded requests; the oldest are forgotten first."""
-        self.max_script_steps = max_script_steps
-        """Bound on queued steps."""
-        self.max_body_bytes = max_body_bytes
-        """Bound on a request body; larger bodies get 413."""
+        self.max_recorded = max_recorded  # bound on recorded requests; the oldest are forgotten first
+        self.max_script_steps = max_script_steps  # bound on queued steps
+        self.max_body_bytes = max_body_bytes  # bound on a request body; larger bodies get 413
         self.requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
         self._rule: Rule | None = script if callable(script) else None
         self._steps: deque[Step] = deque()
@@ -301,15 +298,13 @@ class ScriptedLlmServer:
         return len(self._steps)
 
     def discard_steps(self) -> int:
-        """Drop the steps no request took (a test that failed midway must not hand them to the
-        next test); how many there were."""
+        """Drop the steps no request took (a failed test must not hand them on); how many there were."""
         left = len(self._steps)
         self._steps.clear()
         return left
 
     async def settled(self, timeout: float = 5.0) -> list[RecordedRequest]:
-        """Wait until every recorded request has an outcome (the server sees a client hang up a
-        moment after it happens); returns the requests. Works from any loop, thread-backed or not."""
+        """The requests, once each has an outcome (a client's hang-up is seen a moment late); any loop."""
         loop = self._thread_loop
         if loop is not None and loop is not asyncio.get_running_loop():
             future = asyncio.run_coroutine_threadsafe(self._settled(timeout), loop)
@@ -443,10 +438,9 @@ class ScriptedLlmServer:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the server is shutting down."""
-        if seconds <= 0 or self._closing is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), seconds)
+        if seconds > 0 and self._closing is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), seconds)
 
     # -- running on the current loop --------------------------------------------------------------
 
@@ -485,11 +479,10 @@ class ScriptedLlmServer:
                 await self.start()
             except BaseException as exc:
                 failure.append(exc)
-                ready.set()
-                return
             ready.set()
-            await self._thread_stop.wait()
-            await self.stop()
+            if not failure:
+                await self._thread_stop.wait()
+                await self.stop()
 
         self._thread = threading.Thread(target=asyncio.run, args=(main(),), name="scripted-llm", daemon=True)
         self._thread.start()
