@@ -182,7 +182,7 @@ async def test_pace_is_kept_across_pods_at_a_low_rate() -> None:
         assert min(b - a for a, b in itertools.pairwise(slots)) >= 0.2 - 1e-9
         # What "Twilio" saw carries the machine's jitter: a dial that wakes late on a loaded 2-core
         # machine reaches it next to the following one (idle, arrivals sit within ~0.1 s of their
-        # slot). So arrivals are judged by window, with one extra call of slack per side.
+        # slot). So arrivals are judged by window, with two calls of slack.
         gaps = [b - a for a, b in itertools.pairwise(times)]
         worst_second = max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
         assert worst_second <= 5 + 2
