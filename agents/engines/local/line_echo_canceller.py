@@ -226,4 +226,22 @@ class LineEchoCanceller:
             here = float(np.max(np.abs(coherence[max(0, at - 1) : at + 2]))) if 0 <= at < lags else 0.0
             if here >= (MIN_COHERENCE if moved_only else STAY_SHARE * abs(coherence[best])):
                 return None  # the current delay still explains the echo: a voiced peak a pitch period off does not
-        return max(LEAD_TAPS, (lags - 1 - best) * DECIMATE), gain, abs(float(coherence[best]))
+        return self._refine(window, (lags - 1 - best) * DECIMATE)
+
+    def _refine(self, window: int, coarse: int) -> tuple[int, float, float]:
+        """(delay, gain, coherence) at full rate within one search step of `coarse`: a lock a
+        sample or two off cancels a speech block by only ~11 dB at first (a phase error of 45
+        degrees at 1 kHz), and at a line's first echo that let 40 ms of it reach the VAD."""
+        coarse = max(LEAD_TAPS, coarse)
+        near = self._near[self._near.size - window :]
+        power = float(near @ near)
+        best = (coarse, 0.0, -1.0)
+        for delay in range(max(LEAD_TAPS, coarse - 2 * DECIMATE), min(self._max_delay, coarse + 2 * DECIMATE) + 1):
+            end = self._far.size - delay
+            far = self._far[end - window : end]
+            energy = max(float(far @ far), FLOOR_RMS**2 * window)
+            correlation = float(far @ near)
+            coherence = abs(correlation) / np.sqrt(energy * power)
+            if coherence > best[2]:
+                best = (delay, correlation / energy, coherence)
+        return best

@@ -109,3 +109,22 @@ def test_on_a_line_with_no_echo_the_callers_first_words_over_a_reply_are_never_s
     voiced = [b for b in blocks if db(near[b : b + BLOCK // 2]) > db(np.full(1, 300.0))]
     squashed = [b for b in voiced if db(out[b : b + BLOCK // 2]) < db(near[b : b + BLOCK // 2]) - 20.0]
     assert voiced and not squashed, f"{len(squashed)} of {len(voiced)} voiced 10 ms blocks squashed"
+
+
+@pytest.mark.parametrize("delay", [4056, 4057, 4058, 4059, 641, 1922, 3999])
+def test_the_first_lock_cancels_at_once_between_the_searchs_steps(delay: int) -> None:
+    """The delay search works on a 4-sample grid; a line's first echo at a delay between its steps
+    must still be cancelled from the first locked block (a lock 2 samples off cancelled ~11 dB of
+    it, and 40 ms of the greeting's echo reached the VAD as speech)."""
+    far = np.frombuffer(load("speak_to_person"), dtype=np.int16).astype(np.float64)
+    far = np.concatenate([np.zeros(RATE // 4), far])
+    near = np.zeros_like(far)
+    near[delay:] = np.convolve(far, [0.25, 0.5, 0.25], mode="same")[: far.size - delay] * 0.1  # 20 dB
+    near = np.rint(near)
+    canceller, first, out = LineEchoCanceller(), None, []
+    for i in range(0, far.size - BLOCK + 1, BLOCK):
+        out.append(canceller.process(near[i : i + BLOCK].astype(np.int16), far[i : i + BLOCK].astype(np.int16)))
+        first = i if first is None and canceller.delay_ms is not None else first
+    assert first is not None and canceller.delay_ms == pytest.approx(delay / 16, abs=0.1)
+    locked = slice(first, first + 3 * BLOCK)  # the block it locked on and the next two
+    assert db(near[locked]) - db(np.concatenate(out)[locked].astype(np.float64)) >= 25.0
