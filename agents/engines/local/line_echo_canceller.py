@@ -48,7 +48,7 @@ FAILING_DB = -6.0
 echo moved (play-out stalled or jittered), or the caller is talking. A moved echo is found again
 within ~40 ms and, until the fit catches up, failing blocks are squashed, so it never leaks as speech."""
 DECIMATE = 4
-"""Delay search at 4 kHz (the filter's taps absorb the last few samples of error)."""
+"""Delay search at 4 kHz, then refined at full rate within two of its steps (`_refine`)."""
 ESTIMATE_EVERY = 10
 """Blocks between delay estimates once a delay is known (every block until then)."""
 TAPS = 32
@@ -229,9 +229,10 @@ class LineEchoCanceller:
         return self._refine(window, (lags - 1 - best) * DECIMATE)
 
     def _refine(self, window: int, coarse: int) -> tuple[int, float, float]:
-        """(delay, gain, coherence) at full rate within one search step of `coarse`: a lock a
-        sample or two off cancels a speech block by only ~11 dB at first (a phase error of 45
-        degrees at 1 kHz), and at a line's first echo that let 40 ms of it reach the VAD."""
+        """(delay, gain, coherence) at full rate within two search steps of `coarse` (the 4 kHz peak
+        can be a step off: nothing filters before decimating). A lock two samples off cancels a
+        speech block by only ~11 dB at first (45 degrees of phase at 1 kHz), and its coherence falls
+        under `SURE_LOCK`: at a line's first echo, 40 ms of the greeting reached the VAD as speech."""
         coarse = max(LEAD_TAPS, coarse)
         near = self._near[self._near.size - window :]
         power = float(near @ near)
