@@ -40,6 +40,11 @@ caller's audio passes untouched until the filter has cancelled `CONFIRM_BLOCKS` 
 chance match fits only the block it was found on), and is never squashed. Once the line has shown
 an echo, a relock on a short window (less sure by nature) acts at once, as the echo moved."""
 CONFIRM_BLOCKS = 3
+OVER_ECHO = 10.0
+"""A failing block this many times (10 dB) louder than the echo the fit expects has the caller in it: an
+echo that moved is about as loud as before. (Geigel's peak rule below misses a caller as loud as a
+strong echo path's peaks; such a block was taken for a moved echo, relocked on the caller's voice
+and squashed: callers missed at a reply's start, `benchmarks/echo_reply_start.py`.)"""
 RELOCK_WINDOW_MS = 200
 """The shorter window searched at once when the filter stops cancelling: play-out stalled or
 jittered and the echo moved, and every 20 ms on the old delay lets echo through."""
@@ -121,8 +126,9 @@ class LineEchoCanceller:
         echo = taps @ self._weights
         error = x - echo
         removed_db = 10 * np.log10((float(error @ error) + 1.0) / (float(x @ x) + 1.0))
-        talking = self._double_talk(x)
-        failing = removed_db > FAILING_DB and float(echo @ echo) > FLOOR_RMS**2 * n
+        predicted = float(echo @ echo)
+        failing = removed_db > FAILING_DB and predicted > FLOOR_RMS**2 * n
+        talking = self._double_talk(x) or (failing and float(x @ x) > OVER_ECHO * predicted)
         squash = False
         if failing and not talking:
             if self._estimate(self._relock, near_only=True) or self._estimate(
@@ -144,6 +150,10 @@ class LineEchoCanceller:
         if squash:
             return np.clip(np.rint(x * SUPPRESS_GAIN), -32768, 32767).astype(np.int16)
         if removed_db < SUPPRESS_BELOW_DB:
+            if self._blocks > self._relocked_at:
+                # the fit has caught up with the moved echo: a block that fails from now on has the caller
+                # in it (squashing it took the first 60 ms of a caller's word, and Silero missed the word)
+                self._relocked_at = -CATCH_UP_BLOCKS - 1
             error *= SUPPRESS_GAIN
         elif removed_db > 0:  # cancelling added energy: the echo is not where the filter put it (it moved,
             error = x  # or has not arrived); subtracting it would play a phantom echo of ours to the VAD
