@@ -29,7 +29,8 @@ an echo by a few tens of ms, never across the search range, and a short window o
 voiced speech can match the reference far away (a false relock squashes the caller's first words).
 The periodic full-window estimate still finds an echo path that changed for good."""
 CATCH_UP_BLOCKS = 5
-"""Blocks after a relock during which a failing block is squashed rather than let through..."""
+"""Blocks after a relock during which a failing block is squashed rather than let through (until
+the fit cancels a block again: from then on a failing block is the caller)..."""
 SURE_LOCK = 0.95
 """...when the lock was this sure of an echo. A line's echo correlates with what was played at
 0.98-0.99 (`benchmarks/echo.py`'s lines, 6-20 dB return loss); the caller's voice over a reply, on a
