@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.engines.local.line_echo_canceller import LineEchoCanceller
 from agents.engines.local.silero import SileroVoiceActivity, VadConfig
 from agents.engines.protocols import SpeechOnset, SpeechStarted
+from tests.support.line_echo import two_replies
 from tests.support.speech import load
 
 RATE = 16000
@@ -45,26 +46,6 @@ CALLER_AT_MS = (0, 100, 300)
 
 def pcm(name: str) -> np.ndarray:
     return np.frombuffer(load(name), dtype=np.int16).astype(np.float64)
-
-
-def line_filter(signal: np.ndarray) -> np.ndarray:
-    return np.convolve(signal, [0.25, 0.5, 0.25], mode="same")
-
-
-def two_replies(
-    first: np.ndarray, second: np.ndarray, delay: int, shift: int, loss_db: float
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """(far, near without a caller, where reply 2's echo starts in near)."""
-    far = np.concatenate([first, np.zeros(RATE), second, np.zeros(RATE // 2)])
-    second_at = first.size + RATE
-    echo = line_filter(far) * 10 ** (-loss_db / 20)
-    near = np.zeros_like(far)
-    near[delay : second_at + delay] += echo[:second_at]
-    start = second_at + delay + shift
-    tail = echo[second_at:][: near.size - start]
-    near[start : start + tail.size] += tail
-    near += np.random.default_rng(1).normal(size=near.size) * 10  # line noise
-    return far, near, start
 
 
 def speech_at(vad: SileroVoiceActivity, near: np.ndarray, far: np.ndarray) -> list[int]:

@@ -7,6 +7,7 @@ import pytest
 
 from agents.engines.local.line_echo_canceller import LineEchoCanceller
 from agents.engines.protocols import EchoCanceller
+from tests.support.line_echo import line_filter, two_replies
 from tests.support.speech import load
 
 RATE = 16000
@@ -27,7 +28,7 @@ def line(far: np.ndarray, delay_ms: int, loss_db: float) -> np.ndarray:
     echo = np.zeros_like(far)
     d = delay_ms * RATE // 1000
     echo[d:] = far[: far.size - d] * 10 ** (-loss_db / 20)
-    return np.convolve(echo, [0.25, 0.5, 0.25], mode="same")  # the line's own filtering
+    return line_filter(echo)
 
 
 def run(canceller: EchoCanceller, near: np.ndarray, far: np.ndarray) -> np.ndarray:
@@ -119,7 +120,7 @@ def test_the_first_lock_cancels_at_once_between_the_searchs_steps(delay: int) ->
     far = np.frombuffer(load("speak_to_person"), dtype=np.int16).astype(np.float64)
     far = np.concatenate([np.zeros(RATE // 4), far])
     near = np.zeros_like(far)
-    near[delay:] = np.convolve(far, [0.25, 0.5, 0.25], mode="same")[: far.size - delay] * 0.1  # 20 dB
+    near[delay:] = line_filter(far)[: far.size - delay] * 0.1  # 20 dB
     near = np.rint(near)
     canceller, first, out = LineEchoCanceller(), None, []
     for i in range(0, far.size - BLOCK + 1, BLOCK):
@@ -128,26 +129,6 @@ def test_the_first_lock_cancels_at_once_between_the_searchs_steps(delay: int) ->
     assert first is not None and canceller.delay_ms == pytest.approx(delay / 16, abs=0.1)
     locked = slice(first, first + 3 * BLOCK)  # the block it locked on and the next two
     assert db(near[locked]) - db(np.concatenate(out)[locked].astype(np.float64)) >= 25.0
-
-
-def two_replies_and_a_caller(
-    replies: tuple[str, str], delay: int, shift: int, loss_db: float, caller_at_ms: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Two replies 1 s apart down a line whose echo moved `shift` samples between them, and the
-    caller's "Wait, stop!" `caller_at_ms` into the second one's echo: (far, near, caller, where)."""
-    first, second = (np.frombuffer(load(name), dtype=np.int16).astype(np.float64) for name in replies)
-    far = np.concatenate([first, np.zeros(RATE), second, np.zeros(RATE // 2)])
-    echo = np.convolve(far, [0.25, 0.5, 0.25], mode="same") * 10 ** (-loss_db / 20)
-    near = np.random.default_rng(1).normal(size=far.size) * 10  # line noise
-    second_at = first.size + RATE
-    near[delay : second_at + delay] += echo[:second_at]
-    start = second_at + delay + shift
-    near[start:] += echo[second_at:][: near.size - start]
-    caller = np.frombuffer(load("interrupt"), dtype=np.int16).astype(np.float64)
-    said = start + caller_at_ms * RATE // 1000
-    caller = caller[: near.size - said]
-    near[said : said + caller.size] += caller
-    return far, near, caller, said
 
 
 @pytest.mark.parametrize(
@@ -159,11 +140,16 @@ def test_a_caller_talking_as_a_reply_starts_is_not_taken_for_its_moved_echo(
 ) -> None:
     """The echo moved a little since the last reply, and the caller talks over the new reply's first
     words, as loud as a strong echo path's peaks: their voice must pass, not be relocked on (taken
-    for the moved echo) nor squashed as the fit catching up once it has caught up. Before, 5-12 of
+    for the moved echo) nor squashed as the fit catching up once it has caught up. Before, 4-12 of
     the first 28 voiced 10 ms blocks of their "Wait" were lost here, and Silero missed the word."""
-    far, near, caller, said = two_replies_and_a_caller(
-        ("speak_to_person", "order_number"), delay, shift, loss_db, caller_at_ms
+    first, second, caller = (
+        np.frombuffer(load(name), dtype=np.int16).astype(np.float64)
+        for name in ("speak_to_person", "order_number", "interrupt")
     )
+    far, near, start = two_replies(first, second, delay, shift, loss_db)
+    said = start + caller_at_ms * RATE // 1000
+    caller = caller[: near.size - said]
+    near[said : said + caller.size] += caller
     out = run(LineEchoCanceller(), near, far)
     step = BLOCK // 2
     voiced = [k for k in range(0, RATE // 2, step) if db(caller[k : k + step]) > db(np.full(1, 1000.0))]
