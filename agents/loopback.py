@@ -19,6 +19,8 @@ from typing import Any
 
 import uvicorn
 
+STOP_SECONDS = 10.0  # a thread's server gets this long to stop gracefully, then as long again forced
+
 
 class _QuietServer(uvicorn.Server):
     """uvicorn without its signal handlers."""
@@ -82,7 +84,14 @@ class LoopbackServer:
         asyncio.run(self._server.serve(sockets=[self._sock]))
 
     def __exit__(self, *exc: object) -> None:
+        """Stops gracefully, then cuts connections still open after `STOP_SECONDS`: a server thread
+        left running would serve, and log, for the rest of the process."""
         self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=STOP_SECONDS)
+            if self._thread.is_alive():
+                self._server.force_exit = True
+                self._thread.join(timeout=STOP_SECONDS)
         self._sock.close()
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError(f"the server on port {self.port} did not stop in {2 * STOP_SECONDS:g} s")

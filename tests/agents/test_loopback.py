@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
+from agents import loopback
 from agents.loopback import LoopbackServer
 
 
@@ -16,7 +22,16 @@ async def hello(request: Request) -> PlainTextResponse:
     return PlainTextResponse("hello")
 
 
-APP = Starlette(routes=[Route("/", hello)])
+async def endless(request: Request) -> StreamingResponse:
+    async def ticks() -> AsyncIterator[bytes]:
+        while True:
+            yield b"tick\n"
+            await asyncio.sleep(0.05)
+
+    return StreamingResponse(ticks())
+
+
+APP = Starlette(routes=[Route("/", hello), Route("/endless", endless)])
 
 
 async def test_serves_on_the_running_loop_and_frees_the_port() -> None:
@@ -35,3 +50,19 @@ def test_serves_on_a_thread_for_sync_callers() -> None:
         assert httpx.get(url).text == "hello"
     with pytest.raises(httpx.ConnectError):
         httpx.get(url)
+
+
+def test_a_thread_server_held_open_by_a_client_is_stopped_all_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A response that never ends holds uvicorn's graceful shutdown for ever: after `STOP_SECONDS`
+    the connection is cut, so no server thread outlives its `with`."""
+    monkeypatch.setattr(loopback, "STOP_SECONDS", 0.5)
+    before = set(threading.enumerate())
+    with LoopbackServer(APP, timeout_graceful_shutdown=None) as url:
+        port = int(url.rsplit(":", 1)[1])
+        held = socket.create_connection(("127.0.0.1", port))
+        held.sendall(b"GET /endless HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert held.recv(1024).startswith(b"HTTP/1.1 200")
+    try:
+        assert not [t for t in threading.enumerate() if t.name == "uvicorn" and t not in before and t.is_alive()]
+    finally:
+        held.close()
