@@ -12,6 +12,7 @@ way an optional engine is reached, is left out of it; the room rule checks every
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from tests.support.architecture import (
     driver_imports,
     import_cycles,
     long_modules,
+    parse,
     readme_tree,
     readme_tree_mismatches,
     upward_imports,
@@ -217,3 +219,21 @@ def test_a_readme_tree_naming_a_missing_folder_or_missing_a_real_one_is_caught(t
 @pytest.mark.parametrize("readme", ["# No architecture section\n", "## Architecture\n\nJust words.\n"])
 def test_a_readme_without_the_tree_is_caught(tmp_path: Path, readme: str) -> None:
     assert len(readme_tree_mismatches(plant(tmp_path, {}), readme)) == 1
+
+
+def test_a_parse_upset_by_another_thread_is_tried_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPython 3.11's shared AST recursion count can fail one parse while another thread formats a
+    traceback; the next parse of the same source gives the tree. A real syntax error still fails."""
+    real_parse, failures = ast.parse, [SystemError("AST constructor recursion depth mismatch (before=126, after=78)")]
+
+    def upset_once(source: str, filename: str) -> ast.Module:
+        if failures:
+            raise failures.pop()
+        return real_parse(source, filename=filename)
+
+    monkeypatch.setattr(ast, "parse", upset_once)
+    (tmp_path / "ok.py").write_text("import db\n")
+    assert isinstance(parse(tmp_path / "ok.py").body[0], ast.Import)
+    (tmp_path / "broken.py").write_text("def (\n")
+    with pytest.raises(SyntaxError):
+        parse(tmp_path / "broken.py")

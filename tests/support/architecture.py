@@ -16,6 +16,7 @@ with one planted violation.
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,6 +83,21 @@ def _imports_in(tree: ast.Module) -> Iterator[tuple[ast.Import | ast.ImportFrom,
     yield from walk(tree, True)
 
 
+PARSE_TRIES = 3
+
+
+def parse(file: Path) -> ast.Module:
+    """`ast.parse`, tried again on CPython 3.11's spurious "AST constructor recursion depth mismatch":
+    3.11 keeps that count in interpreter state all threads share (python/cpython#106905,
+    pytest-dev/pytest#10763), and another thread formatting a traceback meanwhile (3.11 parses
+    source lines for its carets) upsets it. The source is the same each time, so is the tree."""
+    source = file.read_text()
+    for _ in range(PARSE_TRIES - 1):
+        with contextlib.suppress(SystemError):
+            return ast.parse(source, filename=str(file))
+    return ast.parse(source, filename=str(file))
+
+
 def imports(root: Path, folders: tuple[str, ...]) -> list[Import]:
     """Every import in the `.py` files under `folders` of `root`, relative imports resolved."""
     files = list(python_files(root, folders))
@@ -90,7 +106,7 @@ def imports(root: Path, folders: tuple[str, ...]) -> list[Import]:
     for file in files:
         name = module_name(root, file)
         package = name if file.name == "__init__.py" else name.rpartition(".")[0]
-        tree = ast.parse(file.read_text(), filename=str(file))
+        tree = parse(file)
         for node, module_level in _imports_in(tree):
             where = str(file.relative_to(root))
             if isinstance(node, ast.Import):
