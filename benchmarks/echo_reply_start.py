@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.engines.local.line_echo_canceller import LineEchoCanceller
 from agents.engines.local.silero import SileroVoiceActivity, VadConfig
 from agents.engines.protocols import SpeechOnset, SpeechStarted
+from telephony.settings import Settings
 from tests.support.line_echo import two_replies
 from tests.support.speech import load
 
@@ -42,6 +43,19 @@ SHIFTS = (-48, -20, -7, -2, 3, 9, 27, 60)
 """Samples at 16 kHz by which reply 2's echo comes later than reply 1's (the search sees 4)."""
 LOSSES_DB = (6, 12, 20)
 CALLER_AT_MS = (0, 100, 300)
+
+
+def pod_vad() -> VadConfig:
+    """The pod's default detector (`telephony.voice`): during a reply, a barge-in acts on the 64 ms
+    onset, at the pod's threshold. (Until 2026-12-02 this probe used `VadConfig()`: threshold 0.5
+    and speech only after 200 ms, stricter than the pod, so it missed callers the pod hears and
+    heard less echo than the pod would.)"""
+    fields = Settings.model_fields
+    return VadConfig(
+        threshold=fields["vad_threshold"].default,
+        min_speech_ms=fields["vad_min_speech_ms"].default,
+        onset_ms=fields["vad_barge_in_onset_ms"].default or None,
+    )
 
 
 def pcm(name: str) -> np.ndarray:
@@ -59,7 +73,7 @@ def speech_at(vad: SileroVoiceActivity, near: np.ndarray, far: np.ndarray) -> li
 
 
 def main() -> None:
-    vad = SileroVoiceActivity(VadConfig())
+    vad = SileroVoiceActivity(pod_vad())
     replies, caller = [pcm(name) for name in REPLIES], pcm("interrupt")
     echo_runs = echo_heard = caller_runs = caller_missed = 0
     by_shift: dict[int, list[int]] = {shift: [0, 0] for shift in SHIFTS}
