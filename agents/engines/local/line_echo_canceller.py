@@ -29,8 +29,9 @@ an echo by a few tens of ms, never across the search range, and a short window o
 voiced speech can match the reference far away (a false relock squashes the caller's first words).
 The periodic full-window estimate still finds an echo path that changed for good."""
 CATCH_UP_BLOCKS = 5
-"""Blocks after a relock during which a failing block is squashed rather than let through (until
-the fit cancels a block again: from then on a failing block is the caller)..."""
+"""Blocks after a relock during which a failing block that still matches the reference is squashed
+rather than let through (until the fit cancels a block again: from then on a failing block is the
+caller)..."""
 SURE_LOCK = 0.95
 """...when the lock was this sure of an echo. A line's echo correlates with what was played at
 0.98-0.99 (`benchmarks/echo.py`'s lines, 6-20 dB return loss); the caller's voice over a reply, on a
@@ -46,6 +47,8 @@ OVER_ECHO = 10.0
 echo that moved is about as loud as before. (Geigel's peak rule below misses a caller as loud as a
 strong echo path's peaks; such a block was taken for a moved echo, relocked on the caller's voice
 and squashed: callers missed at a reply's start, `benchmarks/echo_reply_start.py`.)"""
+REALIGN_GAIN_DB = 6.0
+"""A sub-step realignment (`_realign`) must cancel the block this much better than the fit did."""
 RELOCK_WINDOW_MS = 200
 """The shorter window searched at once when the filter stops cancelling: play-out stalled or
 jittered and the echo moved, and every 20 ms on the old delay lets echo through."""
@@ -126,22 +129,21 @@ class LineEchoCanceller:
         taps = self._taps(n)
         echo = taps @ self._weights
         error = x - echo
-        removed_db = 10 * np.log10((float(error @ error) + 1.0) / (float(x @ x) + 1.0))
+        removed_db = _removed_db(x, error)
         predicted = float(echo @ echo)
-        failing = removed_db > FAILING_DB and predicted > FLOOR_RMS**2 * n
+        echoing = predicted > FLOOR_RMS**2 * n
+        failing = removed_db > FAILING_DB and echoing
         talking = self._double_talk(x) or (failing and float(x @ x) > OVER_ECHO * predicted)
         squash = False
+        if not talking and self._moved(x, removed_db, echoing, failing):
+            taps = self._taps(n)  # cancel this block on the new delay already
+            error = x - taps @ self._weights
+            removed_db = _removed_db(x, error)
         if failing and not talking:
-            if self._estimate(self._relock, near_only=True) or self._estimate(
-                self._glance, GLANCE_COHERENCE, moved_only=True, near_only=True
-            ):
-                taps = self._taps(n)  # the echo moved: cancel this block on the new delay already
-                error = x - taps @ self._weights
-                removed_db = 10 * np.log10((float(error @ error) + 1.0) / (float(x @ x) + 1.0))
             # still failing just after the echo moved: the fit is catching up (the caller's voice
             # over an echo that did not move never gets here; it fails without a relock)
             catching_up = self._blocks - self._relocked_at <= CATCH_UP_BLOCKS and self._echo_seen
-            squash = removed_db > FAILING_DB and catching_up
+            squash = removed_db > FAILING_DB and catching_up and self._echo_alone(n)
         if not talking:  # learning from the caller's voice would teach the filter to cancel it
             self._learn(x, taps)
         if self._confirmed < CONFIRM_BLOCKS:  # a tentative lock: is it our echo, or a chance match?
@@ -160,10 +162,12 @@ class LineEchoCanceller:
             error = x  # or has not arrived); subtracting it would play a phantom echo of ours to the VAD
         return np.clip(np.rint(error), -32768, 32767).astype(np.int16)
 
-    def _taps(self, n: int) -> np.ndarray:
-        """Rows: for each of the last `n` caller samples, the reference samples that echo into it."""
-        assert self._delay is not None
-        end = self._far.size - self._delay + LEAD_TAPS  # one past the newest tap of the last sample
+    def _taps(self, n: int, delay: int | None = None) -> np.ndarray:
+        """Rows: for each of the last `n` caller samples, the reference samples that echo into it
+        (at `delay`, by default the one known)."""
+        delay = self._delay if delay is None else delay
+        assert delay is not None
+        end = self._far.size - delay + LEAD_TAPS  # one past the newest tap of the last sample
         span = self._far[end - n - TAPS + 1 : end]
         return np.lib.stride_tricks.sliding_window_view(span, TAPS)[:, ::-1]
 
@@ -194,15 +198,71 @@ class LineEchoCanceller:
         delay, gain, coherence = found
         if self._delay is not None and abs(delay - self._delay) <= DECIMATE:
             return False  # the same echo path
-        self._delay, self.delay_ms = delay, delay * 1000 / RATE
         self._echo_seen = self._echo_seen or coherence >= SURE_LOCK
         self._confirmed = CONFIRM_BLOCKS if self._echo_seen else 0
+        self._lock(delay, gain)
+        return True
+
+    def _lock(self, delay: int, gain: float) -> None:
+        """Cancel from `delay` on with a fresh fit, started from the gain correlation gave."""
+        self._delay, self.delay_ms = delay, delay * 1000 / RATE
         self._weights[:] = 0.0
         self._weights[LEAD_TAPS] = gain
         self._r[:] = 0.0
         self._p[:] = 0.0
         self._since_reset = 0
         self._relocked_at = self._blocks
+
+    def _moved(self, near: np.ndarray, removed_db: float, echoing: bool, failing: bool) -> bool:
+        """Did the echo move (relocked here)? Asked of a block without the caller's voice in it that
+        was not (well) cancelled, or that has sound where no echo was expected while we play: an
+        echo that came earlier than before (its reference, at the old delay, not yet playing)
+        passed untouched until the old delay caught up, 60 ms and more, heard as speech."""
+        if not echoing:
+            heard = float(near @ near) > FLOOR_RMS**2 * near.size
+            return heard and self._echo_seen and self._came_early()
+        if removed_db <= SUPPRESS_BELOW_DB:
+            return False
+        if failing and (self._estimate(self._relock, near_only=True) or self._glanced()):
+            return True
+        return self._realign(near, removed_db)
+
+    def _came_early(self) -> bool:
+        """The last glance matches the reference surely at a shorter delay: our echo, come early
+        (the caller's voice over a pause in a reply matched it by chance, at either side)."""
+        assert self._delay is not None
+        found = self._search(self._glance, SURE_LOCK, moved_only=True, near_only=True)
+        if found is None or found[0] >= self._delay - DECIMATE or found[2] < SURE_LOCK:
+            return False  # (the search is sure at 4 kHz; the refined match must be sure too)
+        self._lock(found[0], found[1])
+        return True
+
+    def _glanced(self) -> bool:
+        """A relock on a short window, taken only when sure and the known delay explains nothing."""
+        return self._estimate(self._glance, GLANCE_COHERENCE, moved_only=True, near_only=True)
+
+    def _echo_alone(self, n: int) -> bool:
+        """The last `n` samples match the reference at the known delay: our echo the fit has not caught
+        up with, not the caller talking over it (squashing the caller's onset lost the word to the VAD)."""
+        assert self._delay is not None
+        return self._refine(n, self._delay)[2] >= GLANCE_COHERENCE
+
+    def _realign(self, near: np.ndarray, removed_db: float) -> bool:
+        """True when the echo moved by less than a search step (the search keeps the delay it knows):
+        the audio since the echo came back matches the reference surely a sample or more away, and
+        that alignment alone cancels this block well, `REALIGN_GAIN_DB` better than the fit did (the
+        caller's voice in the block, or a fit merely off by chance, would not). Between replies the
+        play-out moves the echo by a few samples, and the fit, which remembers ~0.4 s of the old
+        alignment, then cancelled a new reply's first 300 ms by only 4-9 dB: heard as speech."""
+        if not self._echo_seen or self._delay is None:
+            return False
+        delay, gain, coherence = self._refine(self._relock, self._delay)
+        if delay == self._delay or coherence < SURE_LOCK:
+            return False
+        error = near - gain * self._taps(near.size, delay)[:, LEAD_TAPS]
+        if _removed_db(near, error) > min(SUPPRESS_BELOW_DB, removed_db - REALIGN_GAIN_DB):
+            return False
+        self._lock(delay, gain)
         return True
 
     def _search(
@@ -257,3 +317,8 @@ class LineEchoCanceller:
             if coherence > best[2]:
                 best = (delay, correlation / energy, coherence)
         return best
+
+
+def _removed_db(near: np.ndarray, error: np.ndarray) -> float:
+    """How much of the block's energy cancelling removed, in dB (negative: removed)."""
+    return float(10 * np.log10((float(error @ error) + 1.0) / (float(near @ near) + 1.0)))

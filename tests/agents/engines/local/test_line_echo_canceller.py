@@ -155,3 +155,58 @@ def test_a_caller_talking_as_a_reply_starts_is_not_taken_for_its_moved_echo(
     voiced = [k for k in range(0, RATE // 2, step) if db(caller[k : k + step]) > db(np.full(1, 1000.0))]
     lost = [k for k in voiced if db(out[said + k : said + k + step]) < db(caller[k : k + step]) - 10.0]
     assert len(voiced) > 20 and not lost, f"{len(lost)} of {len(voiced)} voiced 10 ms blocks lost"
+
+
+def reply_start_removed(names: tuple[str, str], delay: int, shift: int, loss_db: float, ms: int) -> tuple[float, float]:
+    """Two fixtures as two replies on a line whose echo moves by `shift` samples between them: dB
+    removed from the first `ms` of the second reply's echo, over all of it and in its worst 20 ms
+    block with echo in it."""
+    first, second = (np.frombuffer(load(name), dtype=np.int16).astype(np.float64) for name in names)
+    far, near, start = two_replies(first, second, delay, shift, loss_db)
+    out = run(LineEchoCanceller(), near, far)
+    end = start + ms * RATE // 1000
+    echoing = [k for k in range(start, end, BLOCK) if db(near[k : k + BLOCK]) > db(np.full(1, 100.0))]
+    assert len(echoing) >= 3  # the fixtures start softly
+    worst = min(db(near[k : k + BLOCK]) - db(out[k : k + BLOCK]) for k in echoing)
+    return db(near[start:end]) - db(out[start:end]), worst
+
+
+@pytest.mark.parametrize(
+    ("names", "shift", "loss_db"),
+    [
+        (("speak_to_person", "order_number"), -3, 6.0),
+        (("speak_to_person", "order_number"), 2, 20.0),
+        (("order_number", "next_appointment"), -2, 12.0),
+        (("order_number", "next_appointment"), 3, 6.0),
+        (("next_appointment", "order_status"), 1, 20.0),
+    ],
+)
+def test_an_echo_moved_less_than_a_search_step_between_replies_is_cancelled_from_the_new_replys_start(
+    names: tuple[str, str], shift: int, loss_db: float
+) -> None:
+    """Between replies the play-out can move the echo by a few samples, under the delay search's
+    4-sample step, so nothing relocked: the fit remembered the old alignment and cancelled the new
+    reply's first 300 ms by only 2-17 dB (its worst 20 ms block 0-14 dB), heard as speech at the
+    pod's 64 ms onset. Realigned at full rate, every block there loses at least 12 dB."""
+    removed, worst = reply_start_removed(names, 1920, shift, loss_db, 300)
+    assert removed >= 25.0 and worst >= 12.0
+
+
+@pytest.mark.parametrize(
+    ("names", "delay", "shift", "loss_db"),
+    [
+        (("speak_to_person", "order_number"), 640, -480, 6.0),
+        (("speak_to_person", "order_number"), 4000, -320, 20.0),
+        (("order_number", "next_appointment"), 1920, -480, 20.0),
+        (("next_appointment", "order_status"), 640, -320, 6.0),
+        (("next_appointment", "order_status"), 4000, -480, 12.0),
+    ],
+)
+def test_an_echo_come_earlier_than_the_last_replys_is_cancelled_before_the_old_delay_catches_up(
+    names: tuple[str, str], delay: int, shift: int, loss_db: float
+) -> None:
+    """The echo comes 20-30 ms earlier than the last reply's: at the old delay the reference is not
+    playing yet, so nothing was predicted, nothing failed, and the first blocks passed untouched
+    (the first 200 ms lost 2.6-18.6 dB, the worst block 0-7 dB) until the old delay caught up."""
+    removed, worst = reply_start_removed(names, delay, shift, loss_db, 200)
+    assert removed >= 20.0 and worst >= 12.0
