@@ -131,10 +131,12 @@ def test_barge_in_clears_while_the_caller_speaks_and_history_keeps_only_what_was
     pod.llm.push(Reply(text=" ".join(sentences)), Reply(text="Sure, go ahead."))
     interrupt = utterance("interrupt")
     barge_ins = pod.metric("switchboard_barge_ins_total")
-    # The reply (about 14 s of audio) has been playing 4.5 s, into its second sentence, when the caller
-    # interrupts (waiting on the agent, not the clock: a loaded machine may start the reply late or
-    # pause between sentences); the caller stays until the interruption has reached the model.
-    listen = WaitForAgent(after_seconds=4.5, max_seconds=30.0)
+    # The reply (about 14 s of audio) has been playing 2 s, inside its first sentence (~3.4 s), when the
+    # caller interrupts (waiting on the agent, not the clock: a loaded machine may start the reply late).
+    # `WaitForAgent` counts one unbroken stretch of agent audio: when TTS falls behind real time, each
+    # sentence plays alone, and a wait of 4.5 s came 0.58 s before the reply's last one ended, too late
+    # to clear anything. The caller stays until the interruption has reached the model.
+    listen = WaitForAgent(after_seconds=2.0, max_seconds=30.0)
     script = [Pause(1.5), utterance("order_status"), listen, interrupt, Pause(LAST_PAUSE_S)]
     call = SimulatedCall(pod.url, AUTH_TOKEN, to=AGENT_NUMBER, script=script, tail_s=0.5)
     report = asyncio.run(run_until(call, lambda: len(pod.llm.requests) >= 2))
