@@ -9,10 +9,10 @@ looking at it again and again.
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from db.agent_configs import AGENT_ID_PATTERN
 
@@ -21,6 +21,13 @@ MAX_CONCURRENT_CALLS = 1000
 """Bound on one campaign's concurrent calls (one slot document each)."""
 MAX_CALLS_PER_SECOND = 100.0
 """Bound on one campaign's pace (Twilio's default account limit is 1 call per second)."""
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
+"""A time of day without a zone ("09:00", "17:30:00"), as the API reads and writes window times."""
+
+LocalTime = Annotated[time, WithJsonSchema({"type": "string", "pattern": LOCAL_TIME_PATTERN, "examples": ["09:00"]})]
+"""A zone-less time of day. Documented by pattern, not as JSON Schema's `format: time`, which is
+RFC 3339's full-time and requires an offset: a strict client (or schemathesis) would reject every
+window the API returns."""
 
 
 def check_timezone(name: str) -> str:
@@ -36,9 +43,9 @@ class CallingWindow(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    start: time = time(9, 0)
+    start: LocalTime = time(9, 0)
     """Earliest local time of day a call may start."""
-    end: time = time(20, 0)
+    end: LocalTime = time(20, 0)
     """Local time of day after which no call starts (must be after `start`: no overnight windows)."""
     days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5], min_length=1, max_length=7)
     """Weekdays calls may be placed on: 0 is Monday, 6 Sunday."""

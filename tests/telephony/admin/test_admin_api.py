@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import jsonschema
 import pytest
 
 from db import CallRecords, Database, ensure_indexes, in_memory
@@ -214,6 +215,31 @@ async def test_campaign_lifecycle_uploads_and_stats(database: Database) -> None:
         assert (await api.post("/api/campaigns/cmp_0000000000000000/start")).status_code == 404
         assert (await api.post("/api/do-not-call", json={"numbers": ["+15550009999"]})).json() == {"added": 1}
         assert (await api.get("/api/do-not-call")).json()["items"][0]["number"] == "+15550009999"
+
+
+async def test_campaigns_match_their_documented_schema_formats_included(database: Database) -> None:
+    """Window times are zone-less: the document must not call them JSON Schema `time` (RFC 3339
+    full-time, which needs an offset), or a strict client rejects every campaign the API returns."""
+    async with client(database) as api:
+        document = (await api.get("/api/openapi.json")).json()
+        created = await api.post(
+            "/api/campaigns",
+            json={
+                "name": "night",
+                "agent_id": "echo",
+                "caller_id": AGENT_NUMBER,
+                "window": {"start": "08:30", "end": "17:45:30.25"},
+            },
+        )
+        assert created.status_code == 201
+        listed = (await api.get("/api/campaigns")).json()
+    window = created.json()["spec"]["window"]
+    assert (window["start"], window["end"]) == ("08:30:00", "17:45:30.250000")
+    ref = {"$ref": "#/components/schemas/CampaignOut", "components": document["components"]}
+    validator = jsonschema.Draft202012Validator(ref, format_checker=jsonschema.FormatChecker())
+    assert list(validator.iter_errors(created.json())) == []
+    assert list(validator.iter_errors(listed["items"][0])) == []
+    assert not validator.is_valid(created.json() | {"spec": created.json()["spec"] | {"window": {"start": "9am"}}})
 
 
 async def test_bodies_are_bounded(database: Database) -> None:
