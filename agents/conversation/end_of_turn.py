@@ -118,20 +118,51 @@ def words_of(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace("\u2019", "'"))
 
 
-def dictating_number(words: list[str]) -> bool:
-    """True when the words end in digits or number words that follow a number context ("my zip
-    code is 941", "you can reach me at five five five"), unless the number has its known length."""
+@dataclass(frozen=True, slots=True)
+class TrailingNumber:
+    """The digits and number words the words end in, and the number-context words before them."""
+
+    words: int
+    digits: int
+    context: list[str]
+
+    @property
+    def complete(self) -> bool:
+        """The number has the known length its context gives it (a zip code's 5 digits)."""
+        known = [COMPLETE_DIGITS[word] for word in self.context if word in COMPLETE_DIGITS]
+        return bool(known) and known[-1] == self.digits
+
+
+def trailing_number(words: list[str]) -> TrailingNumber:
     tail = 0
     while tail < len(words) and (words[-1 - tail].isdigit() or words[-1 - tail] in NUMBER_WORDS):
         tail += 1
-    if tail == 0:
+    said = words[len(words) - tail :]
+    digits = sum(len(word) if word.isdigit() else word in DIGIT_WORDS for word in said)
+    return TrailingNumber(tail, digits, [word for word in words[: len(words) - tail] if word in NUMBER_CONTEXT])
+
+
+def dictating_number(words: list[str]) -> bool:
+    """True when the words end in digits or number words that follow a number context ("my zip
+    code is 941", "you can reach me at five five five"), unless the number has its known length."""
+    number = trailing_number(words)
+    return number.words > 0 and bool(number.context) and not number.complete
+
+
+SPOKEN_NUMBER_DIGITS = 4
+"""Trailing digits from which a transcript ends in a number even without a cue word ("... 4539 1488")."""
+
+
+def ends_in_number(text: str) -> bool:
+    """The transcript ends in a number that may still be being read out: dictated after a cue
+    ("my card number is 4539 1488"), or at least `SPOKEN_NUMBER_DIGITS` digits with none, unless it
+    has its known length (a zip code). A speculative reply waits on such a pause: its request would
+    hand the model the first digits of what may be a card number, too short to be recognised (and
+    redacted) as one."""
+    number = trailing_number(words_of(text))
+    if number.words == 0 or number.complete:
         return False
-    context = [word for word in words[: len(words) - tail] if word in NUMBER_CONTEXT]
-    if not context:
-        return False
-    digits = sum(len(word) if word.isdigit() else word in DIGIT_WORDS for word in words[len(words) - tail :])
-    known = [COMPLETE_DIGITS[word] for word in context if word in COMPLETE_DIGITS]
-    return not known or known[-1] != digits
+    return bool(number.context) or number.digits >= SPOKEN_NUMBER_DIGITS
 
 
 def transcript_hint(text: str) -> Hint:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from agents.config import AgentConfig
 from agents.conversation.barge_in import BargeIns
 from agents.conversation.echo_guard import EchoGuard
+from agents.conversation.end_of_turn import ends_in_number
 from agents.conversation.held_reply import HeldReply
 from agents.conversation.history import AssistantReply, ConversationHistory
 from agents.conversation.listener import TurnListener, TurnPending, UtteranceReady
@@ -295,6 +296,9 @@ class CallSession(BargeIns):
         text = " ".join(t for t in texts if t)
         if not text:
             return  # noise, a cough: nothing to answer
+        if gate is not None and ends_in_number(text):
+            # a number being read out in the pause (a card?) reaches the model only as the whole turn
+            await gate.wait()
         self._reprompts = 0
         await self.caller.settled()
         await self.reply.respond(text, metrics, speech_end_wall, gate)

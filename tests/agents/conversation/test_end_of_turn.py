@@ -12,6 +12,7 @@ from agents.conversation.end_of_turn import (
     Rule,
     completion,
     dictating_number,
+    ends_in_number,
     transcript_hint,
     turn_is_over,
     words_of,
@@ -73,6 +74,24 @@ def test_words_and_number_dictation() -> None:
     assert not dictating_number(words_of("my number is nine four one, thanks"))
     assert dictating_number(words_of("the card ends in six one"))
     assert not dictating_number(words_of("the card ends in six one eight eight"))
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("My car number is 4539148 803 43646", True),  # Whisper's words for a card read out, cut in a pause
+        ("4539 1488", True),  # no cue word, but too many digits for an answer
+        ("four five three nine", True),
+        ("my zip code is nine four", True),
+        ("my zip code is 94107.", False),  # a zip code's known length: finished
+        ("I'd like two.", False),
+        ("Room 12", False),
+        ("It costs 500 dollars", False),
+        ("", False),
+    ],
+)
+def test_a_transcript_ends_in_a_number_still_being_read_out(text: str, number: bool) -> None:
+    assert ends_in_number(text) is number
 
 
 def test_words_move_the_probability_both_ways() -> None:

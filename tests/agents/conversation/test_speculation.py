@@ -276,6 +276,50 @@ async def test_no_tool_runs_before_the_turn_is_confirmed(start_call: StartCall) 
     assert call.heard() == [GREETING, REPLY]
 
 
+async def test_a_number_read_out_in_the_pause_reaches_the_model_only_with_the_whole_turn(
+    start_call: StartCall,
+) -> None:
+    """A caller reading out a card pauses between digit groups: a speculative request then would
+    hand the model the first digits, too few to be recognised (and redacted) as a card."""
+    call = await start_call()
+    fakes = call.fakes
+    fakes.chat.push(Reply(text=REPLY))
+
+    call.speak("My card number is 4539 1488 0343", then_ms=240)
+    await until(lambda: fakes.stt.transcripts and call.record.speculation_started == 1, what="the pause transcribed")
+    await asyncio.sleep(0.05)  # (a model request now would be the leak)
+    assert fakes.chat.requests == []
+    call.speak("6467", then_ms=500)  # the rest of the card: the speculation is dropped, nothing was asked
+    await until(lambda: call.record.turns, what="the answer")
+    await call.hang_up()
+
+    [request] = fakes.chat.requests
+    assert user_messages(request.messages) == ["My card number is [card number 1]"]
+    assert "4539" not in str(request.messages)
+    assert call.heard() == [GREETING, REPLY]
+    assert (call.record.speculation_started, call.record.speculation_used, call.record.speculation_wasted) == (2, 1, 1)
+
+
+async def test_a_number_read_out_to_its_end_is_answered_once_the_turn_is_confirmed(start_call: StartCall) -> None:
+    call = await start_call()
+    fakes = call.fakes
+    fakes.chat.push(Reply(text=REPLY))
+
+    call.speak("My order number is 7742 9160", then_ms=240)
+    await until(lambda: call.record.speculation_started == 1, what="the pending turn")
+    await asyncio.sleep(0.05)
+    assert fakes.chat.requests == []
+    call.clock.now += 0.1
+    call.quiet(260)  # the turn ends: the request goes out now
+    await until(lambda: call.record.turns, what="the answer")
+    await call.hang_up()
+
+    [request] = fakes.chat.requests
+    assert user_messages(request.messages) == ["My order number is 7742 9160"]
+    assert call.heard() == [GREETING, REPLY]
+    assert (call.record.speculation_used, call.record.speculation_wasted) == (1, 0)
+
+
 async def test_no_speculation_while_the_agent_is_speaking(start_call: StartCall) -> None:
     call = await start_call()
     fakes = call.fakes
