@@ -157,9 +157,9 @@ class FakeSpeechToText:
         self.started = 0
         """Transcriptions asked for so far."""
         self.transcripts: list[str] = []
+        """Every transcript returned, in order (an early job abandoned by the listener included)."""
         self.asked: list[tuple[str, str | None]] = []
         """(the words in the audio, the prompt) of every transcription asked for, in order."""
-        """Every transcript returned, in order (an early job abandoned by the listener included)."""
 
     @property
     def sample_rate(self) -> int:

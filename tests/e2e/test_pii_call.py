@@ -33,6 +33,8 @@ CARD = "4539148803436467"
 """A Luhn-valid test card, read out digit by digit (no pauses: one caller turn)."""
 SAID = "My card number is four five three nine one four eight eight zero three four three six four six seven."
 KEYED = "97531"
+FRAGMENT = 6
+"""Digits of the card in a row that count as a leak to the model (a receipt may show the first 6)."""
 STANDARD = set(vars(logging.makeLogRecord({})))
 """A log record's own attributes (times, thread ids): not what a line says."""
 PAYMENT = ScriptedToolCall("take_payment", '{"card": "[card number 1]"}', id="call_pay")
@@ -63,10 +65,23 @@ def strings(value: Any) -> Iterator[str]:
             yield from strings(item)
 
 
+def tool_result(messages: list[dict[str, Any]]) -> bool:
+    """The model's request after the payment tool ran: the call's last step."""
+    return any(message.get("role") == "tool" for message in messages)
+
+
 def leaks(texts: Iterator[str]) -> list[str]:
     """The texts that carry the card or the keyed digits, in digits or in words."""
     secrets = (normalise(CARD), normalise(KEYED))
     return [text for text in texts if any(secret in normalise(text) for secret in secrets)]
+
+
+def card_fragments(texts: Iterator[str]) -> list[str]:
+    """The texts that carry `FRAGMENT` digits of the card in a row: a card that reaches the model in
+    parts (a speculative request in a pause while it is read out) has leaked as surely as a whole
+    one. (For the model's messages, which hold few digits; in logs full of times it would misfire.)"""
+    fragments = [normalise(CARD[i : i + FRAGMENT]) for i in range(len(CARD) - FRAGMENT + 1)]
+    return [text for text in texts if any(fragment in normalise(text) for fragment in fragments)]
 
 
 def test_keyed_digits_and_a_spoken_card_stay_out_of_the_record_the_logs_and_the_model(
@@ -98,21 +113,24 @@ def test_keyed_digits_and_a_spoken_card_stay_out_of_the_record_the_logs_and_the_
             Pause(LAST_PAUSE_S),
         ]
         call = SimulatedCall(pod.url, AUTH_TOKEN, to=AGENT_NUMBER, script=script, tail_s=1.0)
-        report = asyncio.run(run_until(call, lambda: len(pod.llm.requests) >= 3))
+        report = asyncio.run(run_until(call, lambda: any(tool_result(r.messages) for r in list(pod.llm.requests))))
         pod.wait_idle()
     finally:
         logging.getLogger().removeHandler(handler)
 
+    # A pause while the card is read out may start a speculative reply, dropped when the caller goes
+    # on: one more request each (they must not leak either, and are checked below with the rest).
     requests = [json.dumps(request.messages) for request in pod.llm.requests]
-    assert len(requests) == 3, report.render()
+    assert 3 <= len(requests) <= 3 + agent.records[-1].speculation_wasted, report.render()
     # The flow worked: the model saw placeholders, and the tool got the card Whisper heard.
     assert "(The caller typed [keypad entry 1] on the keypad.)" in requests[0]
-    assert "[card number 1]" in requests[1], requests[1]
+    assert "[card number 1]" in requests[-2], requests[-2]
     assert charged == [CARD], [r.messages[-1] for r in pod.llm.requests]
-    assert '\\"card\\":\\"[card number 1]\\"' in requests[2]  # the tool's echo, redacted for the model
+    assert '\\"card\\":\\"[card number 1]\\"' in requests[-1]  # the tool's echo, redacted for the model
 
     # 1. The model's messages.
-    assert leaks(strings([request.messages for request in pod.llm.requests])) == []
+    sent = [request.messages for request in pod.llm.requests]
+    assert leaks(strings(sent)) == [] and card_fragments(strings(sent)) == []
     # 2. The stored record (transcript and tool audit) in the database.
     record = asyncio.run(CallRecords(pod.edge.database).get(agent.records[-1].call_sid))  # type: ignore[arg-type]
     assert record is not None and record["transcript"]
