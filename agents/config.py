@@ -104,6 +104,11 @@ class AgentConfig(BaseModel):
     """The model's first token this late (from the request, or from the end of the caller's turn
     for a reply started before it) plays the first filler phrase, once per turn; 0: never."""
 
+    digits_grace_ms: int = Field(700, ge=0, le=5_000)
+    """Extra silence waited for after a turn that ends in a number still being read out ("my card
+    number is 4539 1488"), beyond the end-of-turn rule: a caller reading a card in groups goes on,
+    and the whole number reaches redaction (and the model) as one turn; 0: no extra wait."""
+
     resume_after_backchannel: bool = True
     """Speech over the agent clears the line at once but only holds the reply: if its transcript
     is empty (a cough, noise) or only `backchannel_words`, the unheard rest is replayed and the

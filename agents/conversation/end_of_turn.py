@@ -50,6 +50,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from tools.pii.detect import CARD_DIGITS, luhn_valid
+
 MODEL_WEIGHT = 0.0
 """Weight of Smart Turn's log-odds (1: trusted as it is; 0: ignored). 0 here, the words-only rule that
 suits a threshold of 0.9; the pod's default (`turn_smart_model_weight`) is 1 with threshold 0.5, the
@@ -84,7 +86,9 @@ NUMBER_CONTEXT = frozenset("number code account phone zip pin card digits extens
 NUMBER_WORDS = frozenset(
     "zero oh one two three four five six seven eight nine ten eleven twelve hundred thousand double triple".split()
 )
-DIGIT_WORDS = frozenset("zero oh one two three four five six seven eight nine".split())
+DIGITS_SPOKEN = "zero one two three four five six seven eight nine".split()
+DIGIT_VALUES = {word: str(value) for value, word in enumerate(DIGITS_SPOKEN)} | {"oh": "0"}
+"""Digit words as the digits they stand for ("oh" for zero, as callers say it)."""
 COMPLETE_DIGITS = {"zip": 5, "pin": 4, "ends": 4}
 """Numbers with a known length: a zip code with 5 digits, a PIN or card ending with 4, is finished."""
 SHORT_ANSWERS = frozenset(
@@ -123,14 +127,18 @@ class TrailingNumber:
     """The digits and number words the words end in, and the number-context words before them."""
 
     words: int
-    digits: int
+    digits: str
+    """The digits said, in order (digit words as digits; "ten", "hundred" add none)."""
     context: list[str]
 
     @property
     def complete(self) -> bool:
-        """The number has the known length its context gives it (a zip code's 5 digits)."""
+        """The number has the known length its context gives it (a zip code's 5 digits), or is a
+        whole card number (13-19 digits that pass the Luhn check): nothing more is coming."""
         known = [COMPLETE_DIGITS[word] for word in self.context if word in COMPLETE_DIGITS]
-        return bool(known) and known[-1] == self.digits
+        if known:
+            return known[-1] == len(self.digits)
+        return CARD_DIGITS[0] <= len(self.digits) <= CARD_DIGITS[1] and luhn_valid(self.digits)
 
 
 def trailing_number(words: list[str]) -> TrailingNumber:
@@ -138,7 +146,7 @@ def trailing_number(words: list[str]) -> TrailingNumber:
     while tail < len(words) and (words[-1 - tail].isdigit() or words[-1 - tail] in NUMBER_WORDS):
         tail += 1
     said = words[len(words) - tail :]
-    digits = sum(len(word) if word.isdigit() else word in DIGIT_WORDS for word in said)
+    digits = "".join(word if word.isdigit() else DIGIT_VALUES.get(word, "") for word in said)
     return TrailingNumber(tail, digits, [word for word in words[: len(words) - tail] if word in NUMBER_CONTEXT])
 
 
@@ -162,7 +170,7 @@ def ends_in_number(text: str) -> bool:
     number = trailing_number(words_of(text))
     if number.words == 0 or number.complete:
         return False
-    return bool(number.context) or number.digits >= SPOKEN_NUMBER_DIGITS
+    return bool(number.context) or len(number.digits) >= SPOKEN_NUMBER_DIGITS
 
 
 def transcript_hint(text: str) -> Hint:

@@ -55,6 +55,8 @@ MAX_UNANSWERED = 4
 """Bound on caller utterances kept while the caller keeps talking before we can answer."""
 WRAP_UP_SECONDS = 15.0
 """How long a goodbye (time limit, apology) may take before the call is cut regardless."""
+STALLED_AUDIO_S = 5.0
+"""Longest wall-clock wait beyond `digits_grace_ms` for caller audio that has stopped coming."""
 
 
 class CallSession(BargeIns):
@@ -104,6 +106,8 @@ class CallSession(BargeIns):
         self._turn_count = 0
         self._unanswered: list[asyncio.Task[Transcript]] = []
         self._caller_speaking = False
+        self._audio_in = asyncio.Event()
+        """Set by each caller frame: what a turn waiting for more digits waits on."""
         self._last_activity = clock()
         self._reprompts = 0
         self._ending = False
@@ -165,6 +169,7 @@ class CallSession(BargeIns):
                 active_vault.reset(vault_token)
 
     async def _on_audio(self, event: AudioIn) -> None:
+        self._audio_in.set()
         pcm = event.pcm if self.echo_guard is None else self.echo_guard.process(event.pcm)
         for item in self.listener.feed(pcm):
             if self._held is not None:
@@ -289,19 +294,40 @@ class CallSession(BargeIns):
             if gate is not None:
                 await gate.wait()  # a speculative turn's failure counts once the turn is confirmed
             raise
-        self._unanswered.clear()
         metrics.stt_ms = to_ms(self.clock() - ended_wall)
         metrics.transcript_ms = to_ms(self.clock() - speech_end_wall)
         metrics.early_transcript = ready.early
         text = " ".join(t for t in texts if t)
+        if text and ends_in_number(text):
+            if gate is not None:
+                await gate.wait()  # a number read out in the pause (a card?) reaches the model only as a whole turn
+            await self._wait_for_more_digits()  # the words stay unanswered: a turn replacing this one has them
+        self._unanswered.clear()
         if not text:
             return  # noise, a cough: nothing to answer
-        if gate is not None and ends_in_number(text):
-            # a number being read out in the pause (a card?) reaches the model only as the whole turn
-            await gate.wait()
         self._reprompts = 0
         await self.caller.settled()
         await self.reply.respond(text, metrics, speech_end_wall, gate)
+
+    async def _wait_for_more_digits(self) -> None:
+        """A turn ending in a number still being read out waits `digits_grace_ms` more of the caller's
+        silence first. A card read out in groups, with pauses as long as the end-of-turn silence,
+        would otherwise reach the model group by group (each too short to be recognised and redacted
+        as a card, the whole of it in the history) and be answered between groups. Speech in that
+        time makes this turn a thinking agent's barge-in: it is cancelled, and the next turn answers
+        all the words at once. A stalled stream (no audio) ends the wait after `STALLED_AUDIO_S`."""
+        grace_ms = self.config.digits_grace_ms
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + grace_ms / 1000 + STALLED_AUDIO_S
+        start = self.listener.audio_ms
+        while self._caller_speaking or self.listener.audio_ms - start < grace_ms:
+            self._audio_in.clear()
+            left = give_up - loop.time()
+            if left <= 0 and not self._caller_speaking:
+                return
+            with contextlib.suppress(TimeoutError):  # speaking: the end of it replaces this turn
+                async with asyncio.timeout(None if self._caller_speaking else left):
+                    await self._audio_in.wait()
 
     def _speculate(self, pending: TurnPending) -> None:
         """A likely end of turn: start the reply now, held until the turn is confirmed. Never over

@@ -84,6 +84,9 @@ def test_words_and_number_dictation() -> None:
         ("four five three nine", True),
         ("my zip code is nine four", True),
         ("my zip code is 94107.", False),  # a zip code's known length: finished
+        ("My card number is 4111 1111 1111 1111.", False),  # a whole card (Luhn-valid): finished
+        ("four one one one one one one one one one one one one one one one", False),
+        ("My card number is 4111 1111 1111 111", True),  # one digit short
         ("I'd like two.", False),
         ("Room 12", False),
         ("It costs 500 dollars", False),

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from agents.config import AgentConfig
+from agents.conversation import session as session_module
 from agents.conversation.phrases import PhraseCache
 from agents.conversation.record import CallRecord
 from agents.conversation.session import CallSession
@@ -31,6 +32,7 @@ QUESTION = "What is the status of my order?"
 MORE = "It is order A1001."
 REPLY = "The order shipped yesterday."
 FILLER = "One moment please."
+DIGITS_GRACE_MS = AgentConfig(id="voice").digits_grace_ms
 
 
 @dataclass
@@ -289,7 +291,7 @@ async def test_a_number_read_out_in_the_pause_reaches_the_model_only_with_the_wh
     await until(lambda: fakes.stt.transcripts and call.record.speculation_started == 1, what="the pause transcribed")
     await asyncio.sleep(0.05)  # (a model request now would be the leak)
     assert fakes.chat.requests == []
-    call.speak("6467", then_ms=500)  # the rest of the card: the speculation is dropped, nothing was asked
+    call.speak("6467", then_ms=500 + DIGITS_GRACE_MS)  # the rest: the speculation is dropped, nothing was asked
     await until(lambda: call.record.turns, what="the answer")
     await call.hang_up()
 
@@ -310,7 +312,11 @@ async def test_a_number_read_out_to_its_end_is_answered_once_the_turn_is_confirm
     await asyncio.sleep(0.05)
     assert fakes.chat.requests == []
     call.clock.now += 0.1
-    call.quiet(260)  # the turn ends: the request goes out now
+    call.quiet(260)  # the turn ends, and then the caller stays quiet for the digits' grace
+    await until(lambda: call.record.speculation_used == 1, what="the turn confirmed")
+    await asyncio.sleep(0.05)
+    assert fakes.chat.requests == []  # the caller may still go on reading out the number
+    call.quiet(DIGITS_GRACE_MS)
     await until(lambda: call.record.turns, what="the answer")
     await call.hang_up()
 
@@ -318,6 +324,57 @@ async def test_a_number_read_out_to_its_end_is_answered_once_the_turn_is_confirm
     assert user_messages(request.messages) == ["My order number is 7742 9160"]
     assert call.heard() == [GREETING, REPLY]
     assert (call.record.speculation_used, call.record.speculation_wasted) == (1, 0)
+
+
+@pytest.mark.parametrize("speculate", [True, False])
+async def test_a_card_read_out_over_two_turns_reaches_the_model_whole_and_redacted(
+    start_call: StartCall, speculate: bool
+) -> None:
+    """The caller pauses longer than the end-of-turn silence between the card's groups: the turn
+    on the first group waits for more digits, and the second group's turn answers both at once."""
+    call = await start_call(speculate=speculate)
+    fakes = call.fakes
+    fakes.chat.push(Reply(text=REPLY))
+
+    call.speak("My card number is 4539 1488", then_ms=500)  # a whole turn by the end-of-turn rule
+    await until(lambda: len(fakes.stt.transcripts) >= 1, what="the first group transcribed")
+    await asyncio.sleep(0.05)
+    assert fakes.chat.requests == []
+    call.speak("0343 6467", then_ms=500 + DIGITS_GRACE_MS)
+    await until(lambda: call.record.turns, what="the answer")
+    await call.hang_up()
+
+    [request] = fakes.chat.requests
+    assert user_messages(request.messages) == ["My card number is [card number 1]"]
+    assert call.heard() == [GREETING, REPLY]
+    assert [(line.role, line.text) for line in call.record.transcript] == [
+        ("agent", GREETING),
+        ("caller", "My card number is [card number 1]"),
+        ("agent", REPLY),
+    ]
+
+
+async def test_a_stalled_stream_does_not_hold_a_number_turn_for_ever(
+    start_call: StartCall, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session_module, "STALLED_AUDIO_S", 0.2)
+    call = await start_call(speculate=False)
+    call.fakes.chat.push(Reply(text=REPLY))
+
+    call.speak("My order number is 7742 9160", then_ms=500)  # and then no more audio comes
+    await until(lambda: call.record.turns, what="the answer, once the wait gave up")
+    await call.hang_up()
+    assert call.heard() == [GREETING, REPLY]
+
+
+async def test_no_wait_for_digits_when_the_grace_is_off(start_call: StartCall) -> None:
+    call = await start_call(speculate=False, digits_grace_ms=0)
+    call.fakes.chat.push(Reply(text=REPLY))
+
+    call.speak("My order number is 7742 9160", then_ms=500)
+    await until(lambda: call.record.turns, what="the answer")
+    await call.hang_up()
+    assert call.heard() == [GREETING, REPLY]
 
 
 async def test_no_speculation_while_the_agent_is_speaking(start_call: StartCall) -> None:
