@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from tools.pii.detect import CARD_DIGITS, luhn_valid
+from tools.pii.digits import WORD_DIGITS
 
 MODEL_WEIGHT = 0.0
 """Weight of Smart Turn's log-odds (1: trusted as it is; 0: ignored). 0 here, the words-only rule that
@@ -86,9 +87,6 @@ NUMBER_CONTEXT = frozenset("number code account phone zip pin card digits extens
 NUMBER_WORDS = frozenset(
     "zero oh one two three four five six seven eight nine ten eleven twelve hundred thousand double triple".split()
 )
-DIGITS_SPOKEN = "zero one two three four five six seven eight nine".split()
-DIGIT_VALUES = {word: str(value) for value, word in enumerate(DIGITS_SPOKEN)} | {"oh": "0"}
-"""Digit words as the digits they stand for ("oh" for zero, as callers say it)."""
 COMPLETE_DIGITS = {"zip": 5, "pin": 4, "ends": 4}
 """Numbers with a known length: a zip code with 5 digits, a PIN or card ending with 4, is finished."""
 SHORT_ANSWERS = frozenset(
@@ -146,7 +144,7 @@ def trailing_number(words: list[str]) -> TrailingNumber:
     while tail < len(words) and (words[-1 - tail].isdigit() or words[-1 - tail] in NUMBER_WORDS):
         tail += 1
     said = words[len(words) - tail :]
-    digits = "".join(word if word.isdigit() else DIGIT_VALUES.get(word, "") for word in said)
+    digits = "".join(word if word.isdigit() else WORD_DIGITS.get(word, "") for word in said)
     return TrailingNumber(tail, digits, [word for word in words[: len(words) - tail] if word in NUMBER_CONTEXT])
 
 
