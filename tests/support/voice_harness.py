@@ -39,14 +39,26 @@ def utterance(name: str) -> Say:
     return Say(load_utterance(SPEECH_DIR / f"{name}.wav"), name)
 
 
-def speech_onset_s(say: Say, threshold: float = 500.0) -> float:
-    """Seconds from the start of `say`'s audio to the first 10 ms with speech energy."""
+def voiced_windows(say: Say, threshold: float = 500.0) -> list[int]:
+    """Indices of the 10 ms windows of `say`'s audio with speech energy."""
     pcm = np.frombuffer(mulaw_to_pcm16(say.audio), dtype=np.int16).astype(np.float64)
     window = TWILIO_SAMPLE_RATE // 100
-    for i in range(0, pcm.size - window, window):
-        if np.sqrt(np.mean(pcm[i : i + window] ** 2)) > threshold:
-            return i / TWILIO_SAMPLE_RATE
-    raise AssertionError("no speech in utterance")
+    voiced = [
+        i for i in range(pcm.size // window) if np.sqrt(np.mean(pcm[i * window : (i + 1) * window] ** 2)) > threshold
+    ]
+    if not voiced:
+        raise AssertionError("no speech in utterance")
+    return voiced
+
+
+def speech_onset_s(say: Say, threshold: float = 500.0) -> float:
+    """Seconds from the start of `say`'s audio to the first 10 ms with speech energy."""
+    return voiced_windows(say, threshold)[0] / 100
+
+
+def speech_tail_s(say: Say, threshold: float = 500.0) -> float:
+    """Seconds of `say`'s audio after its last 10 ms with speech energy (the synthesizer's padding)."""
+    return len(say.audio) / TWILIO_SAMPLE_RATE - (voiced_windows(say, threshold)[-1] + 1) / 100
 
 
 def words(text: str) -> list[str]:
