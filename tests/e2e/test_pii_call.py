@@ -57,11 +57,8 @@ def pod() -> Iterator[VoicePod]:
 
 @pytest.fixture(autouse=True)
 def fresh_script(pod: VoicePod) -> Iterator[None]:
-    """Each call sees only its own model requests, and uses every step it scripted."""
-    pod.llm.requests.clear()
-    yield
-    pod.wait_idle()
-    assert pod.llm.discard_steps() == 0, "the scripted model was given steps the call never used"
+    with pod.scripted_call():
+        yield
 
 
 def strings(value: Any) -> Iterator[str]:

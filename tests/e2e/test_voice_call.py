@@ -39,11 +39,8 @@ def pod() -> Iterator[VoicePod]:
 
 @pytest.fixture(autouse=True)
 def fresh_script(pod: VoicePod) -> Iterator[None]:
-    pod.llm.requests.clear()
-    yield
-    pod.wait_idle()
-    unused = pod.llm.discard_steps()  # dropped either way: one test's failure is not the next one's
-    assert unused == 0, "the scripted model was given steps the call never used"
+    with pod.scripted_call():
+        yield
 
 
 def config(**overrides: object) -> AgentConfig:

@@ -43,9 +43,8 @@ def voiced_windows(say: Say, threshold: float = 500.0) -> list[int]:
     """Indices of the 10 ms windows of `say`'s audio with speech energy."""
     pcm = np.frombuffer(mulaw_to_pcm16(say.audio), dtype=np.int16).astype(np.float64)
     window = TWILIO_SAMPLE_RATE // 100
-    voiced = [
-        i for i in range(pcm.size // window) if np.sqrt(np.mean(pcm[i * window : (i + 1) * window] ** 2)) > threshold
-    ]
+    levels = np.sqrt(np.mean(pcm[: pcm.size // window * window].reshape(-1, window) ** 2, axis=1))
+    voiced = np.flatnonzero(levels > threshold).tolist()
     if not voiced:
         raise AssertionError("no speech in utterance")
     return voiced
@@ -115,6 +114,16 @@ class VoicePod:
             echo=echo,
         )
         return asyncio.run(call.run())
+
+    @contextmanager
+    def scripted_call(self) -> Iterator[None]:
+        """One test's calls: they see only their own model requests, and must use every step they
+        scripted (the rest is dropped either way: one test's failure is not the next one's)."""
+        self.llm.requests.clear()
+        yield
+        self.wait_idle()
+        unused = self.llm.discard_steps()
+        assert unused == 0, "the scripted model was given steps the call never used"
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Until the server has no call running (session, listener and all) and its call records
