@@ -69,6 +69,13 @@ class ConversationHistory:
     def add_user(self, text: str) -> None:
         self._turns.append([text])
 
+    def last_user_text(self) -> str | None:
+        """The caller's newest words kept (None: none yet, or dropped for the budget)."""
+        for turn in reversed(self._turns):
+            if turn and isinstance(turn[0], str):
+                return turn[0]
+        return None
+
     def add_reply(self, reply: AssistantReply) -> None:
         self._current().append(reply)
 

@@ -90,7 +90,7 @@ class ReplyPipeline:
         # or the model server would refuse the history.
         self.history.close_unanswered_tool_calls("cancelled: the caller said more")
         checkpoint = self.history.checkpoint()
-        text = self.vault.redact(text)
+        text = self.vault.redact(text, follows=self.history.last_user_text())  # the rest of a card paused in
         self.record.say("caller", text)
         line = self.record.transcript[-1]
         self.history.add_user(text)

@@ -176,14 +176,10 @@ def test_a_card_read_out_in_two_groups_with_a_long_pause_reaches_the_model_as_on
     report = asyncio.run(run_until(call, lambda: any(tool_result(r.messages) for r in list(pod.llm.requests))))
     pod.wait_idle()
 
-    # The halves reached the model together, in the first request, as one caller turn: redacted as
-    # one card when Whisper heard all 16 digits. (It sometimes drops one of "eight eight"; 15 digits
-    # fail the Luhn check and are not redacted: a known limit, README.)
+    # The halves reached the model together, in the first request, as one caller turn, redacted as
+    # one card: also when Whisper dropped one of "eight eight" (15 digits that fail the Luhn check),
+    # which tiny.en did in every run printed so far, because the digits follow "card number".
     sent = [request.messages for request in pod.llm.requests]
     [said] = [m["content"] for m in sent[0] if m["role"] == "user"]
-    heard = normalise(said)
-    assert "[card number 1]" in said or ("four five three nine" in heard and "six four six seven" in heard), (
-        said,
-        report.render(),
-    )
+    assert "[card number 1]" in said and card_fragments(strings(sent)) == [], (said, report.render())
     assert sum(1 for messages in sent for m in messages if m["role"] == "user") == len(sent)  # no second turn

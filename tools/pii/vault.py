@@ -6,6 +6,11 @@ history (so the model) or a log sees them: "my card is 4111 1111 1111 1111" beco
 a placeholder as a tool argument, the executor calls `reveal_json` just before validation, so
 only the tool gets the value; the audit keeps the model's text. Tool results pass through
 `redact` on their way back, so a tool that echoes a value does not hand it to the model.
+
+A caller who pauses long in the middle of a card gives each part its own turn, and no part is a
+card. So a caller turn is redacted knowing the one before it: when that ended in part of a card
+("my card number is [card number 1]", or a cue and a few digits), the digits the new turn opens
+with are the rest, kept as one value ("[card number 2]" holds the whole card).
 """
 
 from __future__ import annotations
@@ -15,7 +20,19 @@ import re
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from tools.pii.detect import MAX_SCAN_CHARS, WITHHELD, Finding, Redactor, non_overlapping, replace
+from tools.pii.detect import (
+    CARD_DIGITS,
+    CARD_NUMBER,
+    MAX_SCAN_CHARS,
+    WITHHELD,
+    Finding,
+    Redactor,
+    card_cued,
+    luhn_valid,
+    non_overlapping,
+    replace,
+)
+from tools.pii.digits import digit_runs
 
 MAX_SECRETS_PER_CALL = 64
 """Bound on values one call keeps; past it a new value still becomes a placeholder ("[card
@@ -23,7 +40,11 @@ number]", without a number) but cannot be handed to a tool."""
 MIN_KNOWN_CHARS = 4
 """A value the vault holds is looked for verbatim in later text (a tool echoing a keypad entry)
 only from this length on: a one-key menu choice would otherwise blank every "1" in a result."""
+CONTINUING_WORDS = frozenset("and then um uh er so yeah yes okay ok it's its is".split())
+"""Words a caller may say before the rest of a card they paused in ("and 0343 6467")."""
 _PLACEHOLDER = re.compile(r"\[[a-z][a-z ]{0,31} \d{1,4}\]")
+_ENDS_IN_CARD = re.compile(rf"(\[{CARD_NUMBER} \d{{1,4}}\])[\s.,!?]*$")
+_WORD = re.compile(r"[a-z']+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +86,18 @@ class SecretVault:
         self._known = None
         return placeholder
 
-    def redact(self, text: str) -> str:
-        """`text` with every finding and every value already held replaced by its placeholder."""
+    def redact(self, text: str, follows: str | None = None) -> str:
+        """`text` with every finding and every value already held replaced by its placeholder.
+
+        `follows`: the caller's turn before this one, as redacted, when `text` is a caller turn;
+        digits that finish a card it ended in part of are a card number too."""
         if len(text) > MAX_SCAN_CHARS:
             return WITHHELD
-        return replace(text, self._find(text), lambda finding: self.keep(finding.kind, finding.value))
+        found = self._find(text)
+        rest = self._rest_of_card(text, follows) if follows is not None else None
+        if rest is not None:
+            found = non_overlapping([rest, *found])  # listed first: it wins a tie with a shorter reading
+        return replace(text, found, lambda finding: self.keep(finding.kind, finding.value))
 
     def mask(self, text: str) -> str:
         """Like `redact`, but keeps nothing new (for logs): an unknown value becomes "[card number]"."""
@@ -91,6 +119,33 @@ class SecretVault:
 
     def _placeholder_or_kind(self, finding: Finding) -> str:
         return self._placeholders.get(_Secret(finding.kind, finding.value)) or f"[{finding.kind}]"
+
+    def _rest_of_card(self, text: str, follows: str) -> Finding | None:
+        """The digits `text` opens with, as the rest of the card `follows` ended in part of: the
+        whole card's digits, when they are no more than a card holds."""
+        opened = self._open_card(follows)
+        runs = digit_runs(text) if opened else []
+        if not runs:
+            return None
+        run = runs[0]
+        lead = _WORD.findall(text[: run.start].lower())
+        if any(word not in CONTINUING_WORDS for word in lead) or len(opened) + len(run.digits) > CARD_DIGITS[1]:
+            return None
+        return Finding(CARD_NUMBER, run.start, run.end, opened + run.digits)
+
+    def _open_card(self, previous: str) -> str:
+        """The digits of a card `previous` ends in part of ("" if none): a held card number too short
+        or failing the check digit, or a few digits (fewer than a cued run redacts) after a card cue."""
+        held = _ENDS_IN_CARD.search(previous)
+        if held is not None:
+            secret = self._values.get(held.group(1))
+            if secret is None or len(secret.value) >= CARD_DIGITS[1] or luhn_valid(secret.value):
+                return ""  # unknown, or already a whole card
+            return secret.value
+        runs = digit_runs(previous)
+        if runs and not previous[runs[-1].end :].strip(" .,!?") and card_cued(previous, runs[-1]):
+            return runs[-1].digits
+        return ""
 
     def _find(self, text: str) -> list[Finding]:
         found = self.redactor.find(text)

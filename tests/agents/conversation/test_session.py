@@ -684,6 +684,38 @@ async def test_a_spoken_card_number_reaches_the_tool_only(start_call: StartCall)
     assert "4111" not in stored and "[card number 1]" in stored
 
 
+async def test_a_card_read_out_over_two_answered_turns_reaches_the_tool_whole_and_the_model_never(
+    start_call: StartCall,
+) -> None:
+    """The caller pauses past the end of turn and the digits' grace in the middle of the card, and
+    the agent answers the first half: each half is redacted, and the second placeholder holds the
+    whole card, so the tool can still take it."""
+    charged: list[str] = []
+
+    async def charge(args: CardNumber, context: ToolContext) -> dict[str, str]:
+        charged.append(args.card)
+        return {"status": "approved"}
+
+    fakes = FakeEngines()
+    payment = ScriptedToolCall("take_payment", '{"card": "[card number 2]"}', id="call_pay")
+    fakes.chat.push(Reply(text="Go on."), Reply(tool_calls=[payment]), Reply(text="Thank you, that is done."))
+    tools = ToolExecutor([Tool("take_payment", "Charge a card.", CardNumber, charge)])
+    call = await start_call(fakes=fakes, tools=tools)
+
+    quiet_past_the_grace = silence(500 + call.session.config.digits_grace_ms + 300)
+    call.port.push_audio(speech("My card number is 4539 1488.", 600) + quiet_past_the_grace)
+    await until(turns(call, 1), what="the answer to the first half")
+    call.port.push_audio(speech("0343 6467.", 600) + silence(500))
+    await until(turns(call, 2), what="the payment")
+    await call.hang_up()
+
+    assert charged == ["4539148803436467"]
+    said = [m["content"] for request in fakes.chat.requests for m in request.messages if m["role"] == "user"]
+    assert sorted(set(said)) == ["My card number is [card number 1].", "[card number 2]."]
+    sent = json.dumps([request.messages for request in fakes.chat.requests]) + json.dumps(transcript_texts(call))
+    assert not any(part in sent for part in ("4539", "1488", "0343", "6467"))
+
+
 async def test_a_keypad_entry_reaches_the_tool_as_digits_and_nothing_else_sees_them(start_call: StartCall) -> None:
     looked_up: list[str] = []
 

@@ -57,6 +57,39 @@ def test_a_card_followed_by_more_digits_is_still_found() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "digits"),
+    [
+        ("My car number is 4539148 803 43646", "453914880343646"),  # tiny.en on Kokoro: a digit lost
+        ("My card number is 4111 1111 1111 11112.", "41111111111111112"),  # one digit heard twice
+        ("The Visa is four one one one one one one one", "41111111"),  # the first half of a card
+        ("credit card, um, 45391", "45391"),
+        ("Mastercard: 5500 0000 0000 0005", "5500000000000005"),
+        ("my credit card, I have 4539 1488 0343 6468 0427", "45391488034364680427"),  # and its expiry
+    ],
+)
+def test_digits_after_a_card_cue_are_a_card_whatever_their_check_digit(text: str, digits: str) -> None:
+    """Whisper drops or doubles a digit of a card read aloud, and a caller who pauses mid-card says
+    part of it in one turn: neither passes the Luhn check, and neither may reach the model."""
+    assert found(text) == [(CARD_NUMBER, digits)]
+
+
+def test_a_valid_card_after_a_cue_keeps_its_own_digits() -> None:
+    assert found("My card number is 4111 1111 1111 1111, 12 29") == [(CARD_NUMBER, VISA)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My card ends in 4467.",  # the last four, as a receipt shows them
+        "Card declined at 1230 today, and my order number is 453914880343646",  # no cue near the run
+        "My social security number is 123 45 6789, and my card is in my wallet",
+    ],
+)
+def test_card_cues_take_only_card_sized_runs_close_behind_them(text: str) -> None:
+    assert CARD_NUMBER not in [kind for kind, _ in found(text)]
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "My order number is 50004.",

@@ -74,3 +74,49 @@ def test_logs_mask_the_current_calls_secrets() -> None:
         assert mask_for_logs(f"typed 24680, card {VISA}") == "typed [keypad entry 1], card [card number]"
     finally:
         active_vault.reset(token)
+
+
+# -- a card read out over two turns -------------------------------------------------------------
+
+CARD = "4539148803436467"
+
+
+def caller_turns(vault: SecretVault, *turns: str) -> list[str]:
+    """Each caller turn redacted as the session does: knowing the turn before it."""
+    redacted: list[str] = []
+    for text in turns:
+        redacted.append(vault.redact(text, follows=redacted[-1] if redacted else None))
+    return redacted
+
+
+def test_the_rest_of_a_card_in_the_next_turn_is_kept_with_its_first_part() -> None:
+    vault = SecretVault()
+    first, second = caller_turns(vault, "My card number is 4539 1488.", "0343 6467.")
+    assert (first, second) == ("My card number is [card number 1].", "[card number 2].")
+    assert vault.reveal("[card number 2]") == CARD
+    assert vault.reveal("[card number 1]") == "45391488"
+
+
+def test_a_card_read_in_three_parts_is_put_together() -> None:
+    vault = SecretVault()
+    turns = caller_turns(vault, "My visa is four five three nine", "one four eight eight, oh three", "and 436467")
+    assert turns == ["My visa is four five three nine", "[card number 1]", "and [card number 2]"]
+    assert vault.reveal("[card number 2]") == CARD
+
+
+def test_a_turn_that_does_not_open_with_digits_is_not_the_rest_of_a_card() -> None:
+    vault = SecretVault()
+    turns = caller_turns(vault, "My card ends in 4467.", "And my zip code is 77401.")
+    assert turns == ["My card ends in 4467.", "And my zip code is 77401."]
+
+
+def test_a_whole_card_is_not_continued() -> None:
+    vault = SecretVault()
+    turns = caller_turns(vault, f"My card number is {CARD}.", "1229")
+    assert turns == ["My card number is [card number 1].", "1229"]  # its expiry date, say
+
+
+def test_digits_past_what_a_card_holds_are_not_its_rest() -> None:
+    vault = SecretVault()
+    turns = caller_turns(vault, "My card number is 4539 1488 0343", "1234 5678")
+    assert turns == ["My card number is [card number 1]", "1234 5678"]
