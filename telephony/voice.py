@@ -90,7 +90,7 @@ class VoiceStack:
     tts: VoicedTextToSpeech
     closers: list[Callable[[], object]] = field(default_factory=list)
     async_closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
-    """Remote engines' connection pools, closed on the event loop that used them."""
+    """Remote engines' connection pools (speech and chat), closed on the event loop that used them."""
     shedding: Callable[[], bool] | None = None
     """Whether the pod sheds load now (the memory guard); listeners then cut long utterances."""
     end_of_turn: EndOfTurnModel | None = None
@@ -118,7 +118,7 @@ class VoiceStack:
             try:
                 await aclose()
             except Exception:
-                log.exception("closing a speech client failed")
+                log.exception("closing a remote engine's client failed")
 
 
 def speech_client(settings: Settings, url: AnyHttpUrl | None, name: str, max_in_flight: int) -> SpeechClient:
@@ -210,7 +210,9 @@ def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> Voice
             async_closers.append(engine.aclose)
         else:
             closers.append(engine.close)  # type: ignore[union-attr]
-    if hasattr(chat, "close"):
+    if hasattr(chat, "aclose"):  # remote: the OpenAI client's pool; left open, its finaliser schedules
+        async_closers.append(chat.aclose)  # a close on whatever loop runs then ("Event loop is closed")
+    elif hasattr(chat, "close"):
         closers.append(chat.close)
     if end_of_turn is not None:
         closers.append(end_of_turn.close)

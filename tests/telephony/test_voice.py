@@ -80,6 +80,16 @@ async def test_smart_turn_wires_the_model_and_makes_the_detector_silence_the_lon
         await plain.aclose()
 
 
+async def test_closing_the_stack_closes_the_remote_model_servers_client() -> None:
+    """Left open, the OpenAI client's finaliser schedules its close on whatever event loop runs at
+    the time, and on a loop other than its own that close fails ("Event loop is closed")."""
+    stack = load_voice_stack(make_settings(stt_backend="remote", tts_backend="remote", llm_backend="openai"))
+    client = stack.engines.chat._client  # type: ignore[attr-defined]
+    assert not client.is_closed()
+    await stack.aclose()
+    assert client.is_closed()
+
+
 @pytest.mark.parametrize("speculate", [True, False])
 async def test_the_speculation_setting_reaches_each_agent(speculate: bool) -> None:
     fakes = FakeEngines()
