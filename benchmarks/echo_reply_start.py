@@ -31,6 +31,7 @@ from agents.engines.local.line_echo_canceller import LineEchoCanceller
 from agents.engines.local.silero import SileroVoiceActivity, VadConfig
 from agents.engines.protocols import SpeechOnset, SpeechStarted
 from telephony.settings import Settings
+from telephony.voice import pod_vad_config
 from tests.support.line_echo import two_replies
 from tests.support.speech import load
 
@@ -50,12 +51,7 @@ def pod_vad() -> VadConfig:
     onset, at the pod's threshold. (Until 2026-12-02 this probe used `VadConfig()`: threshold 0.5
     and speech only after 200 ms, stricter than the pod, so it missed callers the pod hears and
     heard less echo than the pod would.)"""
-    fields = Settings.model_fields
-    return VadConfig(
-        threshold=fields["vad_threshold"].default,
-        min_speech_ms=fields["vad_min_speech_ms"].default,
-        onset_ms=fields["vad_barge_in_onset_ms"].default or None,
-    )
+    return pod_vad_config(Settings.model_construct())  # the defaults, unread from the environment
 
 
 def pcm(name: str) -> np.ndarray:

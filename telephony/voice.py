@@ -172,17 +172,23 @@ def load_tts(settings: Settings) -> VoicedTextToSpeech:
     )
 
 
-def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> VoiceStack:
-    """Load every in-process model (blocking, seconds: run it off the event loop), make the
-    remote engines' clients, and warm nothing yet."""
+def pod_vad_config(settings: Settings) -> VadConfig:
+    """The voice activity detector the pod's calls use (benchmarks probe the same one)."""
     smart = settings.turn_detection == "smart_turn"
-    vad_config = VadConfig(
+    return VadConfig(
         threshold=settings.vad_threshold,
         min_speech_ms=settings.vad_min_speech_ms,
         onset_ms=settings.vad_barge_in_onset_ms or None,
         # smart_turn: the listener ends turns early; the detector's silence is only the long bound
         end_of_turn_silence_ms=settings.turn_smart_max_wait_ms if smart else settings.vad_end_of_turn_ms,
     )
+
+
+def load_voice_stack(settings: Settings, chat: ChatModel | None = None) -> VoiceStack:
+    """Load every in-process model (blocking, seconds: run it off the event loop), make the
+    remote engines' clients, and warm nothing yet."""
+    smart = settings.turn_detection == "smart_turn"
+    vad_config = pod_vad_config(settings)
     vad = SileroVoiceActivity(vad_config)
     stt = load_stt(settings)
     tts = load_tts(settings)
