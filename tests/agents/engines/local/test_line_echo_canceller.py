@@ -1,6 +1,9 @@
-"""Our line echo canceller on synthetic lines: a delay, a loss and a telephone-band filter."""
+"""Our line echo canceller on synthetic lines (a delay, a loss and a telephone-band filter) and on one
+recorded from a simulated call."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +213,20 @@ def test_an_echo_come_earlier_than_the_last_replys_is_cancelled_before_the_old_d
     (the first 200 ms lost 2.6-18.6 dB, the worst block 0-7 dB) until the old delay caught up."""
     removed, worst = reply_start_removed(names, delay, shift, loss_db, 200)
     assert removed >= 20.0 and worst >= 12.0
+
+
+@pytest.mark.parametrize("name", ["reply_pitch_period_earlier", "reply_pitch_period_later"])
+def test_recorded_echo_that_moved_by_a_pitch_period_is_cancelled_throughout(name: str) -> None:
+    """Calls in which the agent interrupted itself (`tests/fixtures/echo/README.md`): a delay that a
+    peak one pitch period off won at 4 kHz, and an echo that moved by one pitch period between
+    replies. Voiced speech correlates almost as well a pitch period off, so correlation alone kept
+    the wrong delay; every loud block must still lose at least 20 dB."""
+    recorded = np.load(Path(__file__).parents[3] / "fixtures" / "echo" / f"{name}.npz")
+    near, far = recorded["near"], recorded["far"]
+    canceller, leaked = LineEchoCanceller(), []
+    for i in range(0, near.size - BLOCK + 1, BLOCK):
+        out = canceller.process(near[i : i + BLOCK], far[i : i + BLOCK]).astype(np.float64)
+        block = near[i : i + BLOCK].astype(np.float64)
+        if db(block) > db(np.full(1, 200.0)) and db(block) - db(out) < 20.0:
+            leaked.append(round(i / RATE, 2))
+    assert leaked == [], f"echo passed at {leaked} s of the recording"
