@@ -31,12 +31,6 @@ def pod() -> Iterator[VoicePod]:
         yield pod
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (issue 14): the guard still lets echo barge in now and then (echo.py: 4 self-interruptions in "
-    "54 whole calls since the canceller fixes of dfeacf3, all at 250 ms / 20 dB; none in 4 calls on this test's "
-    "120 ms / 6 dB line; benchmarks/README.md); tracked, not fixed",
-)
 def test_the_agents_own_echo_does_not_interrupt_it_but_the_caller_does(pod: VoicePod) -> None:
     pod.use_agent(AgentConfig(id="voice", greeting="Hello, how can I help?"))
     pod.llm.push(Reply(text=" ".join(LONG_ANSWER)), Reply(text="Sure, go ahead."))
