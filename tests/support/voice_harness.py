@@ -120,9 +120,11 @@ class VoicePod:
         """One test's calls: they see only their own model requests, and must use every step they
         scripted (the rest is dropped either way: one test's failure is not the next one's)."""
         self.llm.requests.clear()
-        yield
-        self.wait_idle()
-        unused = self.llm.discard_steps()
+        try:
+            yield
+        finally:
+            self.wait_idle()
+            unused = self.llm.discard_steps()
         assert unused == 0, "the scripted model was given steps the call never used"
 
     def wait_idle(self, timeout: float = 10.0) -> None:

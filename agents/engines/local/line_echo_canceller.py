@@ -259,16 +259,22 @@ class LineEchoCanceller:
         # Beside a sub-step move, a move of about one pitch period of the agent's voice: the known delay
         # then still correlates almost as well (voiced speech repeats), so the searches keep it, while
         # the fit cancels nothing (a reply's echo 4.25 ms later than the last one's leaked for 140 ms).
-        nearby = self._refine(self._relock, self._delay)
-        peak = self._search(self._relock, SURE_LOCK, near_only=True, keep_current=False)
-        for delay, gain, coherence in (nearby,) if peak is None else (nearby, peak):
-            if delay == self._delay or coherence < SURE_LOCK:
-                continue
-            error = near - gain * self._taps(near.size, delay)[:, LEAD_TAPS]
-            if _removed_db(near, error) <= min(SUPPRESS_BELOW_DB, removed_db - REALIGN_GAIN_DB):
-                self._lock(delay, gain)
-                return True
-        return False
+        if self._relock_if_better(near, removed_db, self._refine(self._relock, self._delay)):
+            return True
+        peak = self._search(self._relock, SURE_LOCK, near_only=True, keep_current=False)  # only if needed: an FFT
+        return peak is not None and self._relock_if_better(near, removed_db, peak)
+
+    def _relock_if_better(self, near: np.ndarray, removed_db: float, found: tuple[int, float, float]) -> bool:
+        """Lock on `found` (delay, gain, coherence) if it is a sure match elsewhere and its alignment
+        alone cancels this block `REALIGN_GAIN_DB` better than the fit did, and by at least 12 dB."""
+        delay, gain, coherence = found
+        if delay == self._delay or coherence < SURE_LOCK:
+            return False
+        error = near - gain * self._taps(near.size, delay)[:, LEAD_TAPS]
+        if _removed_db(near, error) > min(SUPPRESS_BELOW_DB, removed_db - REALIGN_GAIN_DB):
+            return False
+        self._lock(delay, gain)
+        return True
 
     def _search(
         self,
