@@ -7,7 +7,8 @@ they differ, and where tiny.en fell into the "no, no, no, ..." loop the transcri
 Method: every clip of `turn_set.load_turn_set()` (Kokoro and espeak-ng voices, 8 kHz mu-law through
 the inbound resampler, clean and 30/20/10 dB SNR) is transcribed whole by `WhisperSpeechToText` as
 the pod runs it (beam 1, int8, the pod's decode options), with tiny.en with and without its
-repetition penalty, and base. Text is normalised (lower case, no punctuation, digits spelled one by
+repetition penalty, and base, each also with the encoder given Whisper's full 30 s window instead
+of the pod's shorter one (`whisper.MIN_WINDOW_S`). Text is normalised (lower case, no punctuation, digits spelled one by
 one, "ok" = "okay") before a word-level edit distance. `loops` counts transcripts the transcript
 guard had to cut; WER is of the raw text (the guard's effect is in the `WER guarded` column).
 RTF = compute time / audio length, median. Timings are of this machine under its current load.
@@ -38,10 +39,13 @@ SAME = {"ok": "okay", "alright": "all right"}
 """Spellings counted as the same word."""
 MODELS = {
     "tiny.en": dict(model="bundled:tiny.en"),
+    "tiny.en 30s": dict(model="bundled:tiny.en", min_window_s=30.0),
     "tiny.en rp1.0": dict(model="bundled:tiny.en", repetition_penalty=1.0),
     "base": dict(model="bundled:base"),
+    "base 30s": dict(model="bundled:base", min_window_s=30.0),
 }
-"""Label -> `WhisperSpeechToText` arguments; `tiny.en` and `base` use the pod's decode defaults."""
+"""Label -> `WhisperSpeechToText` arguments; `tiny.en` and `base` use the pod's decode defaults (the
+encoder hears at least a 10 s window, `whisper.MIN_WINDOW_S`); `30s`: Whisper's own 30 s window."""
 
 
 def normalise(text: str) -> list[str]:

@@ -148,6 +148,7 @@ def load_stt(settings: Settings) -> SpeechToText:
         settings.stt_model,
         cpu_threads=settings.stt_threads,
         beam_size=settings.stt_beam_size,
+        min_window_s=settings.stt_min_window_seconds,
         pool=InferencePool("stt", max_workers=1, max_pending=settings.stt_max_pending),
     )
 

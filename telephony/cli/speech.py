@@ -58,6 +58,7 @@ def load_speech_service(settings: SpeechServiceSettings) -> SpeechService:
         device="auto",
         cpu_threads=settings.stt_threads,
         beam_size=settings.stt_beam_size,
+        min_window_s=settings.stt_min_window_seconds,
         pool=InferencePool("stt", max_workers=1, max_pending=settings.stt_max_pending),
         max_audio_ms=max(60_000, settings.max_utterance_ms + 2000),
     )

@@ -101,6 +101,10 @@ class SpeechToTextSettings(Section):
     """Beam width for decoding (1 = greedy, fastest)."""
     stt_threads: int = Field(2, ge=1, le=64)
     """CPU threads per transcription."""
+    stt_min_window_seconds: float = Field(10.0, ge=1.0, le=30.0)
+    """Shortest audio window Whisper's encoder hears (the turn, then silence); 30: Whisper's own
+    window. Shorter is faster (tiny.en on 2 cores: ~100 ms instead of ~300 ms for a short turn) and
+    was as accurate on the turn set at 10 s (`benchmarks/stt_wer.py`); much shorter was not."""
     stt_early_transcription: bool = True
     """Transcribe while the caller pauses, so the transcript is ready when the turn ends."""
     stt_max_pending: int = Field(8, ge=1, le=256)

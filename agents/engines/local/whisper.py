@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 
@@ -74,6 +75,16 @@ TOKENS_PER_WORD = 2.0
 """Generous tokens per word (Whisper averages ~1.3 with punctuation), for the decode bound below."""
 WINDOW_S = 30
 """Whisper decodes 30 s windows; the token bound applies per window."""
+FRAMES_PER_S = 100
+"""Log-mel frames per second of audio (10 ms hop), the encoder's input unit."""
+MIN_WINDOW_S = 10.0
+"""Shortest window the encoder is given (the audio, then silence). Whisper is trained on 30 s
+windows, but its encoder costs grow with the window, not the speech: a 2 s turn padded to 30 s
+spent ~80 % of tiny.en's ~300 ms on padding. On the turn set (`benchmarks/stt_wer.py`, 416 clips)
+a 10 s window gave WER 20.8 % against 21.6 % at 30 s in a third of the time; trimming to the audio
+plus 2 s did not (24.0 %, two repetition loops at 10 dB SNR), so some padding stays."""
+WINDOW_MARGIN_S = 5.0
+"""Silence kept after the audio when it is longer than `MIN_WINDOW_S` minus this."""
 
 
 def resolve_whisper_model(spec: str, bundled: dict[str, BundledModel] = BUNDLED) -> str:
@@ -127,6 +138,40 @@ def max_new_tokens(audio_s: float) -> int:
     return max(16, math.ceil(words * TOKENS_PER_WORD) + 8)
 
 
+def window_frames(content_frames: int, min_window_s: float) -> int:
+    """Encoder frames for audio of `content_frames`: at least `min_window_s`, at least the audio
+    plus `WINDOW_MARGIN_S`, rounded up to whole seconds, never more than Whisper's 30 s."""
+    wanted = max(min_window_s * FRAMES_PER_S, content_frames + WINDOW_MARGIN_S * FRAMES_PER_S)
+    return int(min(WINDOW_S * FRAMES_PER_S, math.ceil(wanted / FRAMES_PER_S) * FRAMES_PER_S))
+
+
+class WindowedWhisperModel(WhisperModel):
+    """faster-whisper's model with the encoder given a shorter window than 30 s.
+
+    faster-whisper pads every window's log-mel features with zeros to 30 s; here the encoder gets
+    the content plus a margin (`window_frames`), the rest of decoding unchanged. The content is
+    what precedes the zero padding: a frame of real audio, even digital silence, is not zero in
+    all 80 mel bands (the features are log-scaled and shifted; at worst a silent tail would be
+    taken for padding, and the margin still follows the speech), so the window needs no side
+    channel from `transcribe` and stays safe with several windows or threads."""
+
+    def __init__(
+        self, model_path: str, *, device: str, compute_type: str, cpu_threads: int, min_window_s: float = MIN_WINDOW_S
+    ) -> None:
+        if not 1.0 <= min_window_s <= WINDOW_S:
+            raise ValueError(f"min_window_s must be between 1 and {WINDOW_S}, got {min_window_s}")
+        super().__init__(model_path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
+        self.min_window_s = min_window_s
+
+    def encode(self, features: np.ndarray) -> ctranslate2.StorageView:
+        """The encoder's output for `features` cut to `window_frames` of their content."""
+        if self.min_window_s < WINDOW_S:
+            voiced = np.flatnonzero(np.any(features != 0, axis=tuple(range(features.ndim - 1))))
+            content = int(voiced[-1]) + 1 if voiced.size else 0
+            features = features[..., : window_frames(content, self.min_window_s)]
+        return super().encode(features)
+
+
 class WhisperSpeechToText:
     """Transcribes whole utterances, one pool job each, English only."""
 
@@ -142,12 +187,14 @@ class WhisperSpeechToText:
         min_audio_ms: int = 100,
         max_audio_ms: int = 60_000,
         repetition_penalty: float = REPETITION_PENALTY,
+        min_window_s: float = MIN_WINDOW_S,
     ) -> None:
         """Load the model (blocking for about a second: call it at startup, or via `asyncio.to_thread`).
 
         `beam_size` 1 (greedy) is the default: on the caller fixtures it is as exact as beam 5 and
         faster (benchmarks/early_transcription.py prints both). `pool` is shared with other users of
         the same cores if given; otherwise a pool of one worker and 8 pending jobs is made.
+        `min_window_s`: the shortest window the encoder hears (`MIN_WINDOW_S`; 30: Whisper's own).
         """
         if beam_size < 1:
             raise ValueError("beam_size must be >= 1")
@@ -157,8 +204,12 @@ class WhisperSpeechToText:
             raise ValueError(f"repetition_penalty must be between 1.0 and 2.0, got {repetition_penalty}")
         device, default_compute = pick_device(device)
         self.model_path = resolve_whisper_model(model)
-        self.model = WhisperModel(
-            self.model_path, device=device, compute_type=compute_type or default_compute, cpu_threads=cpu_threads
+        self.model = WindowedWhisperModel(
+            self.model_path,
+            device=device,
+            compute_type=compute_type or default_compute,
+            cpu_threads=cpu_threads,
+            min_window_s=min_window_s,
         )
         self.beam_size = beam_size
         self.repetition_penalty = repetition_penalty

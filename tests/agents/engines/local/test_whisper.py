@@ -7,7 +7,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from faster_whisper.audio import pad_or_trim
 
 from agents.config import BACKCHANNEL_WORDS, AgentConfig
 from agents.conversation.backchannel import BackchannelWords
@@ -16,12 +18,14 @@ from agents.engines.local.pool import InferenceOverloaded, InferencePool
 from agents.engines.local.whisper import (
     BUNDLED,
     DEFAULT_MODEL,
+    MIN_WINDOW_S,
     WINDOW_S,
     BundledModel,
     WhisperSpeechToText,
     max_new_tokens,
     pick_device,
     resolve_whisper_model,
+    window_frames,
 )
 from tests.support.speech import SAMPLE_RATE, TEXTS, load, load_hum, normalise, silence
 
@@ -111,6 +115,45 @@ async def test_the_event_loop_keeps_running_during_transcription(stt: WhisperSpe
     assert during >= 1
 
 
+# -- the encoder's window ----------------------------------------------------------------------
+
+
+def test_the_window_is_the_audio_plus_a_margin_within_whisper_s_own() -> None:
+    assert window_frames(0, MIN_WINDOW_S) == window_frames(200, MIN_WINDOW_S) == 1000  # 10 s
+    assert window_frames(700, MIN_WINDOW_S) == 1200  # 7 s of audio: 5 s of silence after it
+    assert window_frames(701, MIN_WINDOW_S) == 1300  # whole seconds
+    assert window_frames(2800, MIN_WINDOW_S) == window_frames(3000, MIN_WINDOW_S) == 3000  # never past 30 s
+    assert window_frames(200, WINDOW_S) == 3000
+
+
+def _encoded_frames(stt: WhisperSpeechToText, pcm: bytes) -> int:
+    """Encoder positions (half the input frames) for `pcm` as faster-whisper hands it over: padded to 30 s."""
+    audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    features = pad_or_trim(stt.model.feature_extractor(audio))
+    return int(stt.model.encode(features).shape[1])
+
+
+def test_the_encoder_hears_a_short_window_not_30_s_of_padding(stt: WhisperSpeechToText) -> None:
+    assert _encoded_frames(stt, load("order_status")) == 1000 // 2  # ~2 s of speech: the 10 s window
+    longer = load("order_status") + silence(6900 - len(load("order_status")) // 32)
+    assert _encoded_frames(stt, longer) == 1200 // 2  # 6.9 s (digital silence is audio, not padding) + 5 s
+    full = WhisperSpeechToText(min_window_s=WINDOW_S)
+    try:
+        assert _encoded_frames(full, load("order_status")) == 3000 // 2
+    finally:
+        full.close()
+
+
+async def test_a_turn_longer_than_the_shortest_window_is_heard_whole(stt: WhisperSpeechToText) -> None:
+    # (in the opposite order tiny.en drops the "is" of "my order number is", with its 30 s window too)
+    names = ["order_number", "speak_to_person", "next_appointment", "order_status"]
+    pcm = b"".join(load(name) + silence(1500) for name in names)
+    assert len(pcm) // 32 > MIN_WINDOW_S * 1000
+    heard = normalise((await stt.transcribe(pcm)).text)
+    for name in names:
+        assert normalise(TEXTS[name]) in heard
+
+
 # -- model resolution --------------------------------------------------------------------------
 
 
@@ -168,6 +211,8 @@ def test_bad_settings_are_refused() -> None:
         WhisperSpeechToText(min_audio_ms=500, max_audio_ms=100)
     with pytest.raises(ValueError, match="repetition_penalty"):
         WhisperSpeechToText(repetition_penalty=0.5)
+    with pytest.raises(ValueError, match="min_window_s"):
+        WhisperSpeechToText(min_window_s=0.5)
 
 
 def test_decoding_is_bounded_by_the_audio_length() -> None:
