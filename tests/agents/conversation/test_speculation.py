@@ -1,6 +1,6 @@
 """Speculative replies and the slow-first-token filler, on the fake engines and an in-memory port.
 
-The listener says `TurnPending` once `tail_ms` (200 ms) of a pause has passed and ends the turn
+The listener says `TurnPending` once `tail_ms` (100 ms) of a pause has passed and ends the turn
 after the fake detector's 300 ms of silence: a caller who says something and then 240 ms of silence
 has a pending turn, not yet a confirmed one. The session's clock is a `FakeClock` the test moves.
 """
@@ -16,6 +16,7 @@ import pytest
 
 from agents.config import AgentConfig
 from agents.conversation import session as session_module
+from agents.conversation.listener import ListenerConfig
 from agents.conversation.phrases import PhraseCache
 from agents.conversation.record import CallRecord
 from agents.conversation.session import CallSession
@@ -26,6 +27,9 @@ from tests.support.clock import FakeClock
 from tests.support.memory_port import MemoryPort
 from tests.support.waiting import until
 from tools import Tool, ToolArguments, ToolContext, ToolExecutor
+
+REST_OF_SILENCE_S = (300 - ListenerConfig().tail_ms) / 1000
+"""The fake detector's end-of-turn silence (300 ms) left after the listener's tail, when the early job starts."""
 
 GREETING = "Hello, how can I help?"
 QUESTION = "What is the status of my order?"
@@ -149,7 +153,7 @@ async def test_a_confirmed_pending_turn_plays_the_reply_prepared_in_the_pause(st
     assert call.port.kinds().count("mark") == 1  # the greeting's
     assert call.record.turns == [] and [line.role for line in call.record.transcript] == ["agent", "caller"]
 
-    call.clock.now += 0.1  # the rest of the end-of-turn silence
+    call.clock.now += REST_OF_SILENCE_S
     call.quiet(260)
     await until(lambda: call.record.turns, what="the answer")
     await call.hang_up()
@@ -311,7 +315,7 @@ async def test_a_number_read_out_to_its_end_is_answered_once_the_turn_is_confirm
     await until(lambda: call.record.speculation_started == 1, what="the pending turn")
     await asyncio.sleep(0.05)
     assert fakes.chat.requests == []
-    call.clock.now += 0.1
+    call.clock.now += REST_OF_SILENCE_S
     call.quiet(260)  # the turn ends, and then the caller stays quiet for the digits' grace
     await until(lambda: call.record.speculation_used == 1, what="the turn confirmed")
     await asyncio.sleep(0.05)
