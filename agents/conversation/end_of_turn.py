@@ -40,6 +40,9 @@ with the decision time measured under that load (phrases), no smart setting ende
 600 ms (the decision itself lands ~1.3 s into the pause), though the transcript, which a reply needs,
 was ready at about the same time (p50 ~1.40 s vs 1.38 s). Smart Turn is not useless everywhere: on
 whole espeak-ng questions it separated complete from cut (tests/agents/engines/local/test_smart_turn.py).
+Since Whisper's encoder hears a 10 s window (~100 ms a turn) the decision is fast: the pod defaults in
+`benchmarks/turn_taking.py` (listener level, 2026-12-02) cut 15.6 % with end p50 / p95 395 / 1154 ms,
+against 24.3 % and 682 / 849 ms for silence 600 ms.
 """
 
 from __future__ import annotations
