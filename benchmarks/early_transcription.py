@@ -1,7 +1,7 @@
 """How much early transcription saves between the end of a turn and its transcript.
 
 Why: the VAD declares a turn over only after the end-of-turn silence (600 ms); the listener can
-start Whisper as soon as speech pauses (plus its 200 ms tail), so by the time the turn ends the text
+start Whisper as soon as speech pauses (plus its tail, 100 ms), so by the time the turn ends the text
 is often ready. This script measures that, with the real Silero VAD and the bundled Whisper tiny.en.
 
 Method: each caller fixture (8 kHz mu-law, through the real 8k -> 16k inbound path) gets 500 ms of

@@ -7,7 +7,8 @@ end_of_turn.py) are chosen here, by figures, not by feel.
 How: every clip of `benchmarks/turn_set.py` goes through Silero (the pod's settings, with a 5 s
 end-of-turn silence so every pause is seen). At each pause the listener's inputs are computed once,
 as the listener would: Smart Turn on the turn so far plus `SILENCE_MS` of the pause, and Whisper
-tiny.en (greedy) on the turn plus its 200 ms tail, each timed. Then the listener's rule is replayed
+tiny.en (greedy) on the turn plus the listener's tail (`ListenerConfig.tail_ms`; 200 ms in the
+results below, 100 ms since 2026-12-02), each timed. Then the listener's rule is replayed
 offline for every candidate setting: a pause is judged once, `SILENCE_MS` + the slower of the two
 runs after it starts; if the caller is still silent then and the rule says over, the turn ends
 there, else at `max_wait` of silence. A turn ended at a pause before the clip's true last word is a
@@ -53,6 +54,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.conversation.end_of_turn import RULE, Hint, Rule, transcript_hint
+from agents.conversation.listener import ListenerConfig
 from agents.engines.local.pool import InferencePool
 from agents.engines.local.silero import SileroVoiceActivity, VadConfig
 from agents.engines.local.smart_turn import SmartTurnModel
@@ -61,7 +63,7 @@ from agents.engines.protocols import SpeechPaused, SpeechResumed, SpeechStarted
 from benchmarks.turn_set import DEFAULT_RENDERING, RENDERINGS, TurnClip, load_turn_set
 
 SILENCE_MS = 200
-TAIL_MS = 200
+TAIL_MS = ListenerConfig().tail_ms
 PREROLL_MS = 500
 FRAME_MS = 20
 BYTES_PER_MS = 32
