@@ -179,7 +179,10 @@ def test_a_card_read_out_in_two_groups_with_a_long_pause_reaches_the_model_as_on
     # The halves reached the model together, in the first request, as one caller turn, redacted as
     # one card: also when Whisper dropped one of "eight eight" (15 digits that fail the Luhn check),
     # which tiny.en did in every run printed so far, because the digits follow "card number".
+    # A speculative reply may ask first, on the pause after "My card number" (no digit yet), and be
+    # dropped when the digits come: the turn is the first request that holds the card.
     sent = [request.messages for request in pod.llm.requests]
-    [said] = [m["content"] for m in sent[0] if m["role"] == "user"]
-    assert "[card number 1]" in said and card_fragments(strings(sent)) == [], (said, report.render())
+    with_card = [messages for messages in sent if any("[card number" in text for text in strings(messages))]
+    said = [m["content"] for m in with_card[0] if m["role"] == "user"] if with_card else []
+    assert said and "[card number 1]" in said[-1] and card_fragments(strings(sent)) == [], (said, report.render())
     assert sum(1 for messages in sent for m in messages if m["role"] == "user") == len(sent)  # no second turn

@@ -78,13 +78,16 @@ WINDOW_S = 30
 FRAMES_PER_S = 100
 """Log-mel frames per second of audio (10 ms hop), the encoder's input unit."""
 MIN_WINDOW_S = 10.0
-"""Shortest window the encoder is given (the audio, then silence). Whisper is trained on 30 s
+"""Window the encoder is given for a short turn (the audio, then silence). Whisper is trained on 30 s
 windows, but its encoder costs grow with the window, not the speech: a 2 s turn padded to 30 s
 spent ~80 % of tiny.en's ~300 ms on padding. On the turn set (`benchmarks/stt_wer.py`, 416 clips)
 a 10 s window gave WER 20.8 % against 21.6 % at 30 s in a third of the time; trimming to the audio
 plus 2 s did not (24.0 %, two repetition loops at 10 dB SNR), so some padding stays."""
 WINDOW_MARGIN_S = 5.0
-"""Silence kept after the audio when it is longer than `MIN_WINDOW_S` minus this."""
+"""Silence kept after the audio: audio longer than `MIN_WINDOW_S` minus this is heard in Whisper's
+own 30 s window. Longer audio gained less and was not measured alike: in the suite, tiny.en heard a
+12 s recording of the agent (three lines with silences between) in a 17 s window and stopped
+before its last line, which it heard in 30 s."""
 
 
 def resolve_whisper_model(spec: str, bundled: dict[str, BundledModel] = BUNDLED) -> str:
@@ -139,17 +142,18 @@ def max_new_tokens(audio_s: float) -> int:
 
 
 def window_frames(content_frames: int, min_window_s: float) -> int:
-    """Encoder frames for audio of `content_frames`: at least `min_window_s`, at least the audio
-    plus `WINDOW_MARGIN_S`, rounded up to whole seconds, never more than Whisper's 30 s."""
-    wanted = max(min_window_s * FRAMES_PER_S, content_frames + WINDOW_MARGIN_S * FRAMES_PER_S)
-    return int(min(WINDOW_S * FRAMES_PER_S, math.ceil(wanted / FRAMES_PER_S) * FRAMES_PER_S))
+    """Encoder frames for audio of `content_frames`: `min_window_s` when the audio and
+    `WINDOW_MARGIN_S` of silence fit in it (a short caller turn), else Whisper's own 30 s."""
+    if content_frames + WINDOW_MARGIN_S * FRAMES_PER_S <= min_window_s * FRAMES_PER_S:
+        return int(math.ceil(min_window_s) * FRAMES_PER_S)
+    return WINDOW_S * FRAMES_PER_S
 
 
 class WindowedWhisperModel(WhisperModel):
     """faster-whisper's model with the encoder given a shorter window than 30 s.
 
-    faster-whisper pads every window's log-mel features with zeros to 30 s; here the encoder gets
-    the content plus a margin (`window_frames`), the rest of decoding unchanged. The content is
+    faster-whisper pads every window's log-mel features with zeros to 30 s; here a short turn's
+    encoder gets `min_window_s` instead (`window_frames`), the rest of decoding unchanged. The content is
     what precedes the zero padding: a frame of real audio, even digital silence, is not zero in
     all 80 mel bands (the features are log-scaled and shifted; at worst a silent tail would be
     taken for padding, and the margin still follows the speech), so the window needs no side

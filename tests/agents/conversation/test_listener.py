@@ -360,6 +360,20 @@ async def test_silence_rule_also_says_turn_pending() -> None:
     assert utterance.ended_at_ms - utterance.speech_end_ms >= 600
 
 
+async def test_a_comma_s_pause_starts_a_transcription_but_no_turn_pending() -> None:
+    """A pause longer than `tail_ms` and shorter than `pending_ms` costs a Whisper run, never a
+    speculative reply: a model request the caller's next words would drop."""
+    config = ListenerConfig()
+    assert config.tail_ms < 160 < config.pending_ms
+    listen = TurnListener(FakeVoiceActivity(end_of_turn_ms=600).detector(), FakeSpeechToText(), config)
+    pcm = fake_speech("I would like to speak to a person,") + fake_silence(160) + fake_speech("please.")
+    events = await feed_live(listen, pcm + fake_silence(1000))
+    [pending], [utterance] = of(TurnPending, events), of(UtteranceReady, events)
+    assert listen.early_started == 2 and listen.early_abandoned == 1
+    assert utterance.transcript is pending.transcript and utterance.early
+    assert pending.speech_end_ms == utterance.speech_end_ms  # the pause after "please", not the comma's
+
+
 def test_smart_turn_needs_a_model_and_sane_bounds() -> None:
     with pytest.raises(ValueError, match="end_of_turn_model"):
         smart_listener(None)

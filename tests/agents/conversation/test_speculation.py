@@ -1,6 +1,6 @@
 """Speculative replies and the slow-first-token filler, on the fake engines and an in-memory port.
 
-The listener says `TurnPending` once `tail_ms` (100 ms) of a pause has passed and ends the turn
+The listener says `TurnPending` once `pending_ms` (200 ms) of a pause has passed and ends the turn
 after the fake detector's 300 ms of silence: a caller who says something and then 240 ms of silence
 has a pending turn, not yet a confirmed one. The session's clock is a `FakeClock` the test moves.
 """
@@ -28,8 +28,8 @@ from tests.support.memory_port import MemoryPort
 from tests.support.waiting import until
 from tools import Tool, ToolArguments, ToolContext, ToolExecutor
 
-REST_OF_SILENCE_S = (300 - ListenerConfig().tail_ms) / 1000
-"""The fake detector's end-of-turn silence (300 ms) left after the listener's tail, when the early job starts."""
+REST_OF_SILENCE_S = (300 - ListenerConfig().pending_ms) / 1000
+"""The fake detector's end-of-turn silence (300 ms) left when the listener says `TurnPending`."""
 
 GREETING = "Hello, how can I help?"
 QUESTION = "What is the status of my order?"

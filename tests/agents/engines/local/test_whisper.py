@@ -118,11 +118,9 @@ async def test_the_event_loop_keeps_running_during_transcription(stt: WhisperSpe
 # -- the encoder's window ----------------------------------------------------------------------
 
 
-def test_the_window_is_the_audio_plus_a_margin_within_whisper_s_own() -> None:
-    assert window_frames(0, MIN_WINDOW_S) == window_frames(200, MIN_WINDOW_S) == 1000  # 10 s
-    assert window_frames(700, MIN_WINDOW_S) == 1200  # 7 s of audio: 5 s of silence after it
-    assert window_frames(701, MIN_WINDOW_S) == 1300  # whole seconds
-    assert window_frames(2800, MIN_WINDOW_S) == window_frames(3000, MIN_WINDOW_S) == 3000  # never past 30 s
+def test_a_short_turn_gets_the_short_window_and_anything_longer_whisper_s_own() -> None:
+    assert window_frames(0, MIN_WINDOW_S) == window_frames(500, MIN_WINDOW_S) == 1000  # up to 5 s: 10 s
+    assert window_frames(501, MIN_WINDOW_S) == window_frames(3000, MIN_WINDOW_S) == 3000  # 5 s of silence no longer fit
     assert window_frames(200, WINDOW_S) == 3000
 
 
@@ -136,7 +134,7 @@ def _encoded_frames(stt: WhisperSpeechToText, pcm: bytes) -> int:
 def test_the_encoder_hears_a_short_window_not_30_s_of_padding(stt: WhisperSpeechToText) -> None:
     assert _encoded_frames(stt, load("order_status")) == 1000 // 2  # ~2 s of speech: the 10 s window
     longer = load("order_status") + silence(6900 - len(load("order_status")) // 32)
-    assert _encoded_frames(stt, longer) == 1200 // 2  # 6.9 s (digital silence is audio, not padding) + 5 s
+    assert _encoded_frames(stt, longer) == 3000 // 2  # 6.9 s (digital silence is audio, not padding)
     full = WhisperSpeechToText(min_window_s=WINDOW_S)
     try:
         assert _encoded_frames(full, load("order_status")) == 3000 // 2
