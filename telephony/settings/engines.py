@@ -102,9 +102,10 @@ class SpeechToTextSettings(Section):
     stt_threads: int = Field(2, ge=1, le=64)
     """CPU threads per transcription."""
     stt_min_window_seconds: float = Field(10.0, ge=1.0, le=30.0)
-    """Shortest audio window Whisper's encoder hears (the turn, then silence); 30: Whisper's own
-    window. Shorter is faster (tiny.en on 2 cores: ~100 ms instead of ~300 ms for a short turn) and
-    was as accurate on the turn set at 10 s (`benchmarks/stt_wer.py`); much shorter was not."""
+    """Audio window Whisper's encoder hears for a short turn (one that leaves 5 s of silence in it;
+    longer audio gets Whisper's own 30 s); 30: always Whisper's own. Shorter is faster (tiny.en on 2
+    cores: ~100 ms instead of ~300 ms for a 2 s turn) and was as accurate on the turn set at 10 s
+    (`benchmarks/stt_wer.py`); much shorter was not."""
     stt_early_transcription: bool = True
     """Transcribe while the caller pauses, so the transcript is ready when the turn ends."""
     stt_max_pending: int = Field(8, ge=1, le=256)

@@ -81,8 +81,9 @@ MIN_WINDOW_S = 10.0
 """Window the encoder is given for a short turn (the audio, then silence). Whisper is trained on 30 s
 windows, but its encoder costs grow with the window, not the speech: a 2 s turn padded to 30 s
 spent ~80 % of tiny.en's ~300 ms on padding. On the turn set (`benchmarks/stt_wer.py`, 416 clips)
-a 10 s window gave WER 20.8 % against 21.6 % at 30 s in a third of the time; trimming to the audio
-plus 2 s did not (24.0 %, two repetition loops at 10 dB SNR), so some padding stays."""
+a 10 s window for every clip gave WER 20.8 % against 21.6 % at 30 s in a third of the time, and
+this module's rule (10 s up to 5 s of audio, else 30 s) 21.0 %; trimming to the audio plus 2 s did
+not (24.0 %, two repetition loops at 10 dB SNR), so some padding stays."""
 WINDOW_MARGIN_S = 5.0
 """Silence kept after the audio: audio longer than `MIN_WINDOW_S` minus this is heard in Whisper's
 own 30 s window. Longer audio gained less and was not measured alike: in the suite, tiny.en heard a
