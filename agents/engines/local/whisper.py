@@ -157,7 +157,7 @@ class WindowedWhisperModel(WhisperModel):
     encoder gets `min_window_s` instead (`window_frames`), the rest of decoding unchanged. The content is
     what precedes the zero padding: a frame of real audio, even digital silence, is not zero in
     all 80 mel bands (the features are log-scaled and shifted; at worst a silent tail would be
-    taken for padding, and the margin still follows the speech), so the window needs no side
+    taken for padding, and the window still holds the speech), so the window needs no side
     channel from `transcribe` and stays safe with several windows or threads."""
 
     def __init__(
@@ -199,7 +199,7 @@ class WhisperSpeechToText:
         `beam_size` 1 (greedy) is the default: on the caller fixtures it is as exact as beam 5 and
         faster (benchmarks/early_transcription.py prints both). `pool` is shared with other users of
         the same cores if given; otherwise a pool of one worker and 8 pending jobs is made.
-        `min_window_s`: the shortest window the encoder hears (`MIN_WINDOW_S`; 30: Whisper's own).
+        `min_window_s`: the window a short turn's encoder hears (`MIN_WINDOW_S`; 30: Whisper's own).
         """
         if beam_size < 1:
             raise ValueError("beam_size must be >= 1")
