@@ -107,14 +107,19 @@ AGENT = AgentConfig(
 )
 STAGES = ("endpoint_ms", "stt_ms", "transcript_ms", "llm_ttft_ms", "tts_first_audio_ms", "voice_to_voice_ms")
 HEARD = ("heard", "heard_from_speech_end")
+SYNTHESIZED = "voice_to_voice_synthesized_opener"
+"""voice_to_voice of the turns whose reply opener was synthesized, not played from the phrase cache."""
 
 
 @dataclass
 class ModeResults:
     """What the calls of one listener mode measured, in milliseconds."""
 
-    figures: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in STAGES + HEARD})
+    figures: dict[str, list[float]] = field(
+        default_factory=lambda: {name: [] for name in (*STAGES, *HEARD, SYNTHESIZED)}
+    )
     turns: int = 0
+    opener_cached: int = 0
     early_used: int = 0
     interrupted: int = 0
     utterances: int = 0
@@ -198,6 +203,9 @@ def collect(results: ModeResults, agent: VoiceAgent, report: CallReport, script:
             if value is not None:
                 results.figures[stage].append(value)
         results.early_used += turn.early_transcript
+        results.opener_cached += turn.opener_cached
+        if not turn.opener_cached and turn.voice_to_voice_ms is not None:
+            results.figures[SYNTHESIZED].append(turn.voice_to_voice_ms)
         results.interrupted += turn.interrupted
     heard = heard_latencies(report)
     for label, seconds in heard:
@@ -280,7 +288,8 @@ def configuration(settings: Settings, stack: VoiceStack, calls: int, reply_wait_
             f"end of turn {settings.vad_end_of_turn_ms} ms; listener tail {stack.listener_config.tail_ms} ms",
             f"end of turn: {end_of_turn(stack)}",
             f"STT: faster-whisper {settings.stt_model}, beam {settings.stt_beam_size}, {settings.stt_threads} threads",
-            f"TTS: Kokoro {settings.tts_model}, voice {settings.tts_voice}, {settings.tts_threads} threads; "
+            f"TTS: Kokoro {settings.tts_model}, voice {settings.tts_voice}, {settings.tts_threads} threads, "
+            f"opener cache {settings.tts_opener_cache_bytes} bytes; "
             f"playout lead {settings.playout_lead_ms} ms",
             f"LLM: {llm}",
         ]
@@ -298,8 +307,8 @@ def stage_table(results: dict[str, ModeResults]) -> str:
     modes = list(results)
     header = f"{'ms':<24}" + "".join(f"{mode + ' n':>9}{'p50':>7}{'p95':>7}" for mode in modes)
     lines = [header]
-    for name in STAGES + HEARD:
-        row = f"{name.removesuffix('_ms'):<24}"
+    for name in (*STAGES, *HEARD, SYNTHESIZED):
+        row = f"{name.removesuffix('_ms').replace('voice_to_voice', 'v2v'):<24}"
         for mode in modes:
             values = results[mode].figures[name]
             row += f"{len(values):>9}{p(values, 50):>7.0f}{p(values, 95):>7.0f}"
@@ -307,7 +316,8 @@ def stage_table(results: dict[str, ModeResults]) -> str:
     for mode, r in results.items():
         lines.append(
             f"{mode}: {r.turns} turns from {r.utterances} caller utterances ({r.answered} answered before the "
-            f"caller spoke again); early transcript used {r.early_used}/{r.turns}; interrupted {r.interrupted}"
+            f"caller spoke again); early transcript used {r.early_used}/{r.turns}; reply opener from the phrase cache "
+            f"{r.opener_cached}/{r.turns}; interrupted {r.interrupted}"
         )
     return "\n".join(lines)
 
@@ -349,6 +359,7 @@ def pooled(runs: list[dict[str, ModeResults]]) -> dict[str, ModeResults]:
                 total[mode].figures[name] += values
             total[mode].turns += r.turns
             total[mode].early_used += r.early_used
+            total[mode].opener_cached += r.opener_cached
             total[mode].interrupted += r.interrupted
             total[mode].utterances += r.utterances
             total[mode].answered += r.answered

@@ -270,7 +270,7 @@ async def build_voice_agent(
     agent = VoiceAgent(
         config,
         engines,
-        PhraseCache(tts),
+        PhraseCache(tts, max_learned_bytes=settings.tts_opener_cache_bytes),
         stack.listener,
         tools=tools,
         transfer_number=settings.transfer_number,

@@ -52,6 +52,8 @@ class TurnMetrics:
     """The reply was started on a likely end of turn (`TurnPending`), before the turn was confirmed."""
     slow_token_filler: bool = False
     """A filler phrase was played because the model's first token was slower than `slow_first_token_ms`."""
+    opener_cached: bool = False
+    """The reply's first piece was already rendered (a fixed line or a learned opener): no TTS wait."""
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from agents.config import AgentConfig
@@ -246,10 +246,17 @@ class ReplyPipeline:
                 await sentences.put(None)
 
         async def speak() -> None:
+            opener = True  # the piece the caller waits for: learned once spoken, at once next time
             while (sentence := await sentences.get()) is not None:
-                audio = None
-                if gate is not None and not gate.confirmed:
-                    audio = HeldAudio(self.speaker.tts.synthesize(sentence), gate)
+                audio: AsyncIterator[bytes] | None = None
+                if opener:
+                    metrics.opener_cached = self.speaker.phrases.cached(sentence) is not None
+                    audio = self.speaker.phrases.speak(sentence, learn=True)
+                elif gate is not None and not gate.confirmed:
+                    audio = self.speaker.tts.synthesize(sentence)
+                if audio is not None and gate is not None and not gate.confirmed:
+                    audio = HeldAudio(audio, gate)
+                opener = False
                 if metrics.tts_first_audio_ms is None:
                     handed = self.clock()
 

@@ -175,6 +175,10 @@ class TextToSpeechSettings(Section):
     """Base URL of the speech service (`/v1`); unset: `speech_url`."""
     tts_remote_model: str = Field("kokoro", min_length=1, max_length=200)
     """Model name sent with remote speech requests (Kokoro-FastAPI and `switchboard speech`: `kokoro`)."""
+    tts_opener_cache_bytes: int = Field(1024 * 1024, ge=0, le=16 * 1024 * 1024)
+    """Bound per agent on the audio of learned reply openers (a reply's first piece, when short and
+    without digits, kept once spoken and played at once when a reply opens with it again: Kokoro
+    takes 300-500 ms even for "Of course," on 2 cores). 1 MiB is ~22 s of audio; 0 learns none."""
     tts_max_piece_chars: int = Field(100, ge=20, le=500)
     """Bound on the text of one Kokoro model call (longer sentences are cut at a clause or word).
     It bounds the largest allocation a call makes: one run at 80 / 120 / 160 / 250 characters grows

@@ -516,3 +516,30 @@ async def test_a_runaway_transcript_answered_after_a_dropped_speculation_is_cut_
     assert [line.text for line in call.record.transcript if line.role == "system"] == [
         "transcript cut (repetition): 9 -> 4 words"
     ]
+
+
+# -- learned openers -------------------------------------------------------------------------
+
+
+async def test_a_reply_that_opens_like_an_earlier_one_plays_its_opener_without_synthesis(
+    start_call: StartCall,
+) -> None:
+    call = await start_call()
+    fakes = call.fakes
+    fakes.chat.push(Reply(text=f"Of course. {REPLY}"))
+    fakes.chat.push(Reply(text="Of course. It arrives on Friday."))
+
+    for turn in (1, 2):
+        call.speak(QUESTION, then_ms=240)  # a held reply: its opener is asked for during the pause
+        await until(lambda: fakes.chat.requests, what="the speculative request")
+        call.clock.now += REST_OF_SILENCE_S
+        call.quiet(260)
+        await until(lambda turn=turn: len(call.record.turns) == turn, what="the answer")
+        await until(lambda turn=turn: call.heard().count("Of course.") == turn, what="the opener played")
+        call.clock.now = call.session.speaker.playing_until
+    await call.hang_up()
+
+    assert fakes.tts.texts.count("Of course.") == 1  # spoken once, then played from memory
+    assert [turn.opener_cached for turn in call.record.turns] == [False, True]
+    assert [turn.speculative for turn in call.record.turns] == [True, True]
+    assert call.heard() == [GREETING, "Of course.", REPLY, "Of course.", "It arrives on Friday."]
