@@ -4,21 +4,24 @@ Why: a turn model is not a win by itself (issue 14: Pipecat's Smart Turn setup w
 silence rule). The rule the pod ships must beat the 600 ms silence rule on both axes at once: fewer
 callers cut off inside a mid-sentence pause, and less silence after their last word.
 
-Modes: (a) `silence`: the detector's 600 ms end-of-turn silence (today); (b) `smart_turn`: Smart
-Turn v3.2 with the early transcript's words after a short pause, the long silence bound otherwise
-(the pod's `SWITCHBOARD_TURN_*` defaults); (c) `smart_turn + speculation`: (b) with the reply started
-at the likely end of turn (`TurnPending`), played once the turn is confirmed.
+Rules (`SWITCHBOARD_TURN_DETECTION`): `silence`, the detector's 600 ms end-of-turn silence;
+`words` (the pod's default), the early transcript's words and the silence so far after a short
+pause, the long silence bound otherwise (`agents/conversation/end_of_turn.py` and the pod's
+`SWITCHBOARD_TURN_SMART_*` defaults); `smart_turn`, `words` with Smart Turn v3.2's probability
+added. Each also with speculation ("+spec"): the reply started at the likely end of turn
+(`TurnPending`), played once the turn is confirmed.
 
 Part 1, listener level (`benchmarks/turn_sim.py`): every clip of the turn set (`turn_set.py`: Kokoro
 and espeak-ng voices, 8 kHz mu-law, clean and 30/20/10 dB SNR, mid-sentence pauses of 300-900 ms)
 through the real Silero detector and `TurnListener` in simulated time; Smart Turn and Whisper tiny.en
 count with the compute time they really took, each run alone. Reported: premature cut-offs (a turn
 declared over after the speech began and before the true last word ended), end-of-turn latency
-(turn end - last word), and when a reply can start (c: the confirmed turn's `TurnPending`).
+(turn end - last word), and when a reply can start (+spec: the confirmed turn's `TurnPending`).
 
 Part 2, whole calls (`--part listener` skips them, `--part calls` runs only them): the real pod
 (Silero, Whisper tiny.en, Kokoro, the scripted OpenAI-compatible model of `latency.py`) called
-through the Twilio simulator in real time, modes alternating call by call; each call says two
+through the Twilio simulator in real time, the three rules with speculation alternating call by
+call; each call says two
 turn-set clips. Reply latency is the simulator's first agent audio after the caller's audio, from
 the clip's true last word (it includes the playout lead); `voice_to_voice` is the server's own
 figure (from where the VAD placed the speech end). "talked over" counts replies that began before
@@ -58,7 +61,11 @@ from telephony.server import BackgroundServer
 from telephony.settings import Settings
 from telephony.simulator import CallReport, Pause, Say
 
-MODES = ("silence", "silence+spec", "smart_turn", "smart_turn+spec")
+BASE_MODES = ("silence", "words", "smart_turn")
+"""The end-of-turn rules (`SWITCHBOARD_TURN_DETECTION`); "+spec" adds speculative replies."""
+MODES = tuple(mode for base in BASE_MODES for mode in (base, f"{base}+spec"))
+CALL_MODES = tuple(f"{base}+spec" for base in BASE_MODES)
+"""Whole calls run as the pod ships them: speculative replies on."""
 GREETING_WAIT_S = 3.5
 SILENCE_EOT_MS = 600
 
@@ -76,14 +83,15 @@ def p(values: list[float], q: float) -> float:
 
 
 def listener_setup(mode: str) -> tuple[VadConfig, ListenerConfig]:
-    smart = mode.startswith("smart_turn")
+    base = mode.removesuffix("+spec")
+    judged = base != "silence"
     vad = VadConfig(
         threshold=default("vad_threshold"),
         min_speech_ms=default("vad_min_speech_ms"),
-        end_of_turn_silence_ms=default("turn_smart_max_wait_ms") if smart else SILENCE_EOT_MS,
+        end_of_turn_silence_ms=default("turn_smart_max_wait_ms") if judged else SILENCE_EOT_MS,
     )
     listener = ListenerConfig(
-        end_of_turn="smart_turn" if smart else "silence",
+        end_of_turn=base,  # type: ignore[arg-type]
         smart_turn_silence_ms=default("turn_smart_silence_ms"),
         smart_turn_max_wait_ms=default("turn_smart_max_wait_ms"),
         smart_turn_threshold=default("turn_smart_threshold"),
@@ -93,31 +101,25 @@ def listener_setup(mode: str) -> tuple[VadConfig, ListenerConfig]:
 
 
 async def listener_level(clips: list[TurnClip], timing: Timing) -> dict[str, list[ClipOutcome]]:
-    """Every clip through the listener in each mode; (c) shares (b)'s decisions."""
+    """Every clip through the listener under each rule; a rule's "+spec" mode shares its decisions."""
     stt = WhisperSpeechToText(default("stt_model"), cpu_threads=min(2, os.cpu_count() or 1))
     smart = SmartTurnModel()
     await stt.warm_up()
     await smart.warm_up()
-    outcomes: dict[str, list[ClipOutcome]] = {"silence": [], "smart_turn": []}
+    outcomes: dict[str, list[ClipOutcome]] = {base: [] for base in BASE_MODES}
     try:
         for index, clip in enumerate(clips):
             for mode in outcomes:
                 vad_config, config = listener_setup(mode)
                 vad = SileroVoiceActivity(vad_config)
-                model = smart if mode != "silence" else None
+                model = smart if mode == "smart_turn" else None
                 outcomes[mode].append(await run_clip(clip, vad, stt, config, model, timing))
             if (index + 1) % 50 == 0:
                 print(f"  {index + 1}/{len(clips)} clips", flush=True)
     finally:
         stt.close()
         smart.close()
-    outcomes = {
-        "silence": outcomes["silence"],
-        "silence+spec": outcomes["silence"],
-        "smart_turn": outcomes["smart_turn"],
-        "smart_turn+spec": outcomes["smart_turn"],
-    }
-    return outcomes
+    return {mode: outcomes[mode.removesuffix("+spec")] for mode in MODES}
 
 
 def listener_table(outcomes: dict[str, list[ClipOutcome]]) -> str:
@@ -148,7 +150,7 @@ def snr_table(outcomes: dict[str, list[ClipOutcome]]) -> str:
     snrs = sorted({r.clip.snr_db for r in outcomes["silence"]}, key=lambda s: -1e9 if s is None else -s)
     header = f"{'cut-off % / EOT p50':<22}" + "".join(f"{'clean' if s is None else f'{s:g} dB':>16}" for s in snrs)
     lines = [header]
-    for mode in ("silence", "smart_turn"):
+    for mode in BASE_MODES:
         row = f"{mode:<22}"
         for snr in snrs:
             mine = [r for r in outcomes[mode] if r.clip.snr_db == snr]
@@ -159,14 +161,14 @@ def snr_table(outcomes: dict[str, list[ClipOutcome]]) -> str:
 
 
 def ratio_lines(figures: dict[str, dict[str, float]]) -> str:
-    """Each mode's figures against (a), the silence rule."""
-    base = figures["silence"]
+    """Each mode's figures against the first one's (the silence rule)."""
+    first, *others = figures
+    base = figures[first]
     lines = []
-    for mode, values in figures.items():
-        if mode == "silence":
-            continue
+    for mode in others:
+        values = figures[mode]
         parts = [f"{name} {values[name] / base[name]:.2f}x" for name in values if base.get(name)]
-        lines.append(f"{mode} vs silence: " + ", ".join(parts))
+        lines.append(f"{mode} vs {first}: " + ", ".join(parts))
     return "\n".join(lines)
 
 
@@ -286,7 +288,7 @@ async def main() -> None:
     if args.part != "listener":
         calls = args.calls if args.calls is not None else (2 if args.quick else 6)
         call_clips = clips if args.quick else [c for c in clips if c.snr_db in (None, 20.0)]
-        results = await asyncio.to_thread(whole_calls, call_clips, calls, MODES)
+        results = await asyncio.to_thread(whole_calls, call_clips, calls, CALL_MODES)
         print(f"\nWhole calls (real time, scripted model; {calls} calls per mode, 2 turns each)")
         print(calls_table(results))
         call_figures = {m: {"reply p50": p(r.reply_ms, 50), "reply p95": p(r.reply_ms, 95)} for m, r in results.items()}
@@ -305,7 +307,7 @@ async def listener_part(clips: list[TurnClip], args: argparse.Namespace) -> None
         f"\nListener level (simulated time; measured per run, median: Whisper {p(timing.stt_ms, 50):.0f} ms,"
         f" Smart Turn {p(timing.smart_turn_ms, 50):.0f} ms; counted: {counted})"
     )
-    print("work start: when the reply's model request can start (c: at the likely end, played at the end)")
+    print("work start: when the reply's model request can start (+spec: at the likely end, played at the end)")
     print(listener_table(outcomes))
     print()
     print(snr_table(outcomes))

@@ -175,13 +175,13 @@ def load_tts(settings: Settings) -> VoicedTextToSpeech:
 
 def pod_vad_config(settings: Settings) -> VadConfig:
     """The voice activity detector the pod's calls use (benchmarks probe the same one)."""
-    smart = settings.turn_detection == "smart_turn"
+    judged = settings.turn_detection != "silence"
     return VadConfig(
         threshold=settings.vad_threshold,
         min_speech_ms=settings.vad_min_speech_ms,
         onset_ms=settings.vad_barge_in_onset_ms or None,
-        # smart_turn: the listener ends turns early; the detector's silence is only the long bound
-        end_of_turn_silence_ms=settings.turn_smart_max_wait_ms if smart else settings.vad_end_of_turn_ms,
+        # words, smart_turn: the listener ends turns early; the detector's silence is only the long bound
+        end_of_turn_silence_ms=settings.turn_smart_max_wait_ms if judged else settings.vad_end_of_turn_ms,
     )
 
 

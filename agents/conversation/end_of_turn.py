@@ -40,9 +40,26 @@ with the decision time measured under that load (phrases), no smart setting ende
 600 ms (the decision itself lands ~1.3 s into the pause), though the transcript, which a reply needs,
 was ready at about the same time (p50 ~1.40 s vs 1.38 s). Smart Turn is not useless everywhere: on
 whole espeak-ng questions it separated complete from cut (tests/agents/engines/local/test_smart_turn.py).
-Since Whisper's encoder hears a 10 s window (~100 ms a turn) the decision is fast: the pod defaults in
-`benchmarks/turn_taking.py` (listener level, 2026-12-02) cut 15.6 % with end p50 / p95 395 / 1154 ms,
-against 24.3 % and 682 / 849 ms for silence 600 ms.
+Since Whisper's encoder hears a 10 s window (~100 ms a turn) the decision is fast: the pod defaults of
+then (Smart Turn weight 1, threshold 0.5, max wait 1000 ms, the constants of the table) cut 15.6 % in
+`benchmarks/turn_taking.py` (listener level, 2026-12-02) with end p50 / p95 395 / 1154 ms, against
+24.3 % and 682 / 849 ms for silence 600 ms: better at p50, worse at p95, so it stayed off.
+
+Recalibrated the same day on the fast decision: the pauses measured by `turn_calibration.py --pauses
+FILE` (Whisper ~100 ms) replayed with its `replay_smart` over a wider grid than the script's own
+(thresholds 0.5-0.95, the neutral, statement and complete shifts, patience 1-6 per s, max waits
+700-900 ms; 20,000 rules, a one-off), keeping rules no worse than silence 600 ms at p95 and at every
+SNR, fewest cut-offs first. It gave the constants below,
+weight 0 (the words alone: `SWITCHBOARD_TURN_DETECTION=words`, Smart Turn not even loaded),
+threshold 0.8 and a 750 ms bound. A question or short answer then ends after ~350 ms of silence, a
+statement after ~470, an unpunctuated turn after ~600, unfinished words at the bound. Replayed:
+18.8 % cut-offs, 530 / 830 ms, better than silence 600 ms at every SNR. Through the real listener
+(`turn_taking.py --part listener`): 22.1 % cut-offs against 24.3 %, end p50 548 against 682 ms, p95
+859 against 849, 31 turns never ended in the noise against 42; worse only at 10 dB (14.4 % against
+11.5 %). The pod's default since. Cut-offs of 3 % are out of reach on this set for any rule that ends
+turns sooner than silence 600 ms: a third of its paused sentences pause after words that are a whole
+sentence ("My name is Sarah.", "Can you cancel my order?", "I'd like to pay my bill."), and Smart Turn
+separates pauses from ends at AUC 0.60.
 """
 
 from __future__ import annotations
@@ -57,18 +74,20 @@ from tools.pii.detect import CARD_DIGITS, luhn_valid
 from tools.pii.digits import WORD_DIGITS
 
 MODEL_WEIGHT = 0.0
-"""Weight of Smart Turn's log-odds (1: trusted as it is; 0: ignored). 0 here, the words-only rule that
-suits a threshold of 0.9; the pod's default (`turn_smart_model_weight`) is 1 with threshold 0.5, the
-calibrated setting that beat silence 600 ms on both axes. Recalibrate on recorded calls."""
+"""Weight of Smart Turn's log-odds (1: trusted as it is; 0: ignored). 0: the `words` rule, the pod's
+default; `smart_turn` takes its weight from `turn_smart_model_weight`. Recalibrate on recorded calls."""
 INCOMPLETE_SHIFT = -8.0
 """Log-odds added when the words say the caller is not done: the turn waits for the long bound."""
-NEUTRAL_SHIFT = 0.0
-STATEMENT_SHIFT = 1.0
-"""Log-odds added for a sentence that ends in a full stop and no unfinished word."""
-COMPLETE_SHIFT = 1.0
+NEUTRAL_SHIFT = -1.0
+"""Log-odds added for words that say nothing either way (no full stop: Whisper heard no end)."""
+STATEMENT_SHIFT = -0.5
+"""Log-odds added for a sentence that ends in a full stop and no unfinished word (below a question's:
+"My name is Sarah." is as often a pause as an end)."""
+COMPLETE_SHIFT = 0.0
 """Log-odds added for a question or a short answer."""
-PATIENCE_PER_S = 1.5
-"""Log-odds added per second of silence: the longer the caller is quiet, the surer the end."""
+PATIENCE_PER_S = 4.0
+"""Log-odds added per second of silence: the longer the caller is quiet, the surer the end (at
+threshold 0.8: a question ends after ~350 ms, a statement after ~470, nothing said either way ~600)."""
 
 TRAILING_WORDS = frozenset(
     "and but or so because cause if that which who whose when where while then than as um uh er erm hmm mm "

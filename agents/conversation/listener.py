@@ -15,9 +15,10 @@ says `TurnPending` (a likely end of turn, with that job), so a reply can be prep
 `SpeechResumed` kills it, `UtteranceReady` with the same task confirms it.
 
 End of turn (`end_of_turn`): `silence` ends a turn at the detector's `SpeechEnded` (its end-of-turn
-silence, 600 ms by default). `smart_turn` asks an `EndOfTurnModel` once `smart_turn_silence_ms` of a
-pause have passed and, once it and the early transcript are in, decides at every frame
-(`end_of_turn.Rule`: the model, the words, and the silence so far) whether the turn is over; if so
+silence, 600 ms by default). `words` decides once `smart_turn_silence_ms` of a pause have passed
+and the early transcript is in; `smart_turn` also asks an `EndOfTurnModel` then and waits for it too.
+From then on the listener decides at every frame (`end_of_turn.Rule`: the words, the model's
+probability in `smart_turn`, and the silence so far) whether the turn is over; if so
 it ends the turn itself, otherwise it waits for speech or for `smart_turn_max_wait_ms` of silence.
 The detector's own end-of-turn silence should then be that long bound: the listener, having ended
 the turn early, takes the detector's `SpeechResumed` (once it lasts `resume_min_speech_ms`) as a new
@@ -116,9 +117,10 @@ class ListenerConfig(BaseModel):
     utterance buffers are among the allocations refused then."""
     early_transcription: bool = True
     """Start transcribing during the end-of-turn silence (off: only once the turn has ended)."""
-    end_of_turn: Literal["silence", "smart_turn"] = "silence"
-    """`silence`: the detector's end-of-turn silence ends a turn. `smart_turn`: the end-of-turn
-    model and the early transcript may end it after `smart_turn_silence_ms` (needs a model)."""
+    end_of_turn: Literal["silence", "words", "smart_turn"] = "silence"
+    """`silence`: the detector's end-of-turn silence ends a turn. `words`: the early transcript's
+    words and the silence so far may end it after `smart_turn_silence_ms`. `smart_turn`: the same
+    with the end-of-turn model's probability added (needs a model)."""
     smart_turn_silence_ms: int = Field(200, ge=0, le=2_000)
     """Pause before the end-of-turn model judges the turn (once per pause)."""
     smart_turn_max_wait_ms: int = Field(1_200, ge=100, le=10_000)
@@ -136,12 +138,17 @@ class ListenerConfig(BaseModel):
     def _history_covers_preroll(self) -> ListenerConfig:
         if self.history_ms < self.preroll_ms:
             raise ValueError(f"history_ms {self.history_ms} must be at least preroll_ms {self.preroll_ms}")
-        if self.end_of_turn == "smart_turn" and self.smart_turn_silence_ms >= self.smart_turn_max_wait_ms:
+        if self.judged and self.smart_turn_silence_ms >= self.smart_turn_max_wait_ms:
             raise ValueError(
                 f"smart_turn_silence_ms {self.smart_turn_silence_ms} must be below"
                 f" smart_turn_max_wait_ms {self.smart_turn_max_wait_ms}"
             )
         return self
+
+    @property
+    def judged(self) -> bool:
+        """The listener ends turns itself, by `end_of_turn.Rule` (`words` or `smart_turn`)."""
+        return self.end_of_turn != "silence"
 
 
 class _Turn(Enum):
@@ -173,7 +180,9 @@ class TurnListener:
             raise ValueError('end_of_turn="smart_turn" needs an end_of_turn_model')
         self.shedding = shedding
         self.end_of_turn_model = end_of_turn_model
-        self._rule = replace(RULE, model_weight=self.config.smart_turn_model_weight)
+        weight = self.config.smart_turn_model_weight if self.config.end_of_turn == "smart_turn" else 0.0
+        self._rule = replace(RULE, model_weight=weight)
+        self._use_model = self.config.end_of_turn == "smart_turn"
         self._audio = bytearray()
         self._audio_start = 0
         """Absolute byte offset of `_audio[0]` in the call's audio."""
@@ -230,7 +239,7 @@ class TurnListener:
             out.extend(self._on_event(event))
         out.extend(self._maybe_resume())
         out.extend(self._maybe_start_early())
-        if self.config.end_of_turn == "smart_turn" and self._turn is _Turn.PAUSED:
+        if self.config.judged and self._turn is _Turn.PAUSED:
             out.extend(self._smart_end())
         if self._turn in (_Turn.SPEAKING, _Turn.PAUSED):
             if self._fed - self._turn_start >= self._utterance_limit_ms() * BYTES_PER_MS:
@@ -331,8 +340,8 @@ class TurnListener:
     # -- semantic end of turn --------------------------------------------------------------
 
     def _smart_end(self) -> list[ListenerEvent]:
-        """While paused: start the model once `smart_turn_silence_ms` have passed, and end the turn
-        when it (with the transcript) says so, or at `smart_turn_max_wait_ms` regardless."""
+        """While paused: start the model (if any) once `smart_turn_silence_ms` have passed, and end
+        the turn when the rule (the words, the model) says so, or at `smart_turn_max_wait_ms` regardless."""
         config = self.config
         silence_ms = self.audio_ms - self._pause_ms
         over = self._judged_over()
@@ -341,7 +350,7 @@ class TurnListener:
             ready = self._finish(self._pause_ms)
             self._turn = _Turn.DRAINING
             return [SpeechEnded(self._pause_ms), ready]
-        if self._judge is None and silence_ms >= config.smart_turn_silence_ms:
+        if self._judge is None and self._use_model and silence_ms >= config.smart_turn_silence_ms:
             assert self.end_of_turn_model is not None  # checked at construction
             pcm = self._slice(self._turn_start, (self._pause_ms + config.smart_turn_silence_ms) * BYTES_PER_MS)
             self._judge = asyncio.get_running_loop().create_task(self.end_of_turn_model.completion(pcm))
@@ -351,18 +360,24 @@ class TurnListener:
 
     def _judged_over(self) -> bool | None:
         """The decision once the model has answered and the early transcript (if any is coming) is
-        in; None while either is still running. A failed model run leaves the words to decide."""
+        in; None while either is still running. A failed model run leaves the words to decide.
+        Without a model (`words`) the rule first decides once `smart_turn_silence_ms` have passed."""
         judge = self._judge
-        if judge is None or not judge.done():
+        silence_ms = self.audio_ms - self._pause_ms
+        if not self._use_model:
+            if silence_ms < self.config.smart_turn_silence_ms:
+                return None
+        elif judge is None or not judge.done():
             return None
         early = self._early
         if (early is None and self.config.early_transcription) or (early is not None and not early.done()):
             return None  # the transcript is on its way: a reply needs it anyway, so wait for it
-        probability = None if judge.cancelled() or judge.exception() is not None else judge.result()
+        probability = None
+        if judge is not None and not judge.cancelled() and judge.exception() is None:
+            probability = judge.result()
         text = None
         if early is not None and not early.cancelled() and early.exception() is None:
             text = early.result().text
-        silence_ms = self.audio_ms - self._pause_ms
         return self._rule.completion(probability, text, silence_ms) >= self.config.smart_turn_threshold
 
     def _drop_judge(self) -> None:

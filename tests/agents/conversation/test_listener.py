@@ -374,10 +374,29 @@ async def test_a_comma_s_pause_starts_a_transcription_but_no_turn_pending() -> N
     assert pending.speech_end_ms == utterance.speech_end_ms  # the pause after "please", not the comma's
 
 
+async def test_the_words_rule_needs_no_model_and_ends_a_question_soonest() -> None:
+    """`words`: the early transcript and the silence decide, from `smart_turn_silence_ms` on: a
+    question soonest, a statement after a middle wait, unfinished words only at the bound."""
+    config = ListenerConfig(end_of_turn="words", smart_turn_threshold=0.8, smart_turn_max_wait_ms=750)
+    detector = FakeVoiceActivity(min_speech_ms=60, end_of_turn_ms=750).detector()
+    listen = TurnListener(detector, FakeSpeechToText(), config)
+    waited = []
+    for text in ("What time do you open?", "I received the wrong item.", "I ordered a jacket and"):
+        events = await feed_live(listen, fake_speech(text) + fake_silence(1500))
+        [utterance] = of(UtteranceReady, events)
+        waited.append(utterance.ended_at_ms - utterance.speech_end_ms)
+        assert (await utterance.transcript).text == text
+    question, statement, unfinished = waited
+    assert config.smart_turn_silence_ms <= question < statement < config.smart_turn_max_wait_ms <= unfinished
+    assert listen.smart_ends == 2 and listen.judged == 0  # no model asked
+
+
 def test_smart_turn_needs_a_model_and_sane_bounds() -> None:
     with pytest.raises(ValueError, match="end_of_turn_model"):
         smart_listener(None)
     with pytest.raises(ValidationError, match="smart_turn_silence_ms"):
         ListenerConfig(end_of_turn="smart_turn", smart_turn_silence_ms=800, smart_turn_max_wait_ms=600)
+    with pytest.raises(ValidationError, match="smart_turn_silence_ms"):
+        ListenerConfig(end_of_turn="words", smart_turn_silence_ms=800, smart_turn_max_wait_ms=600)
     with pytest.raises(ValidationError):
         ListenerConfig(end_of_turn="semantic")  # type: ignore[arg-type]
