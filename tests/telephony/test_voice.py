@@ -72,12 +72,21 @@ async def test_smart_turn_wires_the_model_and_makes_the_detector_silence_the_lon
         assert (listener.config.end_of_turn, listener.config.smart_turn_max_wait_ms) == ("smart_turn", 1800)
     finally:
         await stack.aclose()
-    plain = load_voice_stack(make_settings(stt_backend="remote", tts_backend="remote", vad_end_of_turn_ms=700))
+    plain = load_voice_stack(
+        make_settings(stt_backend="remote", tts_backend="remote", turn_detection="silence", vad_end_of_turn_ms=700)
+    )
     try:
         assert plain.end_of_turn is None and plain.vad_config.end_of_turn_silence_ms == 700
         assert plain.listener().config.end_of_turn == "silence"
     finally:
         await plain.aclose()
+    words = load_voice_stack(make_settings(stt_backend="remote", tts_backend="remote"))  # the default
+    try:
+        assert words.end_of_turn is None  # the words rule loads no model
+        assert words.vad_config.end_of_turn_silence_ms == type(settings).model_fields["turn_smart_max_wait_ms"].default
+        assert words.listener().config.end_of_turn == "words"
+    finally:
+        await words.aclose()
 
 
 async def test_closing_the_stack_closes_the_remote_model_servers_client() -> None:
