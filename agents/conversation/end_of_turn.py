@@ -57,7 +57,7 @@ statement after ~470, an unpunctuated turn after ~600, unfinished words at the b
 (`turn_taking.py --part listener`): 22.1 % cut-offs against 24.3 %, end p50 548 against 682 ms, p95
 859 against 849, 31 turns never ended in the noise against 42; worse only at 10 dB (14.4 % against
 11.5 %). The pod's default since. Cut-offs of 3 % are out of reach on this set for any rule that ends
-turns sooner than silence 600 ms: a third of its paused sentences pause after words that are a whole
+turns sooner than silence 600 ms: a quarter of its paused sentences pause after words that are a whole
 sentence ("My name is Sarah.", "Can you cancel my order?", "I'd like to pay my bill."), and Smart Turn
 separates pauses from ends at AUC 0.60.
 """

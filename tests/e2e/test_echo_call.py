@@ -53,7 +53,8 @@ def test_the_agents_own_echo_does_not_interrupt_it_but_the_caller_does(pod: Voic
     clears = [at for at in report.clears if at >= interrupted_at]
     assert clears, report.render()
     assert clears[0] - onset <= 0.400, report.render()
-    first, second = pod.llm.requests
+    # the words rule may end "Wait, stop." as a turn of its own: "I have a question." is then a third request
+    first, second, *_ = pod.llm.requests
     assert "order" in words(first.messages[-1]["content"])  # the greeting's echo was not taken as words
     assert "hello" not in words(first.messages[-1]["content"])
     assert words(second.messages[-1]["content"])[:2] == ["wait", "stop"]
