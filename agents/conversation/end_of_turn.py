@@ -229,9 +229,10 @@ class Rule:
     patience_per_s: float = PATIENCE_PER_S
 
     def evidence(self, probability: float | None, text: str | None) -> float:
-        """Log-odds that the turn is over at the start of the pause (None: that input is missing)."""
+        """Log-odds that the turn is over at the start of the pause (None: that input is missing; no
+        transcript counts as words that say nothing either way)."""
         model = 0.0 if probability is None else self.model_weight * logit(probability)
-        return model + (0.0 if text is None else self.shifts[transcript_hint(text)])
+        return model + self.shifts[Hint.NEUTRAL if text is None else transcript_hint(text)]
 
     def completion(self, probability: float | None, text: str | None, silence_ms: int = 0) -> float:
         """The chance the turn is over after `silence_ms` of pause."""

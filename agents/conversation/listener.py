@@ -122,7 +122,8 @@ class ListenerConfig(BaseModel):
     words and the silence so far may end it after `smart_turn_silence_ms`. `smart_turn`: the same
     with the end-of-turn model's probability added (needs a model)."""
     smart_turn_silence_ms: int = Field(200, ge=0, le=2_000)
-    """Pause before the end-of-turn model judges the turn (once per pause)."""
+    """Pause before the rule first judges the turn (`words`, `smart_turn`) and the end-of-turn model
+    runs (`smart_turn`, once per pause)."""
     smart_turn_max_wait_ms: int = Field(1_200, ge=100, le=10_000)
     """Silence that ends a turn whatever the model says (the detector's own bound may come first)."""
     smart_turn_threshold: float = Field(0.9, gt=0.0, lt=1.0)
@@ -180,9 +181,8 @@ class TurnListener:
             raise ValueError('end_of_turn="smart_turn" needs an end_of_turn_model')
         self.shedding = shedding
         self.end_of_turn_model = end_of_turn_model
-        weight = self.config.smart_turn_model_weight if self.config.end_of_turn == "smart_turn" else 0.0
-        self._rule = replace(RULE, model_weight=weight)
         self._use_model = self.config.end_of_turn == "smart_turn"
+        self._rule = replace(RULE, model_weight=self.config.smart_turn_model_weight if self._use_model else 0.0)
         self._audio = bytearray()
         self._audio_start = 0
         """Absolute byte offset of `_audio[0]` in the call's audio."""

@@ -99,7 +99,7 @@ def test_a_transcript_ends_in_a_number_still_being_read_out(text: str, number: b
 
 def test_words_move_the_probability_both_ways() -> None:
     trusting = Rule(model_weight=1.0)
-    assert trusting.completion(0.5, None) == pytest.approx(0.5)  # no words: the model alone
+    assert trusting.completion(0.5, None) == trusting.completion(0.5, "It arrived")  # no words: neutral ones
     assert trusting.completion(0.9, "My account number is seven seven four") < 0.5
     question, statement, unpunctuated, joined = (
         trusting.completion(0.5, text)

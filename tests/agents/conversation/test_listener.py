@@ -389,6 +389,15 @@ async def test_the_words_rule_needs_no_model_and_ends_a_question_soonest() -> No
     question, statement, unfinished = waited
     assert config.smart_turn_silence_ms <= question < statement < config.smart_turn_max_wait_ms <= unfinished
     assert listen.smart_ends == 2 and listen.judged == 0  # no model asked
+    # no transcript during the pause: the words say nothing either way, so even a question waits longer
+    blind = TurnListener(
+        FakeVoiceActivity(min_speech_ms=60, end_of_turn_ms=750).detector(),
+        FakeSpeechToText(),
+        config.model_copy(update={"early_transcription": False}),
+    )
+    events = await feed_live(blind, fake_speech("What time do you open?") + fake_silence(1500))
+    [utterance] = of(UtteranceReady, events)
+    assert statement < utterance.ended_at_ms - utterance.speech_end_ms < config.smart_turn_max_wait_ms
 
 
 def test_smart_turn_needs_a_model_and_sane_bounds() -> None:
