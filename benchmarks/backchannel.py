@@ -288,7 +288,9 @@ def main() -> None:
             pod: Pod = app.state.pod
             token = settings.twilio_auth_token.get_secret_value()
             print(
-                f"{len(calls)} cases x {len(modes)} modes; VAD end of turn {settings.vad_end_of_turn_ms} ms", flush=True
+                f"{len(calls)} cases x {len(modes)} modes; end of turn {settings.turn_detection} "
+                f"(silence rule {settings.vad_end_of_turn_ms} ms, bound {settings.turn_smart_max_wait_ms} ms)",
+                flush=True,
             )
             for index, case in enumerate(calls):
                 for mode in modes:  # alternate, so drift in machine load hits both alike
