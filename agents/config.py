@@ -23,6 +23,10 @@ BACKCHANNEL_WORDS = (
 """Default `backchannel_words`, with the spellings Whisper uses for the same sounds."""
 MAX_BACKCHANNEL_WORDS = 64
 """Bound on an agent's `backchannel_words`."""
+MAX_NUMBER_LENGTHS = 16
+"""Bound on an agent's `number_lengths`."""
+NumberCue = Annotated[str, StringConstraints(pattern=r"^[a-z]+( [a-z]+){0,3}$", max_length=40)]
+"""A number's cue: one to four lower-case words said just before it ("order number")."""
 
 
 class SttOptions(BaseModel):
@@ -108,6 +112,13 @@ class AgentConfig(BaseModel):
     """Extra silence waited for after a turn that ends in a number still being read out ("my card
     number is 4539 1488"), beyond the end-of-turn rule: a caller reading a card in groups goes on,
     and the whole number reaches redaction (and the model) as one turn; 0: no extra wait."""
+    number_lengths: dict[NumberCue, Annotated[int, Field(ge=1, le=19)]] = Field(
+        default_factory=dict, max_length=MAX_NUMBER_LENGTHS
+    )
+    """The digit count of this business's numbers, by the words said before them: `{"order
+    number": 8}`. A number read out after its cue is finished once it has that many digits, so the
+    turn ends as a plain sentence would, without the digits' grace (fewer digits: still being read
+    out, the turn waits). Built in: zip 5, PIN 4, a card that "ends" in 4."""
 
     resume_after_backchannel: bool = True
     """Speech over the agent clears the line at once but only holds the reply: if its transcript

@@ -104,7 +104,11 @@ AGENT = AgentConfig(
     greeting="Hello, how can I help?",
     allow_hang_up=False,
     allow_transfer=False,
+    number_lengths={"order number": 5},
 )
+"""The shop's order numbers have 5 digits (the fixture reads one out), so "My order number is 12345."
+ends as a statement; `--unknown-numbers` leaves the length out: the turn waits for the rest of the
+number (the words rule's bound, then `digits_grace_ms`)."""
 STAGES = ("endpoint_ms", "stt_ms", "transcript_ms", "llm_ttft_ms", "tts_first_audio_ms", "voice_to_voice_ms")
 HEARD = ("heard", "heard_from_speech_end")
 SYNTHESIZED = "voice_to_voice_synthesized_opener"
@@ -269,7 +273,7 @@ def end_of_turn(stack: VoiceStack) -> str:
     return f"{rule} ({', '.join(knobs)})" if rule != "silence" and knobs else rule
 
 
-def configuration(settings: Settings, stack: VoiceStack, calls: int, reply_wait_s: float) -> str:
+def configuration(settings: Settings, stack: VoiceStack, agent: AgentConfig, calls: int, reply_wait_s: float) -> str:
     if settings.llm_backend == "embedded":
         llm = (
             f"embedded llama.cpp {settings.llm_embedded_model}, max_tokens {settings.llm_max_tokens}, "
@@ -286,7 +290,8 @@ def configuration(settings: Settings, stack: VoiceStack, calls: int, reply_wait_
             f"{reply_wait_s} s after each turn",
             f"VAD: Silero, threshold {settings.vad_threshold}, min speech {settings.vad_min_speech_ms} ms, "
             f"end of turn {settings.vad_end_of_turn_ms} ms; listener tail {stack.listener_config.tail_ms} ms",
-            f"end of turn: {end_of_turn(stack)}",
+            f"end of turn: {end_of_turn(stack)}; the agent's number lengths {agent.number_lengths or 'none'}, "
+            f"digits' grace {agent.digits_grace_ms} ms",
             f"STT: faster-whisper {settings.stt_model}, beam {settings.stt_beam_size}, {settings.stt_threads} threads",
             f"TTS: Kokoro {settings.tts_model}, voice {settings.tts_voice}, {settings.tts_threads} threads, "
             f"opener cache {settings.tts_opener_cache_bytes} bytes; "
@@ -342,11 +347,12 @@ def measure(
         log_level="WARNING",
         **llm,  # type: ignore[arg-type]
     )
-    app = create_app(settings, agent_configs=[AGENT])
+    agent = AGENT.model_copy(update={"number_lengths": {}}) if args.unknown_numbers else AGENT
+    app = create_app(settings, agent_configs=[agent])
     with BackgroundServer(app, settings) as url:  # the pod loads and warms the engines as it starts
         pod: Pod = app.state.pod
         assert pod.voice is not None
-        print(configuration(settings, pod.voice.stack, args.calls, reply_wait_s), flush=True)
+        print(configuration(settings, pod.voice.stack, agent, args.calls, reply_wait_s), flush=True)
         return run_calls(url, pod, args.calls, modes, reply_wait_s, args.warmup)
 
 
@@ -383,6 +389,7 @@ def run_in_child(args: argparse.Namespace) -> dict[str, ModeResults]:
         out = Path(folder) / "results.json"
         command = [sys.executable, __file__, f"--calls={args.calls}", f"--llm={args.llm}", f"--modes={args.modes}"]
         command += [f"--warmup={args.warmup}", f"--results-json={out}"]
+        command += ["--unknown-numbers"] if args.unknown_numbers else []
         subprocess.run(command, check=True)
         data = json.loads(out.read_text(encoding="utf-8"))
     return {mode: ModeResults(**values) for mode, values in data.items()}
@@ -396,6 +403,9 @@ def main() -> None:
     parser.add_argument("--llm", choices=("scripted", "embedded"), default="scripted")
     parser.add_argument("--modes", default="early,late", help="comma-separated: early, late (default both)")
     parser.add_argument("--warmup", type=int, default=1, help="calls placed first in each run, not counted (default 1)")
+    parser.add_argument(
+        "--unknown-numbers", action="store_true", help="the agent declares no number lengths (number turns wait)"
+    )
     # where a child run of --runs leaves its figures:
     parser.add_argument("--results-json", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -431,7 +431,7 @@ def main() -> None:
         ):
             pod: Pod = app.state.pod
             assert pod.voice is not None
-            print(configuration(settings, pod.voice.stack, calls, REPLY_WAIT_S), flush=True)
+            print(configuration(settings, pod.voice.stack, AGENT, calls, REPLY_WAIT_S), flush=True)
             print(f"Pipecat: {requirements()[0]} in {python.parents[1]}; bot at {bot}", flush=True)
             print(f"caller: {args.callers}, {len(turns)} turns, two a call in rotation", flush=True)
             results = run_calls(Systems(pod_url, pod, bot, model), names, turns, calls, args.warmup)

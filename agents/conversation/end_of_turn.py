@@ -11,7 +11,9 @@ long bound:
     log-odds = MODEL_WEIGHT * logit(p) + SHIFTS[hint] + PATIENCE_PER_S * silence_s
 
 and the turn ends when that reaches logit(threshold). Everything here is a pure function of
-(probability, transcript, silence), unit-tested on its own.
+(probability, transcript, silence), unit-tested on its own. A number is finished once it has the
+length its cue gives it ("zip": 5, and each agent's own `number_lengths`, "order number": 8); the
+rule knows them through `Rule.number_lengths`.
 
 Calibration (`benchmarks/turn_calibration.py` on the turn set of `benchmarks/turn_set.py`: 416 clips,
 26 sentences x 4 voices (2 Kokoro, 2 espeak-ng) x clean/30/20/10 dB, ~660 pauses, in two renderings:
@@ -109,8 +111,9 @@ NUMBER_CONTEXT = frozenset("number code account phone zip pin card digits extens
 NUMBER_WORDS = frozenset(
     "zero oh one two three four five six seven eight nine ten eleven twelve hundred thousand double triple".split()
 )
-COMPLETE_DIGITS = {"zip": 5, "pin": 4, "ends": 4}
-"""Numbers with a known length: a zip code with 5 digits, a PIN or card ending with 4, is finished."""
+COMPLETE_DIGITS: Mapping[str, int] = {"zip": 5, "pin": 4, "ends": 4}
+"""Numbers with a known length, by the cue said before them: a zip code with 5 digits, a PIN or a
+card ending with 4, is finished. An agent adds its own (`AgentConfig.number_lengths`)."""
 SHORT_ANSWERS = frozenset(
     "yes yeah yep no nope okay ok sure right correct thanks thank bye goodbye please great perfect fine".split()
 )
@@ -144,64 +147,90 @@ def words_of(text: str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class TrailingNumber:
-    """The digits and number words the words end in, and the number-context words before them."""
+    """The digits and number words the words end in, and what the words before them say of it."""
 
     words: int
     digits: str
     """The digits said, in order (digit words as digits; "ten", "hundred" add none)."""
-    context: list[str]
+    cued: bool
+    """A number-context word ("number", "card", "zip") or a known length's cue came before it."""
+    known_length: int | None = None
+    """The length its latest cue gives it ("zip": 5), if any."""
 
     @property
     def complete(self) -> bool:
-        """The number has the known length its context gives it (a zip code's 5 digits), or is a
+        """The number has the known length its cue gives it (a zip code's 5 digits), or is a
         whole card number (13-19 digits that pass the Luhn check): nothing more is coming."""
-        known = [COMPLETE_DIGITS[word] for word in self.context if word in COMPLETE_DIGITS]
-        if known:
-            return known[-1] == len(self.digits)
+        if self.known_length is not None:
+            return self.known_length == len(self.digits)
         return CARD_DIGITS[0] <= len(self.digits) <= CARD_DIGITS[1] and luhn_valid(self.digits)
 
 
-def trailing_number(words: list[str]) -> TrailingNumber:
+def known_lengths(declared: Mapping[str, int]) -> dict[str, int]:
+    """The built-in lengths (`COMPLETE_DIGITS`) with an agent's own on top ("order number": 8)."""
+    return {**COMPLETE_DIGITS, **declared}
+
+
+def _known_length(before: list[str], lengths: Mapping[str, int]) -> int | None:
+    """The length given by the cue said last in the words before a number (the longer cue where
+    two end together: "order number" over "number")."""
+    best: tuple[tuple[int, int], int] | None = None
+    for cue, length in lengths.items():
+        cue_words = cue.split()
+        size = len(cue_words)
+        for end in range(len(before), size - 1, -1):
+            if before[end - size : end] == cue_words:
+                if best is None or (end, size) > best[0]:
+                    best = ((end, size), length)
+                break
+    return None if best is None else best[1]
+
+
+def trailing_number(words: list[str], lengths: Mapping[str, int] = COMPLETE_DIGITS) -> TrailingNumber:
     tail = 0
     while tail < len(words) and (words[-1 - tail].isdigit() or words[-1 - tail] in NUMBER_WORDS):
         tail += 1
-    said = words[len(words) - tail :]
+    before, said = words[: len(words) - tail], words[len(words) - tail :]
     digits = "".join(word if word.isdigit() else WORD_DIGITS.get(word, "") for word in said)
-    return TrailingNumber(tail, digits, [word for word in words[: len(words) - tail] if word in NUMBER_CONTEXT])
+    known = _known_length(before, lengths) if tail else None
+    cued = known is not None or any(word in NUMBER_CONTEXT for word in before)
+    return TrailingNumber(tail, digits, cued, known)
 
 
-def dictating_number(words: list[str]) -> bool:
+def dictating_number(words: list[str], lengths: Mapping[str, int] = COMPLETE_DIGITS) -> bool:
     """True when the words end in digits or number words that follow a number context ("my zip
     code is 941", "you can reach me at five five five"), unless the number has its known length."""
-    number = trailing_number(words)
-    return number.words > 0 and bool(number.context) and not number.complete
+    number = trailing_number(words, lengths)
+    return number.words > 0 and number.cued and not number.complete
 
 
 SPOKEN_NUMBER_DIGITS = 4
 """Trailing digits from which a transcript ends in a number even without a cue word ("... 4539 1488")."""
 
 
-def ends_in_number(text: str) -> bool:
+def ends_in_number(text: str, lengths: Mapping[str, int] = COMPLETE_DIGITS) -> bool:
     """The transcript ends in a number that may still be being read out: dictated after a cue
     ("my card number is 4539 1488"), or at least `SPOKEN_NUMBER_DIGITS` digits with none, unless it
-    has its known length (a zip code). A speculative reply waits on such a pause: its request would
+    has its known length (a zip code; `lengths`: the cues' lengths, `known_lengths`). A speculative
+    reply waits on such a pause: its request would
     hand the model the first digits of what may be a card number, too short to be recognised (and
     redacted) as one."""
-    number = trailing_number(words_of(text))
+    number = trailing_number(words_of(text), lengths)
     if number.words == 0 or number.complete:
         return False
-    return bool(number.context) or len(number.digits) >= SPOKEN_NUMBER_DIGITS
+    return number.cued or len(number.digits) >= SPOKEN_NUMBER_DIGITS
 
 
-def transcript_hint(text: str) -> Hint:
-    """Classify an early transcript (Whisper's punctuation included) by how its words end."""
+def transcript_hint(text: str, lengths: Mapping[str, int] = COMPLETE_DIGITS) -> Hint:
+    """Classify an early transcript (Whisper's punctuation included) by how its words end
+    (`lengths`: numbers' known lengths by cue, `known_lengths`)."""
     stripped = text.strip()
     words = words_of(stripped)
     if not words:
         return Hint.NEUTRAL  # noise, or nothing Whisper could read: leave it to the model
     if stripped.endswith((",", "-", "...", "\u2026", ";", ":")):
         return Hint.INCOMPLETE  # Whisper heard the sentence go on
-    if words[-1] in JOINING_WORDS or dictating_number(words) or " ".join(words).endswith(THINKING):
+    if words[-1] in JOINING_WORDS or dictating_number(words, lengths) or " ".join(words).endswith(THINKING):
         return Hint.INCOMPLETE
     if stripped.endswith("?"):
         return Hint.COMPLETE
@@ -227,12 +256,14 @@ class Rule:
     model_weight: float = MODEL_WEIGHT
     shifts: Mapping[Hint, float] = field(default_factory=lambda: dict(SHIFTS))
     patience_per_s: float = PATIENCE_PER_S
+    number_lengths: Mapping[str, int] = field(default_factory=lambda: dict(COMPLETE_DIGITS))
+    """Numbers' known lengths by cue (`known_lengths`): a number of that length is finished."""
 
     def evidence(self, probability: float | None, text: str | None) -> float:
         """Log-odds that the turn is over at the start of the pause (None: that input is missing; no
         transcript counts as words that say nothing either way)."""
         model = 0.0 if probability is None else self.model_weight * logit(probability)
-        return model + self.shifts[Hint.NEUTRAL if text is None else transcript_hint(text)]
+        return model + self.shifts[Hint.NEUTRAL if text is None else transcript_hint(text, self.number_lengths)]
 
     def completion(self, probability: float | None, text: str | None, silence_ms: int = 0) -> float:
         """The chance the turn is over after `silence_ms` of pause."""

@@ -28,7 +28,7 @@ turn and ignores its late `SpeechEnded`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Literal
@@ -357,6 +357,11 @@ class TurnListener:
             self._judge.add_done_callback(_quiet)
             self.judged += 1
         return []
+
+    def expect_numbers(self, lengths: Mapping[str, int]) -> None:
+        """Judge numbers by these known lengths (`end_of_turn.known_lengths`: the agent's own on top
+        of the built-in ones): a number read out to its length ends the turn as a sentence would."""
+        self._rule = replace(self._rule, number_lengths=dict(lengths))
 
     def _judged_over(self) -> bool | None:
         """The decision once the model has answered and the early transcript (if any is coming) is

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from agents.config import AgentConfig
 from agents.conversation.barge_in import BargeIns
 from agents.conversation.echo_guard import EchoGuard
-from agents.conversation.end_of_turn import ends_in_number
+from agents.conversation.end_of_turn import ends_in_number, known_lengths
 from agents.conversation.held_reply import HeldReply
 from agents.conversation.history import AssistantReply, ConversationHistory
 from agents.conversation.listener import TurnListener, TurnPending, UtteranceReady
@@ -83,6 +83,9 @@ class CallSession(BargeIns):
         self.port = port
         self.config = config
         self.listener = listener
+        self.number_lengths = known_lengths(config.number_lengths)
+        """Numbers' known lengths by cue: a number of its length is finished (no digits' grace)."""
+        listener.expect_numbers(self.number_lengths)
         self.speaker = speaker
         self.echo_guard = echo_guard
         """Takes the agent's own voice out of the caller's audio before the listener hears it."""
@@ -298,7 +301,7 @@ class CallSession(BargeIns):
         metrics.transcript_ms = to_ms(self.clock() - speech_end_wall)
         metrics.early_transcript = ready.early
         text = " ".join(t for t in texts if t)
-        if text and ends_in_number(text):
+        if text and ends_in_number(text, self.number_lengths):
             if gate is not None:
                 await gate.wait()  # a number read out in the pause (a card?) reaches the model only as a whole turn
             await self._wait_for_more_digits()  # the words stay unanswered: a turn replacing this one has them

@@ -31,11 +31,21 @@ def test_defaults_make_a_working_agent() -> None:
         {"id": "a", "pii_patterns": [{"label": f"id {chr(97 + n)}", "pattern": "x"} for n in range(17)]},
         {"id": "a", "recording_consent": "x" * 301},
         {"id": "a", "recording_consent": ""},
+        {"id": "a", "number_lengths": {"Order Number": 8}},  # cues are lower-case words
+        {"id": "a", "number_lengths": {"order  number": 8}},
+        {"id": "a", "number_lengths": {"order number": 0}},
+        {"id": "a", "number_lengths": {"order number": 20}},
+        {"id": "a", "number_lengths": {f"cue {chr(97 + n)}": 4 for n in range(17)}},
     ],
 )
 def test_out_of_bounds_configs_are_refused(values: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         AgentConfig(**values)  # type: ignore[arg-type]
+
+
+def test_number_lengths_take_cue_words_and_digit_counts() -> None:
+    config = AgentConfig(id="a", number_lengths={"order number": 8, "member id": 9})
+    assert config.number_lengths == {"order number": 8, "member id": 9}
 
 
 def test_configs_are_immutable() -> None:

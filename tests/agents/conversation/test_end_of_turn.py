@@ -13,6 +13,8 @@ from agents.conversation.end_of_turn import (
     completion,
     dictating_number,
     ends_in_number,
+    known_lengths,
+    trailing_number,
     transcript_hint,
     turn_is_over,
     words_of,
@@ -127,3 +129,30 @@ def test_the_calibrated_rule_ignores_the_model() -> None:
     """The turn set calibration found Smart Turn's probability no help there (see the module)."""
     assert RULE.model_weight == 0.0
     assert completion(0.01, "Is it open?", 500) == completion(0.99, "Is it open?", 500)
+
+
+@pytest.mark.parametrize(
+    ("text", "finished"),
+    [
+        ("My order number is 12345678.", True),
+        ("My order number is 1234 5678", True),  # read out in groups: the digits count
+        ("My order number is one two three four five six seven eight.", True),
+        ("My order number is 1234.", False),  # half of it: still being read out
+        ("My order number is 123456789.", False),  # too long for an order number: not finished either
+        ("My account number is 12345678.", False),  # another cue: no known length
+        ("My zip code is 94107.", True),  # the built-in lengths stay
+    ],
+)
+def test_a_number_of_the_agents_known_length_is_finished(text: str, finished: bool) -> None:
+    lengths = known_lengths({"order number": 8})
+    assert ends_in_number(text, lengths) is not finished
+    assert (transcript_hint(text, lengths) is not Hint.INCOMPLETE) is finished
+    assert (Rule(number_lengths=lengths).end_after_ms(None, text, 0.8) < 750) is finished
+
+
+def test_the_cue_said_last_gives_the_length() -> None:
+    lengths = known_lengths({"order number": 8, "number": 10})
+    assert trailing_number(words_of("my order number is 12345678"), lengths).known_length == 8  # the longer cue
+    assert trailing_number(words_of("my zip code is fine, my order number is 1"), lengths).known_length == 8
+    assert trailing_number(words_of("my order number, no, my zip is 94107"), lengths).complete
+    assert trailing_number(words_of("my order number is"), lengths).words == 0

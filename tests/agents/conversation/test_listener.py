@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import ValidationError
 
+from agents.conversation.end_of_turn import known_lengths
 from agents.conversation.listener import ListenerConfig, TurnListener, TurnPending, UtteranceReady
 from agents.engines.local.pool import InferenceOverloaded, InferencePool
 from agents.engines.local.silero import SileroVoiceActivity, VadConfig
@@ -398,6 +399,24 @@ async def test_the_words_rule_needs_no_model_and_ends_a_question_soonest() -> No
     events = await feed_live(blind, fake_speech("What time do you open?") + fake_silence(1500))
     [utterance] = of(UtteranceReady, events)
     assert statement < utterance.ended_at_ms - utterance.speech_end_ms < config.smart_turn_max_wait_ms
+
+
+async def test_a_number_read_out_to_its_known_length_ends_as_a_sentence_does() -> None:
+    """The agent's known lengths (`expect_numbers`): an order number of its length is finished, so
+    the turn ends as a statement's would; one digit short, it waits for the bound as before."""
+    config = ListenerConfig(end_of_turn="words", smart_turn_threshold=0.8, smart_turn_max_wait_ms=750)
+    waited = {}
+    for lengths in ({}, {"order number": 5}):
+        detector = FakeVoiceActivity(min_speech_ms=60, end_of_turn_ms=750).detector()
+        listen = TurnListener(detector, FakeSpeechToText(), config)
+        listen.expect_numbers(known_lengths(lengths))
+        for text in ("My order number is 12345.", "My order number is 1234."):
+            events = await feed_live(listen, fake_speech(text) + fake_silence(1500))
+            [utterance] = of(UtteranceReady, events)
+            waited[len(lengths), text] = utterance.ended_at_ms - utterance.speech_end_ms
+    bound = config.smart_turn_max_wait_ms
+    assert waited[1, "My order number is 12345."] < bound <= waited[0, "My order number is 12345."]
+    assert waited[1, "My order number is 1234."] >= bound and waited[0, "My order number is 1234."] >= bound
 
 
 def test_smart_turn_needs_a_model_and_sane_bounds() -> None:

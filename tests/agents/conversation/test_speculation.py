@@ -330,6 +330,30 @@ async def test_a_number_read_out_to_its_end_is_answered_once_the_turn_is_confirm
     assert (call.record.speculation_used, call.record.speculation_wasted) == (1, 0)
 
 
+async def test_a_number_of_the_agents_known_length_needs_no_digits_grace(
+    start_call: StartCall, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`number_lengths`: an order number read out to its length is finished, so the confirmed turn is
+    answered at once instead of after `digits_grace_ms` more of the caller's silence (which never
+    comes here: without the known length the wait would outlast the test)."""
+    monkeypatch.setattr(session_module, "STALLED_AUDIO_S", 600.0)
+    call = await start_call(number_lengths={"order number": 8})
+    fakes = call.fakes
+    fakes.chat.push(Reply(text=REPLY))
+
+    call.speak("My order number is 7742 9160", then_ms=240)
+    await until(lambda: call.record.speculation_started == 1, what="the pending turn")
+    call.clock.now += REST_OF_SILENCE_S
+    call.quiet(260)  # the turn ends; no more audio comes
+    await until(lambda: call.record.turns, what="the answer, with no grace waited for")
+    await call.hang_up()
+
+    [request] = fakes.chat.requests
+    assert user_messages(request.messages) == ["My order number is 7742 9160"]
+    assert call.heard() == [GREETING, REPLY]
+    assert (call.record.speculation_used, call.record.speculation_wasted) == (1, 0)
+
+
 @pytest.mark.parametrize("speculate", [True, False])
 async def test_a_card_read_out_over_two_turns_reaches_the_model_whole_and_redacted(
     start_call: StartCall, speculate: bool
