@@ -270,6 +270,8 @@ def end_of_turn(stack: VoiceStack) -> str:
     listener = stack.listener_config.model_dump()
     rule = str(listener.get("end_of_turn", "silence"))
     knobs = [f"{name.removeprefix('smart_turn_')} {value}" for name, value in listener.items() if "smart_turn_" in name]
+    if rule == "words":  # no model: its weight is not used
+        knobs = [knob for knob in knobs if not knob.startswith("model_weight")]
     return f"{rule} ({', '.join(knobs)})" if rule != "silence" and knobs else rule
 
 
