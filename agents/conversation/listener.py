@@ -35,7 +35,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agents.conversation.end_of_turn import RULE
+from agents.conversation.end_of_turn import RULE, Hint, transcript_hint
 from agents.engines.protocols import (
     EndOfTurnModel,
     SpeechEnded,
@@ -56,8 +56,9 @@ BYTES_PER_MS = 32
 
 @dataclass(frozen=True, slots=True)
 class TurnPending:
-    """A pause that will likely end the turn (it has lasted `pending_ms`): its early transcript job
-    is running, or done.
+    """A pause that will likely end the turn (it has lasted `pending_ms`; under a judged rule, words
+    that say the caller is not done, `unfinished_pending_lead_ms` before the bound): its early
+    transcript job is running, or done.
 
     If the turn is confirmed, the `UtteranceReady` that follows carries this same `transcript`
     task (early=True); if the caller goes on, `SpeechResumed` follows and this turn is dead."""
@@ -107,6 +108,12 @@ class ListenerConfig(BaseModel):
     a Whisper run, never a model request: with both at 100 ms the comma's pause in "a person,
     please" sent the model a request that was dropped, in whole calls and on the turn set (320
     dropped starts on 416 clips against 221). The job started at `tail_ms` is usually done by then."""
+    unfinished_pending_lead_ms: int = Field(300, ge=0, le=10_000)
+    """`words`, `smart_turn`: a pause whose early transcript says the caller is not done (a trailing
+    "and", a number still being read out: `Hint.INCOMPLETE`) cannot end the turn before
+    `smart_turn_max_wait_ms`, so it is announced as `TurnPending` only this long before that bound
+    (and once its transcript is in), not at `pending_ms`: the caller usually goes on, and a
+    speculative request sent at once would be dropped (its prefill wasted on the model server)."""
     history_ms: int = Field(2_000, ge=0, le=10_000)
     """Bound on the audio kept between turns. A detector reports speech start `min_speech_ms` or
     more after it began, so this must cover that lag plus `preroll_ms`."""
@@ -332,10 +339,24 @@ class TurnListener:
                 return []
             self._early, self._early_end, self._early_told = self._start(self._slice(self._turn_start, end)), end, False
             self.early_started += 1
-        if self._early_told or self.audio_ms - self._pause_ms < self.config.pending_ms:
+        silence_ms = self.audio_ms - self._pause_ms
+        if self._early_told or silence_ms < self.config.pending_ms or self._unfinished_for_now(silence_ms):
             return []
         self._early_told = True
         return [TurnPending(self._speech_start_ms, self._pause_ms, self._early)]
+
+    def _unfinished_for_now(self, silence_ms: int) -> bool:
+        """Under a judged rule, the early transcript says the caller is not done (or is not in yet)
+        and the bound is more than `unfinished_pending_lead_ms` away: not a likely end yet."""
+        config = self.config
+        if not config.judged or silence_ms >= config.smart_turn_max_wait_ms - config.unfinished_pending_lead_ms:
+            return False
+        early = self._early
+        if early is None or not early.done():
+            return True  # a speculative reply would wait for the transcript anyway
+        if early.cancelled() or early.exception() is not None:
+            return False
+        return transcript_hint(early.result().text, self._rule.number_lengths) is Hint.INCOMPLETE
 
     # -- semantic end of turn --------------------------------------------------------------
 

@@ -315,10 +315,11 @@ async def test_a_resumed_pause_is_judged_again() -> None:
     pcm = fake_speech("I would like") + fake_silence(400) + fake_speech("a refund.") + fake_silence(1500)
     events = await feed_live(listen, pcm)
     assert SpeechResumed in [type(e) for e in events]
-    [first, second] = of(TurnPending, events)
-    assert first.transcript is not second.transcript and listen.early_abandoned == 1  # that turn is dead
+    # "I would like" is unfinished: that pause is no likely end (no TurnPending), and its job is dead
+    [pending] = of(TurnPending, events)
+    assert listen.early_abandoned == 1
     [utterance] = of(UtteranceReady, events)
-    assert utterance.transcript is second.transcript
+    assert utterance.transcript is pending.transcript
     assert (await utterance.transcript).text == "I would like a refund."
     assert len(model.heard_ms) == 2 and model.heard_ms[0] < model.heard_ms[1]
 
@@ -417,6 +418,27 @@ async def test_a_number_read_out_to_its_known_length_ends_as_a_sentence_does() -
     bound = config.smart_turn_max_wait_ms
     assert waited[1, "My order number is 12345."] < bound <= waited[0, "My order number is 12345."]
     assert waited[1, "My order number is 1234."] >= bound and waited[0, "My order number is 1234."] >= bound
+
+
+async def test_unfinished_words_are_a_likely_end_only_near_the_bound() -> None:
+    """A pause after "and" cannot end the turn before the bound, so no speculative reply is started
+    on it at `pending_ms` (the caller usually goes on): it is announced `unfinished_pending_lead_ms`
+    before the bound instead; a question is announced at `pending_ms`, as under the silence rule."""
+    config = ListenerConfig(end_of_turn="words", smart_turn_threshold=0.8, smart_turn_max_wait_ms=750)
+    announced = {}
+    for text in ("What time do you open?", "I ordered a jacket and"):
+        listen = TurnListener(
+            FakeVoiceActivity(min_speech_ms=60, end_of_turn_ms=750).detector(), FakeSpeechToText(), config
+        )
+        for frame in frames(fake_speech(text) + fake_silence(1500)):
+            for event in listen.feed(frame):
+                if isinstance(event, TurnPending):
+                    announced[text] = listen.audio_ms - event.speech_end_ms
+            for _ in range(3):
+                await asyncio.sleep(0)
+    lead_start = config.smart_turn_max_wait_ms - config.unfinished_pending_lead_ms
+    assert config.pending_ms <= announced["What time do you open?"] < config.pending_ms + 40
+    assert lead_start <= announced["I ordered a jacket and"] < lead_start + 40
 
 
 def test_smart_turn_needs_a_model_and_sane_bounds() -> None:
