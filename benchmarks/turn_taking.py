@@ -82,7 +82,9 @@ def p(values: list[float], q: float) -> float:
 # -- part 1: the listener ------------------------------------------------------------------------
 
 
-def listener_setup(mode: str) -> tuple[VadConfig, ListenerConfig]:
+def listener_setup(mode: str, unfinished_lead_ms: int | None = None) -> tuple[VadConfig, ListenerConfig]:
+    """The pod's default VAD and listener for one rule (`unfinished_lead_ms`: another
+    `unfinished_pending_lead_ms`; its max wait, 750, announces unfinished pauses at 200 ms as before)."""
     base = mode.removesuffix("+spec")
     judged = base != "silence"
     vad = VadConfig(
@@ -97,10 +99,14 @@ def listener_setup(mode: str) -> tuple[VadConfig, ListenerConfig]:
         smart_turn_threshold=default("turn_smart_threshold"),
         smart_turn_model_weight=default("turn_smart_model_weight"),
     )
+    if unfinished_lead_ms is not None:
+        listener = listener.model_copy(update={"unfinished_pending_lead_ms": unfinished_lead_ms})
     return vad, listener
 
 
-async def listener_level(clips: list[TurnClip], timing: Timing) -> dict[str, list[ClipOutcome]]:
+async def listener_level(
+    clips: list[TurnClip], timing: Timing, unfinished_lead_ms: int | None = None
+) -> dict[str, list[ClipOutcome]]:
     """Every clip through the listener under each rule; a rule's "+spec" mode shares its decisions."""
     stt = WhisperSpeechToText(default("stt_model"), cpu_threads=min(2, os.cpu_count() or 1))
     smart = SmartTurnModel()
@@ -110,7 +116,7 @@ async def listener_level(clips: list[TurnClip], timing: Timing) -> dict[str, lis
     try:
         for index, clip in enumerate(clips):
             for mode in outcomes:
-                vad_config, config = listener_setup(mode)
+                vad_config, config = listener_setup(mode, unfinished_lead_ms)
                 vad = SileroVoiceActivity(vad_config)
                 model = smart if mode == "smart_turn" else None
                 outcomes[mode].append(await run_clip(clip, vad, stt, config, model, timing))
@@ -278,6 +284,11 @@ async def main() -> None:
     parser.add_argument("--part", choices=("both", "listener", "calls"), default="both")
     parser.add_argument("--stt-ms", type=float, help="count this Whisper time per run (default: as measured)")
     parser.add_argument("--smart-turn-ms", type=float, help="count this Smart Turn time per run (default: measured)")
+    parser.add_argument(
+        "--unfinished-lead-ms",
+        type=int,
+        help="listener part: announce an unfinished pause this long before the bound (default: the listener's)",
+    )
     args = parser.parse_args()
     print(machine(), flush=True)
     started = time.monotonic()
@@ -298,7 +309,9 @@ async def main() -> None:
 
 async def listener_part(clips: list[TurnClip], args: argparse.Namespace) -> None:
     timing = Timing(fixed_stt_ms=args.stt_ms, fixed_smart_turn_ms=args.smart_turn_ms)
-    outcomes = await listener_level(clips, timing)
+    outcomes = await listener_level(clips, timing, args.unfinished_lead_ms)
+    lead = ListenerConfig().unfinished_pending_lead_ms if args.unfinished_lead_ms is None else args.unfinished_lead_ms
+    print(f"\nunfinished pauses announced (TurnPending) {lead} ms before the judged rules' bound")
     counted = ", ".join(
         f"{name} {'as measured' if fixed is None else f'{fixed:.0f} ms'}"
         for name, fixed in (("Whisper", args.stt_ms), ("Smart Turn", args.smart_turn_ms))
