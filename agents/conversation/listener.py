@@ -12,7 +12,8 @@ often finished by then. Both paths transcribe exactly the same audio (the turn u
 after the speech stopped), so early transcription changes when the text is ready, never what it is.
 Once the pause has lasted `pending_ms` (200 ms; the job started at `tail_ms`, 100 ms) the listener
 says `TurnPending` (a likely end of turn, with that job), so a reply can be prepared speculatively;
-`SpeechResumed` kills it, `UtteranceReady` with the same task confirms it.
+`SpeechResumed` kills it, `UtteranceReady` with the same task confirms it. Under a judged rule a
+pause whose words are unfinished is announced only `unfinished_pending_lead_ms` before the bound.
 
 End of turn (`end_of_turn`): `silence` ends a turn at the detector's `SpeechEnded` (its end-of-turn
 silence, 600 ms by default). `words` decides once `smart_turn_silence_ms` of a pause have passed

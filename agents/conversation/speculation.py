@@ -1,7 +1,9 @@
 """Speculative replies: the answer starts while the caller's pause is still only a likely end of turn.
 
-The listener says `TurnPending` the moment it starts transcribing a pause, and most pauses do end
-the turn; so the session starts the reply then, held by a `ReplyGate`: the transcript, the model
+The listener says `TurnPending` once a pause has lasted `pending_ms` (its transcription already
+running), and most pauses do end the turn (a pause after unfinished words, which cannot end it
+before the bound, is announced only near that bound); so the session starts the reply then, held
+by a `ReplyGate`: the transcript, the model
 request and the first TTS piece run, but nothing reaches the line (no audio, no mark, no filler),
 no tool runs and the call is not ended until the `UtteranceReady` carrying the same transcript
 confirms the turn. If the caller goes on instead, the reply is cancelled (its model request closed,
