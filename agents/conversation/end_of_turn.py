@@ -119,6 +119,9 @@ SHORT_ANSWERS = frozenset(
 )
 """A turn of one to three words that ends on one of these is a complete answer."""
 MAX_SHORT_ANSWER_WORDS = 3
+AFFIRMING_HUMS = frozenset({"mhm", "mmhmm", "mm hmm", "mm hm", "m hmm", "uh huh", "uh hum"})
+"""A whole turn of one of these ("Mm-hmm.", "Uh-huh.") is a yes, not a caller still thinking (as a
+lone "hmm" or "um" is): it ends as a short answer does."""
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -228,6 +231,8 @@ def transcript_hint(text: str, lengths: Mapping[str, int] = COMPLETE_DIGITS) -> 
     words = words_of(stripped)
     if not words:
         return Hint.NEUTRAL  # noise, or nothing Whisper could read: leave it to the model
+    if " ".join(words) in AFFIRMING_HUMS and not stripped.endswith((",", "-", "...", "\u2026")):
+        return Hint.COMPLETE  # "Mm-hmm." answers; "Mm-hmm," may lead into more
     if stripped.endswith((",", "-", "...", "\u2026", ";", ":")):
         return Hint.INCOMPLETE  # Whisper heard the sentence go on
     if words[-1] in JOINING_WORDS or dictating_number(words, lengths) or " ".join(words).endswith(THINKING):

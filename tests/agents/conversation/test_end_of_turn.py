@@ -63,6 +63,11 @@ def test_unfinished_words_say_wait(text: str) -> None:
         ("I forgot my password and can't log in.", Hint.STATEMENT),  # "in" finishes "log in"
         ("My zip code is 941-07.", Hint.STATEMENT),  # a zip code of five digits is finished
         ("The card ends in 6188.", Hint.STATEMENT),
+        ("Mm-hmm.", Hint.COMPLETE),  # a yes, though "hmm" alone is a caller thinking
+        ("Uh-huh", Hint.COMPLETE),
+        ("Mhm.", Hint.COMPLETE),
+        ("Mm-hmm,", Hint.INCOMPLETE),
+        ("Hmm.", Hint.INCOMPLETE),
     ],
 )
 def test_finished_words(text: str, hint: Hint) -> None:
