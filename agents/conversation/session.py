@@ -22,6 +22,7 @@ from agents.conversation.end_of_turn import ends_in_number, known_lengths
 from agents.conversation.held_reply import HeldReply
 from agents.conversation.history import AssistantReply, ConversationHistory
 from agents.conversation.listener import TurnListener, TurnPending, UtteranceReady
+from agents.conversation.number_cues import lengths_from_tools
 from agents.conversation.record import CallObserver, CallRecord, TurnMetrics
 from agents.conversation.reply import CallEnded, ReplyPipeline, observe, to_ms
 from agents.conversation.speaker import Speaker
@@ -83,8 +84,10 @@ class CallSession(BargeIns):
         self.port = port
         self.config = config
         self.listener = listener
-        self.number_lengths = known_lengths(config.number_lengths)
-        """Numbers' known lengths by cue: a number of its length is finished (no digits' grace)."""
+        from_tools = lengths_from_tools(tools.schemas()) if tools is not None else {}
+        self.number_lengths = known_lengths({**from_tools, **config.number_lengths})
+        """Numbers' known lengths by cue (the built-ins, the tools' digit arguments, then the
+        agent's own): a number of its length is finished (no digits' grace)."""
         listener.expect_numbers(self.number_lengths)
         self.speaker = speaker
         self.echo_guard = echo_guard

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from pydantic import StringConstraints
 
 from agents.config import AgentConfig
 from agents.conversation import session as session_module
@@ -330,14 +331,28 @@ async def test_a_number_read_out_to_its_end_is_answered_once_the_turn_is_confirm
     assert (call.record.speculation_used, call.record.speculation_wasted) == (1, 0)
 
 
+class OrderNumber(ToolArguments):
+    order_number: Annotated[str, StringConstraints(pattern=r"^\d{8}$")]
+
+
+async def _no_lookup(args: OrderNumber, context: ToolContext) -> dict[str, str]:
+    raise AssertionError("no tool is called in this call")
+
+
+@pytest.mark.parametrize("known_from", ["config", "tool"])
 async def test_a_number_of_the_agents_known_length_needs_no_digits_grace(
-    start_call: StartCall, monkeypatch: pytest.MonkeyPatch
+    start_call: StartCall, monkeypatch: pytest.MonkeyPatch, known_from: str
 ) -> None:
-    """`number_lengths`: an order number read out to its length is finished, so the confirmed turn is
-    answered at once instead of after `digits_grace_ms` more of the caller's silence (which never
-    comes here: without the known length the wait would outlast the test)."""
+    """`number_lengths`, or a tool argument `order_number` that takes exactly 8 digits: an order
+    number read out to its length is finished, so the confirmed turn is answered at once instead of
+    after `digits_grace_ms` more of the caller's silence (which never comes here: without the known
+    length the wait would outlast the test)."""
     monkeypatch.setattr(session_module, "STALLED_AUDIO_S", 600.0)
-    call = await start_call(number_lengths={"order number": 8})
+    if known_from == "config":
+        call = await start_call(number_lengths={"order number": 8})
+    else:
+        tool = Tool("get_order_status", "Look up an order.", OrderNumber, _no_lookup)
+        call = await start_call(tools=ToolExecutor([tool]))
     fakes = call.fakes
     fakes.chat.push(Reply(text=REPLY))
 
