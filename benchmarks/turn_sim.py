@@ -137,7 +137,8 @@ class ClipOutcome:
     """The first turn end at or after the last word, minus the last word's end (None: never ended)."""
     reply_start_ms: int | None
     """When the reply's work (model request, first TTS piece) could start, from the last word: the
-    confirmed turn's `TurnPending` (speculation) or else its end. Nothing plays before the end."""
+    confirmed turn's `TurnPending` (speculation; or its early transcript, if that came later: the
+    request waits for it) or else its end. Nothing plays before the end."""
     speculations: int
     wasted: int
     """Likely ends (`TurnPending`) the caller went on after."""
@@ -163,6 +164,8 @@ async def run_clip(
     audio = clip.pcm16k + loop_noise * (EXTRA_SILENCE_MS // NOISE_LOOP_MS)
     ends: list[tuple[int, UtteranceReady]] = []
     pending_at: dict[asyncio.Task[Transcript], int] = {}
+    transcribed_at: dict[asyncio.Task[Transcript], int] = {}
+    """When each likely end's early transcript was ready: the reply's request waits for it."""
     live: asyncio.Task[Transcript] | None = None
     speculations = wasted = 0
     try:
@@ -174,6 +177,7 @@ async def run_clip(
                 if isinstance(event, TurnPending):
                     speculations += 1
                     pending_at[event.transcript] = clock.now_ms
+                    event.transcript.add_done_callback(lambda task: transcribed_at.setdefault(task, clock.now_ms))
                     live = event.transcript
                 elif isinstance(event, SpeechResumed) and live is not None:
                     wasted += 1
@@ -192,5 +196,5 @@ async def run_clip(
     if final is None:
         return ClipOutcome(clip, premature, None, None, speculations, wasted)
     at, ready = final
-    start = pending_at.get(ready.transcript, at)
+    start = max(pending_at.get(ready.transcript, at), transcribed_at.get(ready.transcript, 0))
     return ClipOutcome(clip, premature, at - clip.speech_end_ms, start - clip.speech_end_ms, speculations, wasted)
